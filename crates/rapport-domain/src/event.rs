@@ -1,0 +1,272 @@
+//! The facts of a relationship: one [`Event`] per thing that happened, with who recorded it,
+//! when it happened and where it came from.
+
+use std::fmt;
+
+use crate::{
+    AccountId, ContactId, ContactRole, EventId, Intimacy, Label, MeetingKind, Money, Note, OutcomeKind,
+    SatisfactionScore, SourceSystem, StaffId, Support, TeamRole, Tier, Timestamp,
+};
+
+/// One fact about a customer relationship, as the client states it. Immutable once recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The client-chosen idempotency key.
+    pub id: EventId,
+    /// When it happened in the business world.
+    pub occurred_at: Timestamp,
+    /// Our staff member who did or recorded it.
+    pub actor: StaffId,
+    /// The system it came from.
+    pub source: SourceSystem,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum EventBody {
+    AccountOpened(AccountOpened),
+    TierAssigned(TierAssigned),
+    ContactAdded(ContactAdded),
+    ContactUpdated(ContactUpdated),
+    ContactLeft(ContactLeft),
+    MeetingHeld(MeetingHeld),
+    GiftGiven(GiftGiven),
+    SupportSignal(SupportSignal),
+    OwnerChanged(OwnerChanged),
+    TeamMemberJoined(TeamMemberJoined),
+    TeamMemberLeft(TeamMemberLeft),
+    FeedbackReceived(FeedbackReceived),
+    OutcomeRecorded(OutcomeRecorded),
+    EventRetracted(EventRetracted),
+}
+
+impl EventBody {
+    /// The kind of event this body makes.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventBody::AccountOpened(_) => EventKind::AccountOpened,
+            EventBody::TierAssigned(_) => EventKind::TierAssigned,
+            EventBody::ContactAdded(_) => EventKind::ContactAdded,
+            EventBody::ContactUpdated(_) => EventKind::ContactUpdated,
+            EventBody::ContactLeft(_) => EventKind::ContactLeft,
+            EventBody::MeetingHeld(_) => EventKind::MeetingHeld,
+            EventBody::GiftGiven(_) => EventKind::GiftGiven,
+            EventBody::SupportSignal(_) => EventKind::SupportSignal,
+            EventBody::OwnerChanged(_) => EventKind::OwnerChanged,
+            EventBody::TeamMemberJoined(_) => EventKind::TeamMemberJoined,
+            EventBody::TeamMemberLeft(_) => EventKind::TeamMemberLeft,
+            EventBody::FeedbackReceived(_) => EventKind::FeedbackReceived,
+            EventBody::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
+            EventBody::EventRetracted(_) => EventKind::EventRetracted,
+        }
+    }
+}
+
+/// The kinds of event, named as in the contract's `body` oneof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[allow(missing_docs)]
+pub enum EventKind {
+    AccountOpened,
+    TierAssigned,
+    ContactAdded,
+    ContactUpdated,
+    ContactLeft,
+    MeetingHeld,
+    GiftGiven,
+    SupportSignal,
+    OwnerChanged,
+    TeamMemberJoined,
+    TeamMemberLeft,
+    FeedbackReceived,
+    OutcomeRecorded,
+    EventRetracted,
+}
+
+impl EventKind {
+    /// The contract's name of the kind, e.g. `meeting_held`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::AccountOpened => "account_opened",
+            EventKind::TierAssigned => "tier_assigned",
+            EventKind::ContactAdded => "contact_added",
+            EventKind::ContactUpdated => "contact_updated",
+            EventKind::ContactLeft => "contact_left",
+            EventKind::MeetingHeld => "meeting_held",
+            EventKind::GiftGiven => "gift_given",
+            EventKind::SupportSignal => "support_signal",
+            EventKind::OwnerChanged => "owner_changed",
+            EventKind::TeamMemberJoined => "team_member_joined",
+            EventKind::TeamMemberLeft => "team_member_left",
+            EventKind::FeedbackReceived => "feedback_received",
+            EventKind::OutcomeRecorded => "outcome_recorded",
+            EventKind::EventRetracted => "event_retracted",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The first event of every account stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct AccountOpened {
+    pub name: Label,
+    pub industry: Label,
+    pub owner: StaffId,
+}
+
+/// The customer's strategic tier changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct TierAssigned {
+    pub tier: Tier,
+    pub reason: Label,
+}
+
+/// A person at the customer becomes known, or comes back after leaving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ContactAdded {
+    pub contact_id: ContactId,
+    pub name: Label,
+    pub title: Label,
+    pub department: Label,
+    pub role: ContactRole,
+    /// A key contact: one whose stance we manage.
+    pub key: bool,
+}
+
+/// A change to a known contact; `None` leaves a field as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ContactUpdated {
+    pub contact_id: ContactId,
+    pub name: Option<Label>,
+    pub title: Option<Label>,
+    pub department: Option<Label>,
+    pub role: Option<ContactRole>,
+    pub key: Option<bool>,
+}
+
+impl ContactUpdated {
+    /// True when the update changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.title.is_none()
+            && self.department.is_none()
+            && self.role.is_none()
+            && self.key.is_none()
+    }
+}
+
+/// A contact left the customer organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ContactLeft {
+    pub contact_id: ContactId,
+    pub reason: Label,
+}
+
+/// A meeting between our people and the customer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct MeetingHeld {
+    /// Our people present; the first is the lead.
+    pub staff: Vec<StaffId>,
+    pub contact_ids: Vec<ContactId>,
+    pub kind: MeetingKind,
+    pub topic: Label,
+    pub notes: Note,
+}
+
+/// A gift or hospitality given to a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct GiftGiven {
+    pub giver: StaffId,
+    pub recipient: ContactId,
+    pub description: Label,
+    pub value: Money,
+    /// `None` when the gift was given without approval.
+    pub approval_ref: Option<Label>,
+}
+
+/// An observed stance and closeness of a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct SupportSignal {
+    pub contact_id: ContactId,
+    pub support: Support,
+    pub intimacy: Intimacy,
+    pub evidence: Note,
+}
+
+/// The relationship passes from one of our people to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct OwnerChanged {
+    pub from_owner: StaffId,
+    pub to_owner: StaffId,
+    pub reason: Label,
+    pub handover_note: Note,
+}
+
+/// One of our people joins the account team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct TeamMemberJoined {
+    pub member: StaffId,
+    pub role: TeamRole,
+}
+
+/// One of our people leaves the account team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct TeamMemberLeft {
+    pub member: StaffId,
+    pub reason: Label,
+}
+
+/// Customer satisfaction, from one contact or from the organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct FeedbackReceived {
+    /// `None` when the feedback speaks for the organisation.
+    pub contact_id: Option<ContactId>,
+    pub score: SatisfactionScore,
+    pub text: Note,
+}
+
+/// A result of the relationship.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct OutcomeRecorded {
+    pub kind: OutcomeKind,
+    pub title: Label,
+    pub value: Option<Money>,
+    pub reference: Label,
+}
+
+/// A correction: an earlier event of the same account no longer counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct EventRetracted {
+    pub target: EventId,
+    pub reason: Label,
+}
+
+/// Where a recorded event lives: used to judge a retraction without reading history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFacts {
+    /// The account whose stream holds the event.
+    pub account_id: AccountId,
+    /// The event's kind.
+    pub kind: EventKind,
+}

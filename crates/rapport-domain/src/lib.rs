@@ -1,0 +1,33 @@
+//! Rapport's domain: the facts of a customer relationship and what they add up to.
+//!
+//! This crate is pure. It does no I/O, reads no clock and knows nothing of protobuf, gRPC,
+//! storage or async runtimes: time, identifiers and limits are inputs. The server parses wire
+//! messages into these types (whose constructors enforce their invariants), asks [`decide`]
+//! whether a batch may be appended to an account, and folds recorded events into an
+//! [`Account`] with [`Account::apply`] or [`Account::replay`].
+
+mod account;
+mod decide;
+mod error;
+mod event;
+mod ids;
+mod limits;
+mod text;
+mod time;
+mod values;
+
+pub use account::{Account, Contact, ContactAssessment, TeamMember, Tenure, TierState, Touch, TouchKind};
+pub use decide::{AppendContext, decide};
+pub use error::{InvalidValue, Violation};
+pub use event::{
+    AccountOpened, ContactAdded, ContactLeft, ContactUpdated, Event, EventBody, EventKind, EventRetracted,
+    FeedbackReceived, GiftGiven, MeetingHeld, OutcomeRecorded, OwnerChanged, RecordedFacts, SupportSignal,
+    TeamMemberJoined, TeamMemberLeft, TierAssigned,
+};
+pub use ids::{AccountId, ContactId, EventId, SourceSystem, StaffId};
+pub use limits::Limits;
+pub use text::{Label, Note};
+pub use time::{Timestamp, check_occurred_at};
+pub use values::{
+    ContactRole, Currency, Intimacy, MeetingKind, Money, OutcomeKind, SatisfactionScore, Support, TeamRole, Tier,
+};

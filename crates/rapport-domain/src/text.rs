@@ -1,0 +1,112 @@
+//! Free text written by people: short single-line labels and longer notes.
+
+use std::fmt;
+
+use crate::{InvalidValue, Limits};
+
+/// Single-line text: a name, a title, a department, a topic, a reason. No control characters,
+/// at most `Limits::max_label_chars` characters. May be empty where the field is optional.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Label(String);
+
+impl Label {
+    /// Parses an optional label (empty is allowed).
+    pub fn parse(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
+        let chars = value.chars().count();
+        if chars > limits.max_label_chars {
+            return Err(InvalidValue::new(format!(
+                "is {chars} characters long; at most {} are allowed",
+                limits.max_label_chars
+            )));
+        }
+        if let Some(bad) = value.chars().find(|c| c.is_control()) {
+            return Err(InvalidValue::new(format!(
+                "contains the control character {bad:?}; use a single line of text"
+            )));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// Parses a label that must hold something other than whitespace.
+    pub fn parse_required(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
+        if value.trim().is_empty() {
+            return Err(InvalidValue::new("is required"));
+        }
+        Self::parse(value, limits)
+    }
+
+    /// A label the domain itself writes, known to satisfy the rules.
+    pub(crate) fn trusted(value: &str) -> Self {
+        debug_assert!(Self::parse(value, &Limits::default()).is_ok(), "{value:?} breaks the label rules");
+        Self(value.to_owned())
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Multi-line free text: meeting notes, evidence, feedback. Line breaks and tabs are allowed,
+/// other control characters are not; at most `Limits::max_note_bytes` bytes. May be empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Note(String);
+
+impl Note {
+    /// Parses a note.
+    pub fn parse(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
+        if value.len() > limits.max_note_bytes {
+            return Err(InvalidValue::new(format!(
+                "is {} bytes long; at most {} are allowed",
+                value.len(),
+                limits.max_note_bytes
+            )));
+        }
+        if let Some(bad) = value.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(InvalidValue::new(format!("contains the control character {bad:?}")));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        let limits = Limits::default();
+        assert!(Label::parse("", &limits).is_ok());
+        assert!(Label::parse_required("", &limits).is_err());
+        assert!(Label::parse_required("  ", &limits).is_err());
+        assert!(Label::parse_required("Müller & Söhne GmbH", &limits).is_ok());
+        assert!(Label::parse("two\nlines", &limits).is_err());
+        assert!(Label::parse(&"é".repeat(limits.max_label_chars), &limits).is_ok());
+        assert!(Label::parse(&"é".repeat(limits.max_label_chars + 1), &limits).is_err());
+    }
+
+    #[test]
+    fn notes() {
+        let limits = Limits::default();
+        assert!(Note::parse("line one\nline two\ttabbed\r\n", &limits).is_ok());
+        assert!(Note::parse("bell\u{7}", &limits).is_err());
+        assert!(Note::parse(&"x".repeat(limits.max_note_bytes), &limits).is_ok());
+        assert!(Note::parse(&"x".repeat(limits.max_note_bytes + 1), &limits).is_err());
+    }
+}

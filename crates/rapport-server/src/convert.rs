@@ -1,0 +1,582 @@
+//! The one place where wire types (`rapport.v1`) and domain types meet.
+//!
+//! Parsing a wire event checks every value against its domain type and reports violations
+//! with the field's path in the request (`events[2].support_signal.support`). Rendering goes
+//! the other way, for the stored form of an event and for the views clients read.
+
+use bytes::Bytes;
+use prost::Message;
+use rapport_domain as domain;
+use rapport_domain::{
+    Account, AccountId, ContactId, ContactRole, Currency, EventBody, EventId, InvalidValue, Label, Limits,
+    MeetingKind, Money, Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
+};
+use rapport_proto::{v1 as pb, wkt};
+use rapport_store::StoredEvent;
+
+use crate::error::{Expected, ReadError};
+
+/// Parses the expected-version clause of an append; unset means `any`.
+pub(crate) fn expected_from_wire(expected: Option<&pb::ExpectedVersion>) -> Expected {
+    use pb::expected_version::Kind;
+    match expected.and_then(|e| e.kind.as_ref()) {
+        None | Some(Kind::Any(_)) => Expected::Any,
+        Some(Kind::NoStream(_)) | Some(Kind::Exact(0)) => Expected::NoStream,
+        Some(Kind::StreamExists(_)) => Expected::StreamExists,
+        Some(Kind::Exact(version)) => Expected::Exact(*version),
+    }
+}
+
+/// Parses an account id from a request field.
+pub(crate) fn account_id_from_wire(value: &str, field: &str, limits: &Limits) -> Result<AccountId, Violation> {
+    AccountId::parse(value, limits).map_err(|e| e.at(field))
+}
+
+/// Parses one wire event of an append request; `prefix` is its path (`events[3]`).
+pub(crate) fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) -> Result<domain::Event, Violation> {
+    let at = |field: &str| format!("{prefix}.{field}");
+    let id = EventId::parse(&event.event_id).map_err(|e| e.at(at("event_id")))?;
+    let occurred_at = timestamp_from_wire(event.occurred_at.as_ref(), &at("occurred_at"))?;
+    let actor = StaffId::parse(&event.actor, limits).map_err(|e| e.at(at("actor")))?;
+    let source = SourceSystem::parse(&event.source, limits).map_err(|e| e.at(at("source")))?;
+    let body = match &event.body {
+        None => {
+            return Err(Violation::new(
+                at("body"),
+                "is required; set exactly one of account_opened, tier_assigned, contact_added, ... (see events.proto)",
+            ));
+        }
+        Some(body) => body_from_wire(body, prefix, limits)?,
+    };
+    Ok(domain::Event { id, occurred_at, actor, source, body })
+}
+
+fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: &str) -> Result<Timestamp, Violation> {
+    let ts = ts.ok_or_else(|| Violation::new(field, "is required; give the time the event happened"))?;
+    Timestamp::from_parts(ts.seconds, ts.nanos).map_err(|e| e.at(field))
+}
+
+/// Parses a wire enum value: 0 (unspecified) is missing, unknown numbers are named as such.
+fn enum_from_wire<W, D>(
+    value: i32,
+    field: &str,
+    names: &str,
+    map: impl FnOnce(W) -> Option<D>,
+) -> Result<D, Violation>
+where
+    W: TryFrom<i32>,
+{
+    let unknown = || Violation::new(field, format!("{value} is not a known value; use one of {names}"));
+    match W::try_from(value) {
+        Ok(wire) => match map(wire) {
+            Some(domain) => Ok(domain),
+            None if value == 0 => Err(Violation::new(field, format!("is required; use one of {names}"))),
+            None => Err(unknown()),
+        },
+        Err(_) => Err(unknown()),
+    }
+}
+
+fn tier_from_wire(value: i32, field: &str) -> Result<Tier, Violation> {
+    enum_from_wire(value, field, "TIER_S, TIER_A, TIER_B, TIER_C", |t: pb::Tier| match t {
+        pb::Tier::Unspecified => None,
+        pb::Tier::S => Some(Tier::S),
+        pb::Tier::A => Some(Tier::A),
+        pb::Tier::B => Some(Tier::B),
+        pb::Tier::C => Some(Tier::C),
+    })
+}
+
+fn role_from_wire(value: i32, field: &str) -> Result<ContactRole, Violation> {
+    enum_from_wire(
+        value,
+        field,
+        "CONTACT_ROLE_DECISION_MAKER, _APPROVER, _INFLUENCER, _USER, _GATEKEEPER, _TECHNICAL_EVALUATOR",
+        |r: pb::ContactRole| match r {
+            pb::ContactRole::Unspecified => None,
+            pb::ContactRole::DecisionMaker => Some(ContactRole::DecisionMaker),
+            pb::ContactRole::Approver => Some(ContactRole::Approver),
+            pb::ContactRole::Influencer => Some(ContactRole::Influencer),
+            pb::ContactRole::User => Some(ContactRole::User),
+            pb::ContactRole::Gatekeeper => Some(ContactRole::Gatekeeper),
+            pb::ContactRole::TechnicalEvaluator => Some(ContactRole::TechnicalEvaluator),
+        },
+    )
+}
+
+fn meeting_kind_from_wire(value: i32, field: &str) -> Result<MeetingKind, Violation> {
+    enum_from_wire(
+        value,
+        field,
+        "MEETING_KIND_VISIT, _EXECUTIVE_VISIT, _DINNER, _TECHNICAL_EXCHANGE, _CALL, _EVENT, _WORKSHOP",
+        |k: pb::MeetingKind| match k {
+            pb::MeetingKind::Unspecified => None,
+            pb::MeetingKind::Visit => Some(MeetingKind::Visit),
+            pb::MeetingKind::ExecutiveVisit => Some(MeetingKind::ExecutiveVisit),
+            pb::MeetingKind::Dinner => Some(MeetingKind::Dinner),
+            pb::MeetingKind::TechnicalExchange => Some(MeetingKind::TechnicalExchange),
+            pb::MeetingKind::Call => Some(MeetingKind::Call),
+            pb::MeetingKind::Event => Some(MeetingKind::Event),
+            pb::MeetingKind::Workshop => Some(MeetingKind::Workshop),
+        },
+    )
+}
+
+fn team_role_from_wire(value: i32, field: &str) -> Result<TeamRole, Violation> {
+    enum_from_wire(
+        value,
+        field,
+        "TEAM_ROLE_SALES, _SOLUTION, _DELIVERY, _SERVICE, _EXECUTIVE_SPONSOR",
+        |r: pb::TeamRole| match r {
+            pb::TeamRole::Unspecified => None,
+            pb::TeamRole::Sales => Some(TeamRole::Sales),
+            pb::TeamRole::Solution => Some(TeamRole::Solution),
+            pb::TeamRole::Delivery => Some(TeamRole::Delivery),
+            pb::TeamRole::Service => Some(TeamRole::Service),
+            pb::TeamRole::ExecutiveSponsor => Some(TeamRole::ExecutiveSponsor),
+        },
+    )
+}
+
+fn outcome_kind_from_wire(value: i32, field: &str) -> Result<OutcomeKind, Violation> {
+    enum_from_wire(
+        value,
+        field,
+        "OUTCOME_KIND_DEAL_WON, _DEAL_LOST, _STRATEGIC_AGREEMENT, _RENEWAL, _JOINT_INITIATIVE",
+        |k: pb::OutcomeKind| match k {
+            pb::OutcomeKind::Unspecified => None,
+            pb::OutcomeKind::DealWon => Some(OutcomeKind::DealWon),
+            pb::OutcomeKind::DealLost => Some(OutcomeKind::DealLost),
+            pb::OutcomeKind::StrategicAgreement => Some(OutcomeKind::StrategicAgreement),
+            pb::OutcomeKind::Renewal => Some(OutcomeKind::Renewal),
+            pb::OutcomeKind::JointInitiative => Some(OutcomeKind::JointInitiative),
+        },
+    )
+}
+
+/// Field parsers for one body, sharing its path prefix (`events[3].gift_given`).
+struct Fields<'a> {
+    prefix: String,
+    limits: &'a Limits,
+}
+
+impl Fields<'_> {
+    fn path(&self, field: &str) -> String {
+        format!("{}.{field}", self.prefix)
+    }
+    fn at(&self, field: &str) -> impl FnOnce(InvalidValue) -> Violation + '_ {
+        let path = self.path(field);
+        move |e| e.at(path)
+    }
+    fn staff(&self, field: &str, value: &str) -> Result<StaffId, Violation> {
+        StaffId::parse(value, self.limits).map_err(self.at(field))
+    }
+    fn contact(&self, field: &str, value: &str) -> Result<ContactId, Violation> {
+        ContactId::parse(value, self.limits).map_err(self.at(field))
+    }
+    fn label(&self, field: &str, value: &str) -> Result<Label, Violation> {
+        Label::parse(value, self.limits).map_err(self.at(field))
+    }
+    fn required_label(&self, field: &str, value: &str) -> Result<Label, Violation> {
+        Label::parse_required(value, self.limits).map_err(self.at(field))
+    }
+    fn note(&self, field: &str, value: &str) -> Result<Note, Violation> {
+        Note::parse(value, self.limits).map_err(self.at(field))
+    }
+    fn money(&self, value_field: &str, value: i64, currency_field: &str, currency: &str) -> Result<Money, Violation> {
+        let currency = Currency::parse(currency).map_err(self.at(currency_field))?;
+        Money::new(value, currency).map_err(self.at(value_field))
+    }
+    fn list<T>(
+        &self,
+        field: &str,
+        values: &[String],
+        parse: impl Fn(&str, &str) -> Result<T, Violation>,
+    ) -> Result<Vec<T>, Violation> {
+        values.iter().enumerate().map(|(i, v)| parse(&format!("{field}[{i}]"), v)).collect()
+    }
+}
+
+fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Result<EventBody, Violation> {
+    use pb::event::Body as B;
+    let f = |name: &str| Fields { prefix: format!("{prefix}.{name}"), limits };
+    Ok(match body {
+        B::AccountOpened(b) => {
+            let f = f("account_opened");
+            EventBody::AccountOpened(domain::AccountOpened {
+                name: f.required_label("name", &b.name)?,
+                industry: f.label("industry", &b.industry)?,
+                owner: f.staff("owner", &b.owner)?,
+            })
+        }
+        B::TierAssigned(b) => {
+            let f = f("tier_assigned");
+            EventBody::TierAssigned(domain::TierAssigned {
+                tier: tier_from_wire(b.tier, &f.path("tier"))?,
+                reason: f.label("reason", &b.reason)?,
+            })
+        }
+        B::ContactAdded(b) => {
+            let f = f("contact_added");
+            EventBody::ContactAdded(domain::ContactAdded {
+                contact_id: f.contact("contact_id", &b.contact_id)?,
+                name: f.required_label("name", &b.name)?,
+                title: f.label("title", &b.title)?,
+                department: f.label("department", &b.department)?,
+                role: role_from_wire(b.role, &f.path("role"))?,
+                key: b.key,
+            })
+        }
+        B::ContactUpdated(b) => {
+            let f = f("contact_updated");
+            EventBody::ContactUpdated(domain::ContactUpdated {
+                contact_id: f.contact("contact_id", &b.contact_id)?,
+                name: b.name.as_deref().map(|v| f.required_label("name", v)).transpose()?,
+                title: b.title.as_deref().map(|v| f.label("title", v)).transpose()?,
+                department: b.department.as_deref().map(|v| f.label("department", v)).transpose()?,
+                role: b.role.map(|v| role_from_wire(v, &f.path("role"))).transpose()?,
+                key: b.key,
+            })
+        }
+        B::ContactLeft(b) => {
+            let f = f("contact_left");
+            EventBody::ContactLeft(domain::ContactLeft {
+                contact_id: f.contact("contact_id", &b.contact_id)?,
+                reason: f.label("reason", &b.reason)?,
+            })
+        }
+        B::MeetingHeld(b) => {
+            let f = f("meeting_held");
+            EventBody::MeetingHeld(domain::MeetingHeld {
+                staff: f.list("staff", &b.staff, |p, v| f.staff(p, v))?,
+                contact_ids: f.list("contact_ids", &b.contact_ids, |p, v| f.contact(p, v))?,
+                kind: meeting_kind_from_wire(b.kind, &f.path("kind"))?,
+                topic: f.required_label("topic", &b.topic)?,
+                notes: f.note("notes", &b.notes)?,
+            })
+        }
+        B::GiftGiven(b) => {
+            let f = f("gift_given");
+            EventBody::GiftGiven(domain::GiftGiven {
+                giver: f.staff("giver", &b.giver)?,
+                recipient: f.contact("recipient_contact_id", &b.recipient_contact_id)?,
+                description: f.required_label("description", &b.description)?,
+                value: f.money("value_minor", b.value_minor, "currency", &b.currency)?,
+                approval_ref: Some(f.label("approval_ref", &b.approval_ref)?).filter(|r| !r.is_empty()),
+            })
+        }
+        B::SupportSignal(b) => {
+            let f = f("support_signal");
+            EventBody::SupportSignal(domain::SupportSignal {
+                contact_id: f.contact("contact_id", &b.contact_id)?,
+                support: domain::Support::new(b.support).map_err(f.at("support"))?,
+                intimacy: domain::Intimacy::new(b.intimacy).map_err(f.at("intimacy"))?,
+                evidence: f.note("evidence", &b.evidence)?,
+            })
+        }
+        B::OwnerChanged(b) => {
+            let f = f("owner_changed");
+            EventBody::OwnerChanged(domain::OwnerChanged {
+                from_owner: f.staff("from_owner", &b.from_owner)?,
+                to_owner: f.staff("to_owner", &b.to_owner)?,
+                reason: f.required_label("reason", &b.reason)?,
+                handover_note: f.note("handover_note", &b.handover_note)?,
+            })
+        }
+        B::TeamMemberJoined(b) => {
+            let f = f("team_member_joined");
+            EventBody::TeamMemberJoined(domain::TeamMemberJoined {
+                member: f.staff("member", &b.member)?,
+                role: team_role_from_wire(b.role, &f.path("role"))?,
+            })
+        }
+        B::TeamMemberLeft(b) => {
+            let f = f("team_member_left");
+            EventBody::TeamMemberLeft(domain::TeamMemberLeft {
+                member: f.staff("member", &b.member)?,
+                reason: f.label("reason", &b.reason)?,
+            })
+        }
+        B::FeedbackReceived(b) => {
+            let f = f("feedback_received");
+            EventBody::FeedbackReceived(domain::FeedbackReceived {
+                contact_id: (!b.contact_id.is_empty()).then(|| f.contact("contact_id", &b.contact_id)).transpose()?,
+                score: domain::SatisfactionScore::new(b.score).map_err(f.at("score"))?,
+                text: f.note("text", &b.text)?,
+            })
+        }
+        B::OutcomeRecorded(b) => {
+            let f = f("outcome_recorded");
+            let value = match (b.value_minor, b.currency.as_str()) {
+                (0, "") => None,
+                (_, "") => {
+                    return Err(Violation::new(
+                        f.path("currency"),
+                        "is required when value_minor is set; give an ISO 4217 code such as EUR",
+                    ));
+                }
+                (value, currency) => Some(f.money("value_minor", value, "currency", currency)?),
+            };
+            EventBody::OutcomeRecorded(domain::OutcomeRecorded {
+                kind: outcome_kind_from_wire(b.kind, &f.path("kind"))?,
+                title: f.required_label("title", &b.title)?,
+                value,
+                reference: f.label("reference", &b.reference)?,
+            })
+        }
+        B::EventRetracted(b) => {
+            let f = f("event_retracted");
+            EventBody::EventRetracted(domain::EventRetracted {
+                target: EventId::parse(&b.event_id).map_err(f.at("event_id"))?,
+                reason: f.required_label("reason", &b.reason)?,
+            })
+        }
+    })
+}
+
+/// Renders a domain event in its wire form: canonical, so equal events encode to equal bytes.
+pub(crate) fn event_to_wire(event: &domain::Event) -> pb::Event {
+    pb::Event {
+        event_id: event.id.to_string(),
+        occurred_at: Some(timestamp_to_wire(event.occurred_at)),
+        actor: event.actor.to_string(),
+        source: event.source.to_string(),
+        body: Some(body_to_wire(&event.body)),
+    }
+}
+
+fn body_to_wire(body: &EventBody) -> pb::event::Body {
+    use pb::event::Body as B;
+    let s = |v: &dyn std::fmt::Display| v.to_string();
+    match body {
+        EventBody::AccountOpened(b) => {
+            B::AccountOpened(pb::AccountOpened { name: s(&b.name), industry: s(&b.industry), owner: s(&b.owner) })
+        }
+        EventBody::TierAssigned(b) => {
+            B::TierAssigned(pb::TierAssigned { tier: tier_to_wire(b.tier) as i32, reason: s(&b.reason) })
+        }
+        EventBody::ContactAdded(b) => B::ContactAdded(pb::ContactAdded {
+            contact_id: s(&b.contact_id),
+            name: s(&b.name),
+            title: s(&b.title),
+            department: s(&b.department),
+            role: role_to_wire(b.role) as i32,
+            key: b.key,
+        }),
+        EventBody::ContactUpdated(b) => B::ContactUpdated(pb::ContactUpdated {
+            contact_id: s(&b.contact_id),
+            name: b.name.as_ref().map(|v| s(v)),
+            title: b.title.as_ref().map(|v| s(v)),
+            department: b.department.as_ref().map(|v| s(v)),
+            role: b.role.map(|r| role_to_wire(r) as i32),
+            key: b.key,
+        }),
+        EventBody::ContactLeft(b) => {
+            B::ContactLeft(pb::ContactLeft { contact_id: s(&b.contact_id), reason: s(&b.reason) })
+        }
+        EventBody::MeetingHeld(b) => B::MeetingHeld(pb::MeetingHeld {
+            staff: b.staff.iter().map(|v| s(v)).collect(),
+            contact_ids: b.contact_ids.iter().map(|v| s(v)).collect(),
+            kind: meeting_kind_to_wire(b.kind) as i32,
+            topic: s(&b.topic),
+            notes: b.notes.as_str().to_owned(),
+        }),
+        EventBody::GiftGiven(b) => B::GiftGiven(pb::GiftGiven {
+            giver: s(&b.giver),
+            recipient_contact_id: s(&b.recipient),
+            description: s(&b.description),
+            value_minor: b.value.minor(),
+            currency: b.value.currency().code().to_owned(),
+            approval_ref: b.approval_ref.as_ref().map(|v| s(v)).unwrap_or_default(),
+        }),
+        EventBody::SupportSignal(b) => B::SupportSignal(pb::SupportSignal {
+            contact_id: s(&b.contact_id),
+            support: i32::from(b.support.value()),
+            intimacy: u32::from(b.intimacy.value()),
+            evidence: b.evidence.as_str().to_owned(),
+        }),
+        EventBody::OwnerChanged(b) => B::OwnerChanged(pb::OwnerChanged {
+            from_owner: s(&b.from_owner),
+            to_owner: s(&b.to_owner),
+            reason: s(&b.reason),
+            handover_note: b.handover_note.as_str().to_owned(),
+        }),
+        EventBody::TeamMemberJoined(b) => {
+            B::TeamMemberJoined(pb::TeamMemberJoined { member: s(&b.member), role: team_role_to_wire(b.role) as i32 })
+        }
+        EventBody::TeamMemberLeft(b) => {
+            B::TeamMemberLeft(pb::TeamMemberLeft { member: s(&b.member), reason: s(&b.reason) })
+        }
+        EventBody::FeedbackReceived(b) => B::FeedbackReceived(pb::FeedbackReceived {
+            contact_id: b.contact_id.as_ref().map(|v| s(v)).unwrap_or_default(),
+            score: u32::from(b.score.value()),
+            text: b.text.as_str().to_owned(),
+        }),
+        EventBody::OutcomeRecorded(b) => B::OutcomeRecorded(pb::OutcomeRecorded {
+            kind: outcome_kind_to_wire(b.kind) as i32,
+            title: s(&b.title),
+            value_minor: b.value.map_or(0, Money::minor),
+            currency: b.value.map(|m| m.currency().code().to_owned()).unwrap_or_default(),
+            reference: s(&b.reference),
+        }),
+        EventBody::EventRetracted(b) => {
+            B::EventRetracted(pb::EventRetracted { event_id: b.target.to_string(), reason: s(&b.reason) })
+        }
+    }
+}
+
+fn tier_to_wire(tier: Tier) -> pb::Tier {
+    match tier {
+        Tier::S => pb::Tier::S,
+        Tier::A => pb::Tier::A,
+        Tier::B => pb::Tier::B,
+        Tier::C => pb::Tier::C,
+    }
+}
+
+fn role_to_wire(role: ContactRole) -> pb::ContactRole {
+    match role {
+        ContactRole::DecisionMaker => pb::ContactRole::DecisionMaker,
+        ContactRole::Approver => pb::ContactRole::Approver,
+        ContactRole::Influencer => pb::ContactRole::Influencer,
+        ContactRole::User => pb::ContactRole::User,
+        ContactRole::Gatekeeper => pb::ContactRole::Gatekeeper,
+        ContactRole::TechnicalEvaluator => pb::ContactRole::TechnicalEvaluator,
+    }
+}
+
+fn meeting_kind_to_wire(kind: MeetingKind) -> pb::MeetingKind {
+    match kind {
+        MeetingKind::Visit => pb::MeetingKind::Visit,
+        MeetingKind::ExecutiveVisit => pb::MeetingKind::ExecutiveVisit,
+        MeetingKind::Dinner => pb::MeetingKind::Dinner,
+        MeetingKind::TechnicalExchange => pb::MeetingKind::TechnicalExchange,
+        MeetingKind::Call => pb::MeetingKind::Call,
+        MeetingKind::Event => pb::MeetingKind::Event,
+        MeetingKind::Workshop => pb::MeetingKind::Workshop,
+    }
+}
+
+fn team_role_to_wire(role: TeamRole) -> pb::TeamRole {
+    match role {
+        TeamRole::Sales => pb::TeamRole::Sales,
+        TeamRole::Solution => pb::TeamRole::Solution,
+        TeamRole::Delivery => pb::TeamRole::Delivery,
+        TeamRole::Service => pb::TeamRole::Service,
+        TeamRole::ExecutiveSponsor => pb::TeamRole::ExecutiveSponsor,
+    }
+}
+
+fn outcome_kind_to_wire(kind: OutcomeKind) -> pb::OutcomeKind {
+    match kind {
+        OutcomeKind::DealWon => pb::OutcomeKind::DealWon,
+        OutcomeKind::DealLost => pb::OutcomeKind::DealLost,
+        OutcomeKind::StrategicAgreement => pb::OutcomeKind::StrategicAgreement,
+        OutcomeKind::Renewal => pb::OutcomeKind::Renewal,
+        OutcomeKind::JointInitiative => pb::OutcomeKind::JointInitiative,
+    }
+}
+
+/// The wire form of an instant.
+pub(crate) fn timestamp_to_wire(ts: Timestamp) -> wkt::Timestamp {
+    let (seconds, nanos) = ts.parts();
+    wkt::Timestamp { seconds, nanos }
+}
+
+/// The bytes the log stores for an event: its canonical wire encoding.
+pub(crate) fn encode_event(event: &domain::Event) -> Bytes {
+    Bytes::from(event_to_wire(event).encode_to_vec())
+}
+
+/// Decodes a stored payload back into a domain event.
+///
+/// Stored events passed validation when they were appended; they are parsed here without the
+/// request limits (which an operator may have tightened since), so history always folds. A
+/// payload that does not parse means the log is damaged.
+pub(crate) fn decode_event(record: &StoredEvent) -> Result<domain::Event, ReadError> {
+    let wire = pb::Event::decode(record.payload.as_ref()).map_err(|e| corrupt(record, &e.to_string()))?;
+    event_from_wire(&wire, "event", &Limits::for_recorded_events()).map_err(|v| corrupt(record, &v.to_string()))
+}
+
+fn corrupt(record: &StoredEvent, what: &str) -> ReadError {
+    ReadError::Corrupt(format!(
+        "the event at position {} (account \"{}\", version {}) does not decode: {what}",
+        record.position, record.account_id, record.version
+    ))
+}
+
+/// The wire form of a recorded event.
+pub(crate) fn recorded_to_wire(record: &StoredEvent) -> Result<pb::RecordedEvent, ReadError> {
+    let event = pb::Event::decode(record.payload.as_ref()).map_err(|e| corrupt(record, &e.to_string()))?;
+    Ok(pb::RecordedEvent {
+        account_id: record.account_id.to_string(),
+        version: record.version,
+        position: record.position,
+        recorded_at: Some(timestamp_to_wire(record.recorded_at)),
+        event: Some(event),
+        hash: record.hash.to_vec(),
+        prev_hash: record.prev_hash.to_vec(),
+    })
+}
+
+/// The view clients read of an account whose last event is at `position`.
+pub(crate) fn account_to_wire(account: &Account, position: u64) -> pb::AccountView {
+    let contact = |c: &domain::Contact| pb::ContactView {
+        contact_id: c.id.to_string(),
+        name: c.name.to_string(),
+        department: c.department.to_string(),
+        key: c.key,
+        support: c.assessment.map_or(0, |a| i32::from(a.support.value())),
+        intimacy: c.assessment.map_or(0, |a| u32::from(a.intimacy.value())),
+        last_touched_at: c.last_touch.as_ref().map(|t| timestamp_to_wire(t.at)),
+        last_touched_by: c.last_touch.as_ref().map(|t| t.by.to_string()).unwrap_or_default(),
+        title: c.title.to_string(),
+        role: role_to_wire(c.role) as i32,
+        assessed_at: c.assessment.map(|a| timestamp_to_wire(a.at)),
+        last_touch_kind: c
+            .last_touch
+            .as_ref()
+            .map(|t| match t.kind {
+                domain::TouchKind::Meeting => "meeting_held",
+                domain::TouchKind::Gift => "gift_given",
+            })
+            .unwrap_or_default()
+            .to_owned(),
+        left_at: c.left_at.map(timestamp_to_wire),
+    };
+    pb::AccountView {
+        account_id: account.id.to_string(),
+        name: account.name.to_string(),
+        tier: account.tier.as_ref().map(|t| t.tier.name().to_owned()).unwrap_or_default(),
+        owner: account.owner.to_string(),
+        version: account.version,
+        owner_history: account
+            .owner_history
+            .iter()
+            .map(|t| pb::OwnerTenure {
+                owner: t.owner.to_string(),
+                from: Some(timestamp_to_wire(t.from)),
+                to: t.to.map(timestamp_to_wire),
+                reason: t.reason.to_string(),
+            })
+            .collect(),
+        contacts: account.contacts.values().filter(|c| c.is_current()).map(contact).collect(),
+        team: account.team.keys().map(|m| m.to_string()).collect(),
+        industry: account.industry.to_string(),
+        opened_at: Some(timestamp_to_wire(account.opened_at)),
+        last_activity_at: Some(timestamp_to_wire(account.last_activity_at)),
+        team_members: account
+            .team
+            .iter()
+            .map(|(member, m)| pb::TeamMemberView {
+                member: member.to_string(),
+                role: team_role_to_wire(m.role) as i32,
+                since: Some(timestamp_to_wire(m.since)),
+            })
+            .collect(),
+        former_contacts: account.contacts.values().filter(|c| !c.is_current()).map(contact).collect(),
+        position,
+        tier_reason: account.tier.as_ref().map(|t| t.reason.to_string()).unwrap_or_default(),
+        retracted_events: account.retracted.len() as u64,
+    }
+}

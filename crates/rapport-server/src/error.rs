@@ -1,0 +1,114 @@
+//! What can go wrong serving a request, in domain terms. `status.rs` turns these into gRPC
+//! statuses; nothing else does.
+
+use std::fmt;
+
+use rapport_domain::{AccountId, EventId, Violation};
+use rapport_store::StoreError;
+
+/// The client's belief about the stream it appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// No check.
+    Any,
+    /// The stream must be empty.
+    NoStream,
+    /// The stream must hold at least one event.
+    StreamExists,
+    /// The stream's last version must be exactly this (never 0: that is `NoStream`).
+    Exact(u64),
+}
+
+impl Expected {
+    /// Whether a stream at `current` (0: empty) satisfies the expectation.
+    pub fn holds(self, current: u64) -> bool {
+        match self {
+            Expected::Any => true,
+            Expected::NoStream => current == 0,
+            Expected::StreamExists => current > 0,
+            Expected::Exact(version) => current == version,
+        }
+    }
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Any => f.write_str("any version"),
+            Expected::NoStream => f.write_str("no stream"),
+            Expected::StreamExists => f.write_str("an existing stream"),
+            Expected::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// Why an append was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The request breaks a rule; nothing was written.
+    #[error("{0}")]
+    Invalid(Violation),
+    /// The stream is not where the client expected it; nothing was written.
+    #[error("account \"{account_id}\" is at version {current}, but the request expected {expected}")]
+    WrongExpectedVersion {
+        /// The stream.
+        account_id: AccountId,
+        /// What the client expected.
+        expected: Expected,
+        /// The stream's last version (0: no events).
+        current: u64,
+    },
+    /// An event id is already recorded with other content, or elsewhere; nothing was written.
+    #[error("events[{index}].event_id: {event_id} {detail}")]
+    EventIdTaken {
+        /// Index of the event in the request.
+        index: usize,
+        /// The id.
+        event_id: EventId,
+        /// Where and how it is recorded, and what to do.
+        detail: String,
+    },
+    /// The store could not take or keep the events; safe to retry with the same event ids.
+    #[error("{0}")]
+    Store(StoreError),
+    /// The server is shutting down and takes no more appends.
+    #[error("the server is shutting down; retry against another instance or after restart")]
+    ShuttingDown,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A request field breaks a rule.
+    #[error("{0}")]
+    Invalid(Violation),
+    /// No such account.
+    #[error("account \"{0}\" does not exist; open it with an account_opened event")]
+    AccountNotFound(AccountId),
+    /// Stored data does not decode.
+    #[error("{0}")]
+    Corrupt(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReadError {
+    fn from(error: StoreError) -> Self {
+        ReadError::Store(error)
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The log could not be read back at start-up.
+    #[error("could not load the log: {0}")]
+    Load(#[from] ReadError),
+    /// The transport failed.
+    #[error("the gRPC transport failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

@@ -1,0 +1,82 @@
+//! The one place errors become gRPC statuses. Each status carries a message that names the
+//! field or the state at fault and what to do, and machine-readable details
+//! (`google.rpc.BadRequest`, `google.rpc.ErrorInfo`) for clients that branch on them.
+
+use std::collections::HashMap;
+
+use rapport_store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::{AppendError, ReadError};
+
+/// The `ErrorInfo.domain` of every error Rapport reports.
+const DOMAIN: &str = "rapport.v1";
+
+impl From<AppendError> for Status {
+    fn from(error: AppendError) -> Self {
+        let message = error.to_string();
+        match error {
+            AppendError::Invalid(violation) => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(violation.field, violation.reason),
+            ),
+            AppendError::WrongExpectedVersion { account_id, expected, current } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "WRONG_EXPECTED_VERSION",
+                    DOMAIN,
+                    HashMap::from([
+                        ("account_id".to_owned(), account_id.to_string()),
+                        ("expected".to_owned(), expected.to_string()),
+                        ("current_version".to_owned(), current.to_string()),
+                    ]),
+                ),
+            ),
+            AppendError::EventIdTaken { index, event_id, .. } => Status::with_error_details(
+                Code::AlreadyExists,
+                message,
+                ErrorDetails::with_error_info(
+                    "EVENT_ID_TAKEN",
+                    DOMAIN,
+                    HashMap::from([
+                        ("event_id".to_owned(), event_id.to_string()),
+                        ("index".to_owned(), index.to_string()),
+                    ]),
+                ),
+            ),
+            AppendError::Store(store) => store_status(store, "the append was not acknowledged; retry with the same event ids"),
+            AppendError::ShuttingDown => Status::unavailable(message),
+        }
+    }
+}
+
+impl From<ReadError> for Status {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Invalid(violation) => Status::with_error_details(
+                Code::InvalidArgument,
+                violation.to_string(),
+                ErrorDetails::with_bad_request_violation(violation.field, violation.reason),
+            ),
+            ReadError::AccountNotFound(_) => Status::not_found(error.to_string()),
+            ReadError::Corrupt(_) => Status::data_loss(error.to_string()),
+            ReadError::Store(store) => store_status(store, "the read failed; retry later"),
+        }
+    }
+}
+
+fn store_status(error: StoreError, advice: &str) -> Status {
+    let message = format!("{error}; {advice}");
+    match error {
+        StoreError::Full(_) => Status::resource_exhausted(message),
+        StoreError::Io(_) => Status::unavailable(message),
+        StoreError::Corrupt(_) => Status::data_loss(format!("{error}; restore the data directory from an export")),
+        // The writer checks versions and ids before it appends: reaching these is a bug.
+        StoreError::WrongVersion { .. } | StoreError::DuplicateEventId { .. } | StoreError::InvalidBatch(_) => {
+            Status::internal(format!("{error}; this is a bug in Rapport, please report it"))
+        }
+    }
+}

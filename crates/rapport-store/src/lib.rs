@@ -1,0 +1,197 @@
+//! The storage contract of Rapport's log.
+//!
+//! The log is a sequence of [`StoredEvent`]s in one gap-free total order (positions 1, 2, 3,
+//! ...), partitioned into per-account streams (versions 1, 2, 3, ... per account), each event
+//! chained to the previous event of its stream by a SHA-256 hash. [`EventLog`] is the trait a
+//! backend implements; this crate never depends on a storage engine. Backends prove themselves
+//! by passing the [`contract`] suite (feature `contract`).
+//!
+//! Event bodies are opaque here: the store keeps the encoded event (`payload`) byte for byte,
+//! hashes it, and never interprets it.
+
+mod hash;
+mod memory;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+use bytes::Bytes;
+use rapport_domain::{AccountId, EventId, Timestamp};
+
+pub use hash::{GENESIS_HASH, Hash, chain_hash};
+pub use memory::MemoryLog;
+
+/// One recorded event: the envelope the log gave it and the event's encoded bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The stream the event belongs to.
+    pub account_id: AccountId,
+    /// Place in the stream, from 1.
+    pub version: u64,
+    /// Place in the whole log, from 1, gap-free.
+    pub position: u64,
+    /// Server time of recording; never decreases along positions.
+    pub recorded_at: Timestamp,
+    /// The client's event id (unique in the whole log).
+    pub event_id: EventId,
+    /// The encoded event, exactly as hashed.
+    pub payload: Bytes,
+    /// The hash of the previous event of the stream; [`GENESIS_HASH`] for version 1.
+    pub prev_hash: Hash,
+    /// [`chain_hash`] of this record.
+    pub hash: Hash,
+}
+
+impl StoredEvent {
+    /// The hash this record should carry, recomputed from its content.
+    pub fn computed_hash(&self) -> Hash {
+        chain_hash(
+            &self.prev_hash,
+            &self.account_id,
+            self.version,
+            self.position,
+            self.recorded_at,
+            &self.event_id,
+            &self.payload,
+        )
+    }
+}
+
+/// An event to add to a stream: its id and its encoded bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The client's event id; must not be recorded yet.
+    pub event_id: EventId,
+    /// The encoded event.
+    pub payload: Bytes,
+}
+
+/// Events to add, in order, to the end of one account's stream.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendBatch<'a> {
+    /// The stream.
+    pub account_id: &'a AccountId,
+    /// The version of the stream's last event that the caller decided against (0: the stream
+    /// is empty). The append fails with [`StoreError::WrongVersion`] if it is not so.
+    pub expected_version: u64,
+    /// Server time of recording. The store records `max(recorded_at, last recorded_at)` so
+    /// that recording times never decrease along positions, whatever the clock does.
+    pub recorded_at: Timestamp,
+    /// At least one event.
+    pub events: &'a [NewEvent],
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Version of the batch's first event.
+    pub first_version: u64,
+    /// Position of the batch's first event; the others follow without gaps.
+    pub first_position: u64,
+    /// The recording time the store gave every event of the batch.
+    pub recorded_at: Timestamp,
+}
+
+/// The last event of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHead {
+    /// Its version (the number of events in the stream).
+    pub version: u64,
+    /// Its position in the log.
+    pub position: u64,
+    /// Its hash, which the next event of the stream chains to.
+    pub hash: Hash,
+}
+
+/// Which way a stream is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first.
+    Forwards,
+    /// Newest first.
+    Backwards,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream's last version is not the one the caller decided against. Nothing was written.
+    #[error("account \"{account_id}\" is at version {current}, not {expected}")]
+    WrongVersion {
+        /// The stream.
+        account_id: AccountId,
+        /// What the caller expected.
+        expected: u64,
+        /// What the stream holds.
+        current: u64,
+    },
+    /// An event id of the batch is already recorded. Nothing was written.
+    #[error("event {event_id} is already recorded at position {position}")]
+    DuplicateEventId {
+        /// The id.
+        event_id: EventId,
+        /// Where the recorded event with this id is.
+        position: u64,
+    },
+    /// The batch breaks the contract (no events, say). Nothing was written. A caller bug.
+    #[error("invalid append: {0}")]
+    InvalidBatch(String),
+    /// The storage medium is out of space. Appends may succeed again once space is freed.
+    #[error("the store is out of space: {0}")]
+    Full(String),
+    /// The storage medium failed. Appended events whose sync failed may or may not be durable.
+    #[error("the store failed: {0}")]
+    Io(String),
+    /// Stored data does not decode or does not hold together. The store should not be served
+    /// from until it is repaired or restored.
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The log's storage: one writer appends, any number of readers read.
+///
+/// Appends are two-phase, so that one flush can cover many requests (group commit):
+/// [`EventLog::append`] adds a batch atomically and makes it visible to every read of this
+/// log; [`EventLog::sync`] makes everything appended so far durable. A crash loses at most
+/// the batches appended since the last successful sync, and only whole batches, latest first
+/// (the log after recovery is a prefix of the log before the crash).
+///
+/// `append` and `sync` are called by one writer at a time; reads may run concurrently with
+/// them and with each other. Reads return appended events whether or not they are synced yet:
+/// a server that must only show durable events caps reads at its own durable position.
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends a batch to the end of its stream, atomically: every event or none.
+    ///
+    /// Assigns versions after the stream's head and positions after the log's last position,
+    /// and chains each event's hash to the previous event of its stream. Fails with
+    /// `WrongVersion` if the stream's head is not `batch.expected_version`, with
+    /// `DuplicateEventId` if an id is already recorded (or repeats within the batch), with
+    /// `InvalidBatch` if the batch holds no events; in those cases nothing is written.
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError>;
+
+    /// Makes every event appended so far durable. Returns only once they are on stable storage.
+    fn sync(&self) -> Result<(), StoreError>;
+
+    /// The position of the log's last event; 0 when the log is empty.
+    fn last_position(&self) -> Result<u64, StoreError>;
+
+    /// The last event of a stream; `None` when the stream is empty.
+    fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError>;
+
+    /// The recorded event with this id, if any.
+    fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Up to `limit` events in position order, starting at `from_position` (0 reads from 1).
+    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Up to `limit` events of one stream in version order, starting at `from_version`.
+    /// Forwards, 0 reads from version 1; backwards, 0 reads from the last version, and a
+    /// version beyond the head reads from the head.
+    fn read_stream(
+        &self,
+        account_id: &AccountId,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+}
