@@ -8,13 +8,14 @@ use bytes::Bytes;
 use prost::Message;
 use rapport_domain as domain;
 use rapport_domain::{
-    Account, AccountId, ContactId, ContactRole, Currency, EventBody, EventId, InvalidValue, Label, Limits,
-    MeetingKind, Money, Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
+    Account, AccountId, ContactId, ContactRole, Currency, EventBody, EventId, InvalidValue, Label, Limits, MeetingKind,
+    Money, Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
 };
 use rapport_proto::{v1 as pb, wkt};
 use rapport_store::StoredEvent;
 
 use crate::error::{Expected, ReadError};
+use crate::writer::{Append, AppendOutcome};
 
 /// Parses the expected-version clause of an append; unset means `any`.
 pub(crate) fn expected_from_wire(expected: Option<&pb::ExpectedVersion>) -> Expected {
@@ -30,6 +31,41 @@ pub(crate) fn expected_from_wire(expected: Option<&pb::ExpectedVersion>) -> Expe
 /// Parses an account id from a request field.
 pub(crate) fn account_id_from_wire(value: &str, field: &str, limits: &Limits) -> Result<AccountId, Violation> {
     AccountId::parse(value, limits).map_err(|e| e.at(field))
+}
+
+/// Parses an append request field by field; the writer then judges it against the account.
+pub(crate) fn append_from_wire(request: &pb::AppendRequest, limits: &Limits) -> Result<Append, Violation> {
+    let account_id = account_id_from_wire(&request.account_id, "account_id", limits)?;
+    // Counted before parsing, so an oversized batch costs nothing to refuse.
+    if request.events.len() > limits.max_events_per_append {
+        return Err(Violation::new(
+            "events",
+            format!(
+                "{} events in one request; at most {} are allowed, split the batch",
+                request.events.len(),
+                limits.max_events_per_append
+            ),
+        ));
+    }
+    let events = request
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| event_from_wire(event, &format!("events[{index}]"), limits))
+        .collect::<Result<Vec<_>, _>>()?;
+    let payloads = events.iter().map(encode_event).collect();
+    Ok(Append { account_id, expected: expected_from_wire(request.expected.as_ref()), events, payloads })
+}
+
+/// The wire form of where an append's events are.
+pub(crate) fn outcome_to_wire(outcome: AppendOutcome) -> pb::AppendResponse {
+    pb::AppendResponse {
+        first_version: outcome.first_version,
+        last_version: outcome.last_version,
+        first_position: outcome.first_position,
+        last_position: outcome.last_position,
+        duplicate: outcome.duplicate,
+    }
 }
 
 /// Parses one wire event of an append request; `prefix` is its path (`events[3]`).
@@ -57,12 +93,7 @@ fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: &str) -> Result<Times
 }
 
 /// Parses a wire enum value: 0 (unspecified) is missing, unknown numbers are named as such.
-fn enum_from_wire<W, D>(
-    value: i32,
-    field: &str,
-    names: &str,
-    map: impl FnOnce(W) -> Option<D>,
-) -> Result<D, Violation>
+fn enum_from_wire<W, D>(value: i32, field: &str, names: &str, map: impl FnOnce(W) -> Option<D>) -> Result<D, Violation>
 where
     W: TryFrom<i32>,
 {

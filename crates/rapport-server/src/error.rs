@@ -108,6 +108,15 @@ pub enum ServeError {
     /// The transport failed.
     #[error("the gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The writer thread could not be started.
+    #[error("could not start the writer thread: {0}")]
+    Writer(std::io::Error),
+    /// The listener's address could not be read.
+    #[error("the listener is not usable: {0}")]
+    Listener(std::io::Error),
+    /// The reflection service could not be built from the descriptors.
+    #[error("could not build the reflection service: {0}")]
+    Reflection(tonic_reflection::server::Error),
     /// A blocking task panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

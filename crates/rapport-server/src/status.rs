@@ -47,7 +47,9 @@ impl From<AppendError> for Status {
                     ]),
                 ),
             ),
-            AppendError::Store(store) => store_status(store, "the append was not acknowledged; retry with the same event ids"),
+            AppendError::Store(store) => {
+                store_status(store, "the append was not acknowledged; retry with the same event ids")
+            }
             AppendError::ShuttingDown => Status::unavailable(message),
         }
     }

@@ -113,7 +113,7 @@ pub enum Direction {
 }
 
 /// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The stream's last version is not the one the caller decided against. Nothing was written.
     #[error("account \"{account_id}\" is at version {current}, not {expected}")]

@@ -1,0 +1,317 @@
+//! The single writer of the log, and its group commit.
+//!
+//! Every append goes through one sequencer thread, so the checks an append depends on (the
+//! stream's version, the account's state, whether an event id is taken) cannot race with
+//! another append. The thread takes every request waiting in its queue as one group, decides
+//! and appends each request in turn, then makes the whole group durable with one
+//! [`EventLog::sync`] and only then replies. While a sync runs, new requests queue up and form
+//! the next group, so the number of syncs per second stays near the disk's limit while the
+//! number of events per sync grows with the load.
+//!
+//! A request's reply is sent after the sync that covers it: an acknowledged event is durable.
+//! If a sync fails, the group's appends are reported as failed (they may or may not survive a
+//! crash); their events stay in the log, unpublished, and become durable and visible with the
+//! next successful sync. A retry with the same event ids then finds them and gets the original
+//! versions and positions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rapport_domain::{AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, decide};
+use rapport_store::{AppendBatch, EventLog, NewEvent, StoreError};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, warn};
+
+use crate::ServerConfig;
+use crate::convert::decode_event;
+use crate::error::{AppendError, Expected, ReadError};
+use crate::projection::{ProjectedAccount, Projection, refold};
+
+/// Requests that may wait for the writer; beyond this, handlers wait to enqueue.
+const QUEUE_CAPACITY: usize = 4_096;
+
+/// An append the handler has parsed and validated field by field.
+#[derive(Debug)]
+pub(crate) struct Append {
+    /// The stream.
+    pub account_id: AccountId,
+    /// The client's belief about the stream.
+    pub expected: Expected,
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// Each event's canonical encoding, as the log stores it (same order as `events`).
+    pub payloads: Vec<Bytes>,
+}
+
+/// Where an append's events are, whether just written or found from an earlier try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AppendOutcome {
+    pub first_version: u64,
+    pub last_version: u64,
+    pub first_position: u64,
+    pub last_position: u64,
+    /// The events were already recorded by an earlier try of the same request.
+    pub duplicate: bool,
+}
+
+enum Command {
+    Append { append: Append, reply: oneshot::Sender<Result<AppendOutcome, AppendError>> },
+    Close,
+}
+
+/// The handle request handlers use to reach the writer thread.
+pub(crate) struct Writer {
+    commands: mpsc::Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over a log whose durable state `projection` shows.
+    pub fn start(
+        log: Arc<dyn EventLog>,
+        projection: Arc<Projection>,
+        config: &ServerConfig,
+    ) -> std::io::Result<Writer> {
+        let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let sequencer =
+            Sequencer { log, projection, config: config.clone(), unpublished: HashMap::new(), unpublished_position: 0 };
+        let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
+        Ok(Writer { commands, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Appends, and returns once the events are durable (or the append failed).
+    pub async fn append(&self, append: Append) -> Result<AppendOutcome, AppendError> {
+        let (reply, outcome) = oneshot::channel();
+        self.commands.send(Command::Append { append, reply }).await.map_err(|_| AppendError::ShuttingDown)?;
+        // A dropped reply means the writer stopped before it got to this request.
+        outcome.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Lets the writer finish the requests queued before this call, then stops it. Requests
+    /// queued later are refused with `ShuttingDown`.
+    pub async fn close(&self) {
+        if self.commands.send(Command::Close).await.is_err() {
+            return; // Already stopped.
+        }
+        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                error!("the writer thread panicked");
+            }
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Sequencer {
+    log: Arc<dyn EventLog>,
+    projection: Arc<Projection>,
+    config: ServerConfig,
+    /// Accounts changed by appends whose sync has not succeeded yet.
+    unpublished: HashMap<AccountId, Arc<ProjectedAccount>>,
+    /// The log's last position once `unpublished` is durable.
+    unpublished_position: u64,
+}
+
+impl Sequencer {
+    fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let max_group = self.config.max_group_requests.max(1);
+        let mut closing = false;
+        while !closing {
+            let Some(first) = queue.blocking_recv() else { break };
+            let started = Instant::now();
+            let mut group = vec![first];
+            while group.len() < max_group && !matches!(group.last(), Some(Command::Close)) {
+                match queue.try_recv() {
+                    Ok(command) => group.push(command),
+                    Err(_) => break,
+                }
+            }
+            let mut replies = Vec::with_capacity(group.len());
+            let mut events = 0;
+            for command in group {
+                match command {
+                    Command::Append { append, reply } => {
+                        events += append.events.len();
+                        replies.push((reply, self.append(append)));
+                    }
+                    Command::Close => closing = true,
+                }
+            }
+            let synced = self.sync();
+            let requests = replies.len();
+            for (reply, mut outcome) in replies {
+                if let (Err(error), Ok(_)) = (&synced, &outcome) {
+                    outcome = Err(AppendError::Store(error.clone()));
+                }
+                // The client may have gone; its events are durable all the same.
+                let _ = reply.send(outcome);
+            }
+            debug!(requests, events, elapsed_us = started.elapsed().as_micros() as u64, "group committed");
+        }
+        // Whatever was queued after Close is dropped here, and its senders see `ShuttingDown`.
+        drop(queue);
+        if let Err(error) = self.sync() {
+            error!(%error, "the final sync failed");
+        }
+    }
+
+    /// Makes everything appended so far durable and publishes it.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.unpublished.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.log.sync() {
+            warn!(%error, "sync failed; the group's appends are not acknowledged");
+            return Err(error);
+        }
+        self.projection.publish(self.unpublished.drain(), self.unpublished_position);
+        Ok(())
+    }
+
+    fn current(&self, account_id: &AccountId) -> Option<Arc<ProjectedAccount>> {
+        self.unpublished.get(account_id).cloned().or_else(|| self.projection.get(account_id))
+    }
+
+    fn append(&mut self, append: Append) -> Result<AppendOutcome, AppendError> {
+        if let Some(outcome) = self.find_earlier_try(&append)? {
+            return Ok(outcome);
+        }
+        let current = self.current(&append.account_id);
+        let current_version = current.as_ref().map_or(0, |c| c.account.version);
+        if !append.expected.holds(current_version) {
+            return Err(AppendError::WrongExpectedVersion {
+                account_id: append.account_id,
+                expected: append.expected,
+                current: current_version,
+            });
+        }
+        let recorded = self.retraction_targets(&append.events)?;
+        let now = (self.config.clock)();
+        let context = AppendContext { now, limits: &self.config.limits, recorded: &recorded };
+        let mut account = decide(current.as_ref().map(|c| &c.account), &append.account_id, &append.events, &context)
+            .map_err(AppendError::Invalid)?;
+
+        let events: Vec<NewEvent> = append
+            .events
+            .iter()
+            .zip(&append.payloads)
+            .map(|(event, payload)| NewEvent { event_id: event.id, payload: payload.clone() })
+            .collect();
+        let appended = self
+            .log
+            .append(AppendBatch {
+                account_id: &append.account_id,
+                expected_version: current_version,
+                recorded_at: now,
+                events: &events,
+            })
+            .map_err(AppendError::Store)?;
+        let count = events.len() as u64;
+        let last_position = appended.first_position + count - 1;
+        if !recorded.is_empty() {
+            // `decide` marked the targets; undoing their effects takes a replay of the stream.
+            account = refold(self.log.as_ref(), &append.account_id).map_err(read_to_append_error)?;
+        }
+        self.unpublished.insert(append.account_id, Arc::new(ProjectedAccount { account, position: last_position }));
+        self.unpublished_position = last_position;
+        Ok(AppendOutcome {
+            first_version: appended.first_version,
+            last_version: appended.first_version + count - 1,
+            first_position: appended.first_position,
+            last_position,
+            duplicate: false,
+        })
+    }
+
+    /// If the request's event ids are already recorded, decides whether this is a retry of
+    /// the request that recorded them (same account, same content, same order: the original
+    /// outcome) or a conflict (`EventIdTaken`). `None` when no id is recorded.
+    fn find_earlier_try(&self, append: &Append) -> Result<Option<AppendOutcome>, AppendError> {
+        let mut found = Vec::with_capacity(append.events.len());
+        for event in &append.events {
+            found.push(self.log.find_event(&event.id).map_err(AppendError::Store)?);
+        }
+        let Some(first_found) = found.iter().position(Option::is_some) else { return Ok(None) };
+        let taken = |index: usize, detail: String| AppendError::EventIdTaken {
+            index,
+            event_id: append.events[index].id,
+            detail,
+        };
+        let mut first: Option<(u64, u64)> = None;
+        for (index, record) in found.iter().enumerate() {
+            let Some(record) = record else {
+                return Err(taken(
+                    first_found,
+                    format!(
+                        "is already recorded, but events[{index}] of this request is not: a retry must resend the \
+                         original request unchanged, and new events need new event ids"
+                    ),
+                ));
+            };
+            let at =
+                format!("account \"{}\", version {}, position {}", record.account_id, record.version, record.position);
+            if record.account_id != append.account_id {
+                return Err(taken(
+                    index,
+                    format!(
+                        "is already recorded in another stream ({at}); event ids are unique across the log, give this event a new id"
+                    ),
+                ));
+            }
+            if record.payload != append.payloads[index] {
+                return Err(taken(
+                    index,
+                    format!(
+                        "is already recorded with different content ({at}); a retry must resend the same event, a new event needs a new id"
+                    ),
+                ));
+            }
+            let (first_version, first_position) = *first.get_or_insert((record.version, record.position));
+            let offset = index as u64;
+            if record.version != first_version + offset || record.position != first_position + offset {
+                return Err(taken(
+                    index,
+                    format!(
+                        "is already recorded ({at}), but not right after the events before it in this request; resend each original request as it was"
+                    ),
+                ));
+            }
+        }
+        let Some((first_version, first_position)) = first else { return Ok(None) };
+        let count = append.events.len() as u64;
+        Ok(Some(AppendOutcome {
+            first_version,
+            last_version: first_version + count - 1,
+            first_position,
+            last_position: first_position + count - 1,
+            duplicate: true,
+        }))
+    }
+
+    /// The recorded facts about each event the batch retracts (absent if not recorded).
+    fn retraction_targets(&self, events: &[Event]) -> Result<BTreeMap<EventId, RecordedFacts>, AppendError> {
+        let mut recorded = BTreeMap::new();
+        for event in events {
+            let EventBody::EventRetracted(retraction) = &event.body else { continue };
+            let Some(record) = self.log.find_event(&retraction.target).map_err(AppendError::Store)? else { continue };
+            let target = decode_event(&record).map_err(read_to_append_error)?;
+            recorded.insert(
+                retraction.target,
+                RecordedFacts { account_id: record.account_id.clone(), kind: target.body.kind() },
+            );
+        }
+        Ok(recorded)
+    }
+}
+
+fn read_to_append_error(error: ReadError) -> AppendError {
+    match error {
+        ReadError::Store(store) => AppendError::Store(store),
+        other => AppendError::Store(StoreError::Corrupt(other.to_string())),
+    }
+}
