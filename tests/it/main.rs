@@ -1,1 +1,13 @@
-//! placeholder
+//! End-to-end tests: the real server on a loopback port, the real sled store in a temporary
+//! directory, the generated tonic clients. One test binary, so the suite links once.
+
+mod accounts;
+mod append;
+mod architecture;
+mod concurrency;
+mod demo;
+mod read;
+mod restart;
+mod services;
+mod support;
+mod validation;

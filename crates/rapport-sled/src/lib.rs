@@ -1,0 +1,370 @@
+//! Rapport's log on [sled], the embedded store the service runs on by default.
+//!
+//! # Layout
+//!
+//! One sled tree holds four kinds of keys, each starting with a one-byte tag so that each kind
+//! is a contiguous, ordered range:
+//!
+//! | key | value | for |
+//! |---|---|---|
+//! | `e` ‖ position (u64 BE) | the envelope (`rapport.storage.v1.StoredEvent`, protobuf) | the log itself, in position order |
+//! | `s` ‖ account id ‖ `0x00` ‖ version (u64 BE) | position (u64 BE) | reading a stream in version order |
+//! | `i` ‖ event id (16 bytes) | position (u64 BE) | idempotency: finding an event by its id |
+//! | `m` ‖ `format` | format version (u32 BE) | refusing a store this build cannot read |
+//!
+//! Big-endian integers sort numerically as bytes. Account ids are printable ASCII, so the
+//! `0x00` after the id cannot be part of it: one account's stream keys never interleave with
+//! another's.
+//!
+//! # Durability and atomicity
+//!
+//! All keys of one append go in one `sled::Batch`, which sled applies atomically, also across
+//! a crash. sled's periodic background flush is switched off: an event is durable when
+//! [`EventLog::sync`] (sled's `flush`, which fsyncs) returns, and only then does the server
+//! acknowledge it. Positions and versions are assigned here, from the last key, never from
+//! sled's `generate_id` (which is not contiguous and jumps on restart).
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use prost::Message;
+use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use rapport_proto::storage::v1 as record;
+use rapport_store::{
+    AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, Hash, StoreError, StoredEvent, StreamHead, chain_hash,
+};
+
+/// The envelope format this build writes and reads.
+const FORMAT: u32 = 1;
+
+const EVENT: u8 = b'e';
+const STREAM: u8 = b's';
+const ID: u8 = b'i';
+const META_FORMAT: &[u8] = b"mformat";
+
+/// The log, stored in a sled database in one directory.
+pub struct SledLog {
+    db: sled::Db,
+    /// What appends need to know about the end of the log; also serialises appends.
+    tail: Mutex<Tail>,
+}
+
+struct Tail {
+    /// The log's last position (0: empty).
+    last_position: u64,
+    /// The recording time of the last event, so recording times never go back.
+    last_recorded_at: Timestamp,
+    /// Stream heads seen so far (filled on first use, kept current by appends).
+    heads: HashMap<AccountId, StreamHead>,
+}
+
+impl std::fmt::Debug for SledLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledLog").finish_non_exhaustive()
+    }
+}
+
+impl SledLog {
+    /// Opens the log in `dir`, creating the directory and an empty log if there is none.
+    ///
+    /// Fails with [`StoreError::Corrupt`] if the directory holds a store of another format or
+    /// whose last event does not decode.
+    pub fn open(dir: &Path) -> Result<SledLog, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(&e, &format!("creating {}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| sled_error(e, &format!("opening {}", dir.display())))?;
+        match db.get(META_FORMAT).map_err(|e| sled_error(e, "reading the format marker"))? {
+            Some(value) => {
+                let format = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes).map_err(|_| {
+                    StoreError::Corrupt(format!("the format marker in {} is not a number", dir.display()))
+                })?;
+                if format != FORMAT {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} holds a log in format {format}; this build reads format {FORMAT}",
+                        dir.display()
+                    )));
+                }
+            }
+            None if db.is_empty() => {
+                db.insert(META_FORMAT, &FORMAT.to_be_bytes())
+                    .map_err(|e| sled_error(e, "writing the format marker"))?;
+                db.flush().map_err(|e| sled_error(e, "writing the format marker"))?;
+            }
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds data but no format marker; it is not a Rapport log",
+                    dir.display()
+                )));
+            }
+        }
+        let log = SledLog {
+            db,
+            tail: Mutex::new(Tail { last_position: 0, last_recorded_at: Timestamp::EPOCH, heads: HashMap::new() }),
+        };
+        if let Some(last) = log.last_event()? {
+            let mut tail = log.lock();
+            tail.last_position = last.position;
+            tail.last_recorded_at = last.recorded_at;
+        }
+        Ok(log)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tail> {
+        // Appends check everything before the one atomic write, so a panic cannot leave the
+        // tail describing a half-written batch.
+        self.tail.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn last_event(&self) -> Result<Option<StoredEvent>, StoreError> {
+        match self.db.scan_prefix([EVENT]).next_back() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, value) = entry.map_err(|e| sled_error(e, "reading the last event"))?;
+                decode(&key, &value).map(Some)
+            }
+        }
+    }
+
+    fn event_at(&self, position: u64) -> Result<StoredEvent, StoreError> {
+        let key = event_key(position);
+        let value = self
+            .db
+            .get(key)
+            .map_err(|e| sled_error(e, &format!("reading position {position}")))?
+            .ok_or_else(|| StoreError::Corrupt(format!("position {position} is indexed but not stored")))?;
+        decode(&key, &value)
+    }
+
+    /// The head of a stream, from the cache or, the first time, from the stream's last key.
+    fn head(&self, tail: &mut Tail, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        if let Some(head) = tail.heads.get(account_id) {
+            return Ok(Some(*head));
+        }
+        let Some(entry) = self.db.scan_prefix(stream_prefix(account_id)).next_back() else { return Ok(None) };
+        let (_, value) = entry.map_err(|e| sled_error(e, &format!("reading the head of \"{account_id}\"")))?;
+        let event = self.event_at(position_value(&value)?)?;
+        let head = StreamHead { version: event.version, position: event.position, hash: event.hash };
+        tail.heads.insert(account_id.clone(), head);
+        Ok(Some(head))
+    }
+
+    fn positions(
+        &self,
+        entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        entries
+            .take(limit)
+            .map(|entry| {
+                let (_, value) = entry.map_err(|e| sled_error(e, "reading a stream"))?;
+                self.event_at(position_value(&value)?)
+            })
+            .collect()
+    }
+}
+
+impl EventLog for SledLog {
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        if batch.events.is_empty() {
+            return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
+        }
+        let mut tail = self.lock();
+        let head = self.head(&mut tail, batch.account_id)?;
+        let current = head.map_or(0, |h| h.version);
+        if current != batch.expected_version {
+            return Err(StoreError::WrongVersion {
+                account_id: batch.account_id.clone(),
+                expected: batch.expected_version,
+                current,
+            });
+        }
+        for (index, new) in batch.events.iter().enumerate() {
+            if batch.events[..index].iter().any(|e| e.event_id == new.event_id) {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
+            }
+            if let Some(value) = self.db.get(id_key(&new.event_id)).map_err(|e| sled_error(e, "looking up an id"))? {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: position_value(&value)? });
+            }
+        }
+
+        let recorded_at = tail.last_recorded_at.max(batch.recorded_at);
+        let first_position = tail.last_position + 1;
+        let mut prev_hash: Hash = head.map_or(GENESIS_HASH, |h| h.hash);
+        let mut write = sled::Batch::default();
+        let mut last = StreamHead { version: current, position: tail.last_position, hash: prev_hash };
+        for (offset, new) in batch.events.iter().enumerate() {
+            let version = current + 1 + offset as u64;
+            let position = first_position + offset as u64;
+            let hash =
+                chain_hash(&prev_hash, batch.account_id, version, position, recorded_at, &new.event_id, &new.payload);
+            let envelope = record::StoredEvent {
+                format: FORMAT,
+                account_id: batch.account_id.to_string(),
+                version,
+                position,
+                recorded_at_unix_nanos: recorded_at.unix_nanos(),
+                event_id: new.event_id.as_bytes().to_vec(),
+                event: new.payload.to_vec(),
+                hash: hash.to_vec(),
+                prev_hash: prev_hash.to_vec(),
+            };
+            write.insert(&event_key(position), envelope.encode_to_vec());
+            write.insert(stream_key(batch.account_id, version), &position.to_be_bytes());
+            write.insert(&id_key(&new.event_id), &position.to_be_bytes());
+            prev_hash = hash;
+            last = StreamHead { version, position, hash };
+        }
+        self.db.apply_batch(write).map_err(|e| sled_error(e, "appending"))?;
+        tail.last_position = last.position;
+        tail.last_recorded_at = recorded_at;
+        tail.heads.insert(batch.account_id.clone(), last);
+        Ok(Appended { first_version: current + 1, first_position, recorded_at })
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(|e| sled_error(e, "syncing"))
+    }
+
+    fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().last_position)
+    }
+
+    fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        let mut tail = self.lock();
+        self.head(&mut tail, account_id)
+    }
+
+    fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        match self.db.get(id_key(event_id)).map_err(|e| sled_error(e, "looking up an id"))? {
+            None => Ok(None),
+            Some(value) => self.event_at(position_value(&value)?).map(Some),
+        }
+    }
+
+    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.db
+            .range(event_key(from_position.max(1)).to_vec()..event_key_end().to_vec())
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(|e| sled_error(e, "reading the log"))?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    fn read_stream(
+        &self,
+        account_id: &AccountId,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match direction {
+            Direction::Forwards => {
+                let range = stream_key(account_id, from_version.max(1))..=stream_key(account_id, u64::MAX);
+                self.positions(self.db.range(range), limit)
+            }
+            Direction::Backwards => {
+                let to = if from_version == 0 { u64::MAX } else { from_version };
+                let range = stream_key(account_id, 1)..=stream_key(account_id, to);
+                self.positions(self.db.range(range).rev(), limit)
+            }
+        }
+    }
+}
+
+fn event_key(position: u64) -> [u8; 9] {
+    let mut key = [EVENT; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+/// Just past the last possible event key.
+fn event_key_end() -> [u8; 1] {
+    [EVENT + 1]
+}
+
+fn stream_prefix(account_id: &AccountId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(account_id.as_str().len() + 10);
+    key.push(STREAM);
+    key.extend_from_slice(account_id.as_str().as_bytes());
+    key.push(0);
+    key
+}
+
+fn stream_key(account_id: &AccountId, version: u64) -> Vec<u8> {
+    let mut key = stream_prefix(account_id);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn id_key(event_id: &EventId) -> [u8; 17] {
+    let mut key = [ID; 17];
+    key[1..].copy_from_slice(event_id.as_bytes());
+    key
+}
+
+fn position_value(value: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(value)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("an index entry holds {} bytes, not a position", value.len())))
+}
+
+/// Decodes the envelope stored under `key`, checking that it is whole and in place.
+fn decode(key: &[u8], value: &[u8]) -> Result<StoredEvent, StoreError> {
+    let at = <[u8; 8]>::try_from(&key[1..]).map(u64::from_be_bytes).unwrap_or(0);
+    let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
+    let envelope = record::StoredEvent::decode(value).map_err(|e| corrupt(format!("does not decode: {e}")))?;
+    if envelope.format != FORMAT {
+        return Err(corrupt(format!("is in format {}, this build reads {FORMAT}", envelope.format)));
+    }
+    if envelope.position != at {
+        return Err(corrupt(format!("says it is at position {}", envelope.position)));
+    }
+    let account_id = AccountId::parse(&envelope.account_id, &Limits::for_recorded_events())
+        .map_err(|e| corrupt(format!("has an invalid account id: {e}")))?;
+    let event_id = <[u8; 16]>::try_from(envelope.event_id.as_slice())
+        .map(EventId::from_bytes)
+        .map_err(|_| corrupt("has an event id that is not 16 bytes".into()))?;
+    let hash = |bytes: &[u8], name: &str| {
+        Hash::try_from(bytes).map_err(|_| corrupt(format!("has a {name} of {} bytes, not 32", bytes.len())))
+    };
+    Ok(StoredEvent {
+        account_id,
+        version: envelope.version,
+        position: envelope.position,
+        recorded_at: Timestamp::from_unix_nanos(envelope.recorded_at_unix_nanos),
+        event_id,
+        prev_hash: hash(&envelope.prev_hash, "previous hash")?,
+        hash: hash(&envelope.hash, "hash")?,
+        payload: Bytes::from(envelope.event),
+    })
+}
+
+/// sled's errors as the store's: out of space, other I/O, corruption.
+fn sled_error(error: sled::Error, doing: &str) -> StoreError {
+    match error {
+        sled::Error::Io(error) => io_error(&error, doing),
+        sled::Error::Corruption { at, .. } => {
+            StoreError::Corrupt(format!("{doing}: sled found corruption at {at:?}; restore the data directory"))
+        }
+        other => StoreError::Io(format!("{doing}: {other}")),
+    }
+}
+
+/// ENOSPC on Linux and macOS.
+const NO_SPACE: i32 = 28;
+
+fn io_error(error: &io::Error, doing: &str) -> StoreError {
+    if error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(NO_SPACE) {
+        StoreError::Full(format!("{doing}: {error}"))
+    } else {
+        StoreError::Io(format!("{doing}: {error}"))
+    }
+}

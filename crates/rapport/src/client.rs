@@ -1,0 +1,180 @@
+//! The client subcommands: a person's way to push events and look at accounts, over the same
+//! gRPC contract every other system uses.
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use rapport_proto::{v1 as pb, wkt};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::input::{Defaults, fill_defaults, parse_requests};
+use crate::render;
+use crate::{AccountArgs, AppendArgs, DemoArgs, HistoryArgs, ServerArgs};
+
+async fn connect(server: &ServerArgs) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(server.server.clone())
+        .with_context(|| format!("--server \"{}\" is not a URL like http://127.0.0.1:50051", server.server))?;
+    endpoint.connect().await.map_err(|error| {
+        anyhow!(
+            "cannot reach the Rapport server at {}: {}\nStart one with `rapport serve`, or point --server (or RAPPORT_SERVER) at it",
+            server.server,
+            source_chain(&error)
+        )
+    })
+}
+
+/// The innermost cause of a transport error ("Connection refused"), which is what a person
+/// needs to read.
+fn source_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        last = cause.to_string();
+        source = cause.source();
+    }
+    last
+}
+
+fn refused(what: &str, status: &Status) -> anyhow::Error {
+    anyhow!("{what}: {:?}: {}", status.code(), status.message())
+}
+
+fn now() -> wkt::Timestamp {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    wkt::Timestamp { seconds: elapsed.as_secs() as i64, nanos: elapsed.subsec_nanos() as i32 }
+}
+
+pub(crate) async fn append(args: AppendArgs) -> anyhow::Result<()> {
+    let (text, origin) = match args.file.as_deref() {
+        None => (read_stdin()?, "standard input".to_owned()),
+        Some(path) if path.as_os_str() == "-" => (read_stdin()?, "standard input".to_owned()),
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?,
+            path.display().to_string(),
+        ),
+    };
+    let mut requests = parse_requests(&text, &origin)?;
+    let defaults = Defaults { actor: args.actor.as_deref(), source: &args.source, now: now() };
+    for note in fill_defaults(&mut requests, &defaults)? {
+        eprintln!("note: {note}");
+    }
+    let mut ledger = pb::ledger_client::LedgerClient::new(connect(&args.server).await?);
+    let total = requests.len();
+    for (index, request) in requests.into_iter().enumerate() {
+        let account_id = request.account_id.clone();
+        let count = request.events.len();
+        let response = ledger.append(request).await.map_err(|status| {
+            let done = if index == 0 { String::new() } else { format!(" (requests 1 to {index} were appended)") };
+            refused(&format!("request {} of {total} to account \"{account_id}\" was refused{done}", index + 1), &status)
+        })?;
+        let r = response.into_inner();
+        let what = if r.duplicate { "already recorded" } else { "appended" };
+        println!(
+            "{account_id}: {count} event(s) {what} at versions {}..{}, positions {}..{}",
+            r.first_version, r.last_version, r.first_position, r.last_position
+        );
+    }
+    Ok(())
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).context("could not read standard input")?;
+    Ok(text)
+}
+
+pub(crate) async fn history(args: HistoryArgs) -> anyhow::Result<()> {
+    let mut ledger = pb::ledger_client::LedgerClient::new(connect(&args.server).await?);
+    let request = pb::ReadStreamRequest {
+        account_id: args.account_id.clone(),
+        from_version: args.from,
+        backwards: args.backwards,
+        limit: args.limit,
+    };
+    let mut stream = ledger
+        .read_stream(request)
+        .await
+        .map_err(|status| refused(&format!("could not read the history of \"{}\"", args.account_id), &status))?
+        .into_inner();
+    while let Some(recorded) = stream
+        .message()
+        .await
+        .map_err(|status| refused(&format!("reading the history of \"{}\" failed", args.account_id), &status))?
+    {
+        if args.json {
+            println!("{}", serde_json::to_string(&recorded)?);
+        } else {
+            println!("{}", render::timeline_line(&recorded));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn account(args: AccountArgs) -> anyhow::Result<()> {
+    let mut accounts = pb::accounts_client::AccountsClient::new(connect(&args.server).await?);
+    let view = accounts
+        .get_account(pb::GetAccountRequest { account_id: args.account_id.clone() })
+        .await
+        .map_err(|status| refused(&format!("could not get account \"{}\"", args.account_id), &status))?
+        .into_inner();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", render::account(&view));
+    }
+    Ok(())
+}
+
+pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let channel = connect(&args.server).await?;
+    let mut ledger = pb::ledger_client::LedgerClient::new(channel.clone());
+    let mut reader = pb::accounts_client::AccountsClient::new(channel);
+    let requests = rapport_demo::sample(args.seed, now().seconds);
+    let mut accounts: Vec<String> = Vec::new();
+    for request in &requests {
+        if !accounts.contains(&request.account_id) {
+            accounts.push(request.account_id.clone());
+        }
+    }
+    for account_id in &accounts {
+        match reader.get_account(pb::GetAccountRequest { account_id: account_id.clone() }).await {
+            Err(status) if status.code() == Code::NotFound => {}
+            Ok(_) => bail!(
+                "account \"{account_id}\" already exists on this server, so the demo was pushed before; look at it \
+                 with `rapport account {account_id}`, or start a server on a fresh --data-dir"
+            ),
+            Err(status) => return Err(refused(&format!("could not check account \"{account_id}\""), &status)),
+        }
+    }
+    let mut events = 0;
+    for request in requests {
+        let account_id = request.account_id.clone();
+        events += request.events.len();
+        ledger
+            .append(request)
+            .await
+            .map_err(|status| refused(&format!("the demo append to \"{account_id}\" was refused"), &status))?;
+    }
+    println!("pushed {events} events into {} accounts:", accounts.len());
+    for account_id in &accounts {
+        let view = reader
+            .get_account(pb::GetAccountRequest { account_id: account_id.clone() })
+            .await
+            .map_err(|status| refused(&format!("could not read back \"{account_id}\""), &status))?
+            .into_inner();
+        println!(
+            "  {:<24} {:<32} owner {:<14} {} contacts, {} events",
+            account_id,
+            view.name,
+            view.owner,
+            view.contacts.len(),
+            view.version
+        );
+    }
+    if let Some(first) = accounts.first() {
+        println!("\nnext: `rapport account {first}` and `rapport history {first}`");
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
+//! `append`, `history`, `account` and `demo` are a client for people, talking to a running
+//! server over gRPC like any other system would.
+
+mod client;
+mod input;
+mod render;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Rapport: the relationship ledger. Every fact of a customer relationship, kept as an
+/// immutable event, folded into the current picture of each account.
+#[derive(Debug, Parser)]
+#[command(name = "rapport", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service on the embedded sled store.
+    Serve(ServeArgs),
+    /// Append events read as JSON (AppendRequest objects, one after another or in an array).
+    Append(AppendArgs),
+    /// Print an account's history as a timeline.
+    History(HistoryArgs),
+    /// Print an account's current state.
+    Account(AccountArgs),
+    /// Push a realistic sample of accounts, contacts, meetings, gifts and an owner change.
+    Demo(DemoArgs),
+}
+
+/// Options of `rapport serve`.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RAPPORT_ADDR", default_value = "127.0.0.1:50051")]
+    addr: SocketAddr,
+    /// Directory of the log; created if missing.
+    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    data_dir: PathBuf,
+    /// Log filter, as in RUST_LOG (`info`, `rapport_server=debug`, ...).
+    #[arg(long, env = "RAPPORT_LOG", default_value = "info")]
+    log_level: String,
+}
+
+/// How a client subcommand reaches the server.
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// The server's URL.
+    #[arg(long, env = "RAPPORT_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
+    server: String,
+}
+
+/// Options of `rapport append`.
+#[derive(Debug, Args)]
+struct AppendArgs {
+    /// JSON file to read; `-` or nothing reads standard input.
+    file: Option<PathBuf>,
+    /// Actor to record for events that name none (our staff member recording them).
+    #[arg(long, env = "RAPPORT_ACTOR")]
+    actor: Option<String>,
+    /// Source system to record for events that name none.
+    #[arg(long, default_value = "rapport-cli")]
+    source: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport history`.
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// The account.
+    account_id: String,
+    /// Print recorded events as JSON lines (the proto3 JSON mapping) instead of a timeline.
+    #[arg(long)]
+    json: bool,
+    /// Newest first.
+    #[arg(long)]
+    backwards: bool,
+    /// Start at this version (forwards: the oldest shown; backwards: the newest shown).
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Show at most this many events (0: all).
+    #[arg(long, default_value_t = 0)]
+    limit: u32,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport account`.
+#[derive(Debug, Args)]
+struct AccountArgs {
+    /// The account.
+    account_id: String,
+    /// Print the view as JSON (the proto3 JSON mapping).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport demo`.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Seed of the generated sample; the same seed gives the same events.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Append(args) => client::append(args).await,
+        Command::History(args) => client::history(args).await,
+        Command::Account(args) => client::account(args).await,
+        Command::Demo(args) => client::demo(args).await,
+    }
+}

@@ -1,0 +1,60 @@
+//! `rapport serve`: the service on the embedded sled store.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rapport_server::ServerConfig;
+use rapport_sled::SledLog;
+use tokio::net::TcpListener;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use crate::ServeArgs;
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("--log-level \"{}\" is not a valid log filter (try info or debug)", args.log_level))?;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+
+    let dir = args.data_dir.clone();
+    let log = tokio::task::spawn_blocking(move || SledLog::open(&dir)).await?.with_context(|| {
+        format!(
+            "could not open the log in {}; if the store is damaged, restore the directory from a backup or an export",
+            args.data_dir.display()
+        )
+    })?;
+    info!(data_dir = %args.data_dir.display(), "opened the log");
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;
+    rapport_server::serve(listener, Arc::new(log), ServerConfig::default(), shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => info!("interrupted; shutting down"),
+        () = terminate => info!("terminated; shutting down"),
+    }
+}

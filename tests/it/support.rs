@@ -1,0 +1,289 @@
+//! The test server and event builders the end-to-end tests share.
+//!
+//! [`TestServer`] runs the real service (`rapport_server::serve`) on the real sled store in a
+//! temporary directory, on a loopback port the OS picks, and talks to it with the generated
+//! tonic clients. Builders make valid wire events with fresh ids, so each test states only
+//! what it is about.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rapport_domain::Timestamp;
+use rapport_proto::{v1 as pb, wkt};
+use rapport_server::{Clock, ServeError, ServerConfig};
+use rapport_sled::SledLog;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub type Ledger = pb::ledger_client::LedgerClient<Channel>;
+pub type Accounts = pb::accounts_client::AccountsClient<Channel>;
+
+/// 2026-01-01T00:00:00Z: the test servers' "now", so time checks are deterministic.
+pub const NOW_SECONDS: i64 = 1_767_225_600;
+
+/// A fixed clock at [`NOW_SECONDS`].
+pub fn fixed_clock() -> Clock {
+    Arc::new(|| Timestamp::from_unix_nanos(NOW_SECONDS * 1_000_000_000))
+}
+
+/// A running server over a temporary data directory.
+pub struct TestServer {
+    dir: TempDir,
+    channel: Channel,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl TestServer {
+    /// A server on a fresh, empty data directory, with the fixed clock.
+    pub async fn start() -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("a temporary directory"), test_config()).await
+    }
+
+    /// A server with this configuration on a fresh data directory.
+    pub async fn start_with(config: ServerConfig) -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("a temporary directory"), config).await
+    }
+
+    /// A server on an existing data directory.
+    pub async fn start_in(dir: TempDir, config: ServerConfig) -> TestServer {
+        let log = SledLog::open(dir.path()).expect("the sled log opens");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let address = listener.local_addr().expect("the bound address");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(rapport_server::serve(listener, Arc::new(log), config, async {
+            let _ = stop.await;
+        }));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("a valid URL")
+            .connect()
+            .await
+            .expect("the server accepts connections");
+        TestServer { dir, channel, shutdown, task }
+    }
+
+    /// Stops the server gracefully and returns its data directory.
+    pub async fn stop(self) -> TempDir {
+        let _ = self.shutdown.send(());
+        drop(self.channel);
+        self.task.await.expect("the server task joins").expect("the server stops cleanly");
+        self.dir
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(self) -> TestServer {
+        let dir = self.stop().await;
+        Self::start_in(dir, test_config()).await
+    }
+
+    /// A `Ledger` client.
+    pub fn ledger(&self) -> Ledger {
+        pb::ledger_client::LedgerClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// An `Accounts` client.
+    pub fn accounts(&self) -> Accounts {
+        pb::accounts_client::AccountsClient::new(self.channel.clone())
+    }
+
+    /// The connection, for other services (health, reflection).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+}
+
+/// The default configuration with the fixed clock.
+pub fn test_config() -> ServerConfig {
+    ServerConfig { clock: fixed_clock(), ..ServerConfig::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back.
+
+/// Every event of a stream, oldest first.
+pub async fn read_stream(ledger: &mut Ledger, account_id: &str) -> Vec<pb::RecordedEvent> {
+    read_stream_with(ledger, pb::ReadStreamRequest { account_id: account_id.into(), ..Default::default() })
+        .await
+        .expect("the stream reads")
+}
+
+/// The events a `ReadStream` request returns, or its status.
+pub async fn read_stream_with(
+    ledger: &mut Ledger,
+    request: pb::ReadStreamRequest,
+) -> Result<Vec<pb::RecordedEvent>, tonic::Status> {
+    collect(ledger.read_stream(request).await?.into_inner()).await
+}
+
+/// Every event of the log, in position order.
+pub async fn read_all(ledger: &mut Ledger) -> Vec<pb::RecordedEvent> {
+    read_all_with(ledger, 0, 0).await
+}
+
+/// The events a `ReadAll` request returns.
+pub async fn read_all_with(ledger: &mut Ledger, from_position: u64, limit: u32) -> Vec<pb::RecordedEvent> {
+    let stream = ledger.read_all(pb::ReadAllRequest { from_position, limit }).await.expect("ReadAll starts");
+    collect(stream.into_inner()).await.expect("ReadAll streams")
+}
+
+async fn collect(mut stream: tonic::Streaming<pb::RecordedEvent>) -> Result<Vec<pb::RecordedEvent>, tonic::Status> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await? {
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// The account's view.
+pub async fn get_account(accounts: &mut Accounts, account_id: &str) -> pb::AccountView {
+    accounts
+        .get_account(pb::GetAccountRequest { account_id: account_id.into() })
+        .await
+        .expect("the account exists")
+        .into_inner()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building requests.
+
+/// An append request.
+pub fn request(account_id: &str, expected: Expected, events: Vec<pb::Event>) -> pb::AppendRequest {
+    pb::AppendRequest { account_id: account_id.into(), expected: Some(expected.into_wire()), events }
+}
+
+/// The expected-version clause, spelled for tests.
+#[derive(Debug, Clone, Copy)]
+pub enum Expected {
+    Any,
+    NoStream,
+    StreamExists,
+    Exact(u64),
+}
+
+impl Expected {
+    fn into_wire(self) -> pb::ExpectedVersion {
+        use pb::expected_version::Kind;
+        let kind = match self {
+            Expected::Any => Kind::Any(wkt::Empty {}),
+            Expected::NoStream => Kind::NoStream(wkt::Empty {}),
+            Expected::StreamExists => Kind::StreamExists(wkt::Empty {}),
+            Expected::Exact(version) => Kind::Exact(version),
+        };
+        pb::ExpectedVersion { kind: Some(kind) }
+    }
+}
+
+/// Days after 2025-01-01T00:00:00Z, as a wire timestamp: business times in tests.
+pub fn day(n: i64) -> wkt::Timestamp {
+    wkt::Timestamp { seconds: 1_735_689_600 + n * 86_400, nanos: 0 }
+}
+
+static NEXT_DAY: AtomicI64 = AtomicI64::new(0);
+
+/// An event with a fresh id, recorded by `li.wei` from the CRM, on a later day than the
+/// previous one built (so folds by time are unambiguous).
+pub fn event(body: pb::event::Body) -> pb::Event {
+    let day_number = NEXT_DAY.fetch_add(1, Ordering::Relaxed) % 300;
+    pb::Event {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: Some(day(day_number)),
+        actor: "li.wei".into(),
+        source: "crm".into(),
+        body: Some(body),
+    }
+}
+
+/// The same event at a given day.
+pub fn on(day_number: i64, mut event: pb::Event) -> pb::Event {
+    event.occurred_at = Some(day(day_number));
+    event
+}
+
+use pb::event::Body;
+
+pub fn opened(name: &str, owner: &str) -> pb::Event {
+    event(Body::AccountOpened(pb::AccountOpened {
+        name: name.into(),
+        industry: "Manufacturing".into(),
+        owner: owner.into(),
+    }))
+}
+
+pub fn contact(contact_id: &str, department: &str, key: bool) -> pb::Event {
+    event(Body::ContactAdded(pb::ContactAdded {
+        contact_id: contact_id.into(),
+        name: format!("Person {contact_id}"),
+        title: "Director".into(),
+        department: department.into(),
+        role: pb::ContactRole::DecisionMaker as i32,
+        key,
+    }))
+}
+
+pub fn contact_left(contact_id: &str) -> pb::Event {
+    event(Body::ContactLeft(pb::ContactLeft { contact_id: contact_id.into(), reason: "moved to a competitor".into() }))
+}
+
+pub fn signal(contact_id: &str, support: i32, intimacy: u32) -> pb::Event {
+    event(Body::SupportSignal(pb::SupportSignal {
+        contact_id: contact_id.into(),
+        support,
+        intimacy,
+        evidence: "said so in the steering committee".into(),
+    }))
+}
+
+pub fn meeting(staff: &[&str], contact_ids: &[&str]) -> pb::Event {
+    event(Body::MeetingHeld(pb::MeetingHeld {
+        staff: staff.iter().map(|s| s.to_string()).collect(),
+        contact_ids: contact_ids.iter().map(|s| s.to_string()).collect(),
+        kind: pb::MeetingKind::Visit as i32,
+        topic: "Quarterly review".into(),
+        notes: "Walked through the roadmap; they asked about delivery dates.".into(),
+    }))
+}
+
+pub fn gift(giver: &str, contact_id: &str, value_minor: i64, currency: &str) -> pb::Event {
+    event(Body::GiftGiven(pb::GiftGiven {
+        giver: giver.into(),
+        recipient_contact_id: contact_id.into(),
+        description: "Book on supply chains".into(),
+        value_minor,
+        currency: currency.into(),
+        approval_ref: "APR-1".into(),
+    }))
+}
+
+pub fn owner_changed(from: &str, to: &str) -> pb::Event {
+    event(Body::OwnerChanged(pb::OwnerChanged {
+        from_owner: from.into(),
+        to_owner: to.into(),
+        reason: "rotation".into(),
+        handover_note: "Key contacts introduced in person".into(),
+    }))
+}
+
+pub fn tier(tier: pb::Tier) -> pb::Event {
+    event(Body::TierAssigned(pb::TierAssigned { tier: tier as i32, reason: "strategic for 2026".into() }))
+}
+
+pub fn joined(member: &str, role: pb::TeamRole) -> pb::Event {
+    event(Body::TeamMemberJoined(pb::TeamMemberJoined { member: member.into(), role: role as i32 }))
+}
+
+pub fn left_team(member: &str) -> pb::Event {
+    event(Body::TeamMemberLeft(pb::TeamMemberLeft { member: member.into(), reason: "reassigned".into() }))
+}
+
+pub fn retracted(event_id: &str) -> pb::Event {
+    event(Body::EventRetracted(pb::EventRetracted { event_id: event_id.into(), reason: "entered twice".into() }))
+}
+
+/// Opens `account_id` owned by `owner`, with key contacts `c1` (IT) and `c2` (Finance).
+pub async fn open_account(ledger: &mut Ledger, account_id: &str, owner: &str) -> pb::AppendResponse {
+    let events = vec![opened(account_id, owner), contact("c1", "IT", true), contact("c2", "Finance", true)];
+    ledger.append(request(account_id, Expected::NoStream, events)).await.expect("the account opens").into_inner()
+}
