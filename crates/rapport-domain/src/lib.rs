@@ -31,3 +31,6 @@ pub use time::{Timestamp, check_occurred_at};
 pub use values::{
     ContactRole, Currency, Intimacy, MeetingKind, Money, OutcomeKind, SatisfactionScore, Support, TeamRole, Tier,
 };
+
+#[cfg(test)]
+mod tests;
