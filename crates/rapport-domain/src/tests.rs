@@ -152,7 +152,8 @@ fn owner_history_records_each_tenure_with_its_reason() {
 fn the_latest_signal_by_business_time_wins_and_ties_go_to_the_later_event() {
     /// A signal as (day, support, intimacy); the expected assessment as (support, intimacy, day).
     type Signal = (i64, i32, u32);
-    let cases: &[(&[Signal], (i8, u8, i64))] = &[
+    type Expected = (i8, u8, i64);
+    let cases: &[(&[Signal], Expected)] = &[
         (&[(5, -1, 1)], (-1, 1, 5)),
         (&[(5, -1, 1), (9, 2, 3)], (2, 3, 9)),
         (&[(9, 2, 3), (5, -1, 1)], (2, 3, 9)), // An old observation arriving late does not win.
