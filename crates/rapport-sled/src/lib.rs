@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
@@ -74,11 +75,7 @@ impl SledLog {
     /// whose last event does not decode.
     pub fn open(dir: &Path) -> Result<SledLog, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(&e, &format!("creating {}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| sled_error(e, &format!("opening {}", dir.display())))?;
+        let db = open_db(dir)?;
         match db.get(META_FORMAT).map_err(|e| sled_error(e, "reading the format marker"))? {
             Some(value) => {
                 let format = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes).map_err(|_| {
@@ -275,6 +272,30 @@ impl EventLog for SledLog {
                 let range = stream_key(account_id, 1)..=stream_key(account_id, to);
                 self.positions(self.db.range(range).rev(), limit)
             }
+        }
+    }
+}
+
+/// How long to wait for sled's lock on the directory: a log just closed in this process may
+/// hold it for a moment while sled's background writers finish.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let started = Instant::now();
+    loop {
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                if started.elapsed() > LOCK_WAIT {
+                    return Err(StoreError::Io(format!(
+                        "{} is in use by another process (its lock is held); stop the other Rapport server or use \
+                         another data directory",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => return Err(sled_error(error, &format!("opening {}", dir.display()))),
         }
     }
 }

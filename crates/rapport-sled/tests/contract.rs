@@ -1,0 +1,27 @@
+//! The sled log passes the storage contract, with real reopening of the directory.
+
+use rapport_sled::SledLog;
+use rapport_store::contract::Harness;
+use tempfile::TempDir;
+
+/// Keeps every directory it made until the test ends.
+struct Sled(Vec<TempDir>);
+
+impl Harness for Sled {
+    type Log = SledLog;
+
+    fn fresh(&mut self) -> SledLog {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = SledLog::open(dir.path()).expect("a fresh sled log opens");
+        self.0.push(dir);
+        log
+    }
+
+    fn reopen(&mut self, log: SledLog) -> SledLog {
+        drop(log); // Releases sled's lock on the directory.
+        let dir = self.0.last().expect("reopen follows fresh");
+        SledLog::open(dir.path()).expect("the sled log reopens")
+    }
+}
+
+rapport_store::contract_tests!(Sled(Vec::new()));
