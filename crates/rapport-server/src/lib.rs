@@ -80,6 +80,17 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
+/// Accepted connections, with Nagle's algorithm off: replies are small and must leave at once
+/// (with it on, a reply waits for the client's delayed ACK, some 40 ms).
+fn incoming(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
 /// Serves Rapport on `listener` until `shutdown` completes.
 ///
 /// Folds the whole log into the account projection first (connections wait meanwhile), and
@@ -121,7 +132,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(ledger)
         .add_service(accounts)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     shared.writer.close().await;
     info!("stopped");
