@@ -1,0 +1,135 @@
+//! The `rapport` binary as a person uses it: a real `rapport serve` child process on a free
+//! loopback port and a temporary data directory, and the client subcommands against it.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(RAPPORT)
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--log-level", "warn"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rapport serve starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the server did not listen within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(RAPPORT).args(args).env("RAPPORT_SERVER", &self.url).output().expect("rapport runs")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const ACME: &str = r#"{"account_id": "acme", "expected": {"no_stream": {}}, "events": [
+  {"event_id": "0b7e8d36-3c1e-4f55-9a4e-6f1f0f6f2a01", "occurred_at": "2026-03-02T10:00:00Z",
+   "actor": "li.wei", "source": "crm",
+   "account_opened": {"name": "Acme Steel", "industry": "Steel", "owner": "li.wei"}},
+  {"event_id": "0b7e8d36-3c1e-4f55-9a4e-6f1f0f6f2a02", "occurred_at": "2026-03-02T10:05:00Z",
+   "actor": "li.wei", "source": "crm",
+   "contact_added": {"contact_id": "k.hartmann", "name": "Katrin Hartmann", "title": "CIO",
+                     "department": "IT", "role": "CONTACT_ROLE_DECISION_MAKER", "key": true}}]}"#;
+
+#[test]
+fn append_history_and_account_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let file = dir.path().join("acme.json");
+    std::fs::write(&file, ACME).unwrap();
+    let path = file.to_str().unwrap();
+
+    let first = server.run(&["append", path]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(text(&first.stdout).trim(), "acme: 2 event(s) appended at versions 1..2, positions 1..2");
+    let retry = server.run(&["append", path]);
+    assert_eq!(text(&retry.stdout).trim(), "acme: 2 event(s) already recorded at versions 1..2, positions 1..2");
+
+    let account = server.run(&["account", "acme"]);
+    let report = text(&account.stdout);
+    assert!(report.starts_with("Acme Steel (acme)  Steel, not tiered"), "{report}");
+    assert!(report.contains("k.hartmann Katrin Hartmann (CIO, IT)"), "{report}");
+
+    let history = server.run(&["history", "acme", "--json"]);
+    let lines: Vec<serde_json::Value> =
+        text(&history.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["event"]["contact_added"]["contact_id"], "k.hartmann");
+    assert_eq!(lines[1]["version"], "2", "uint64 is a string in the proto3 JSON mapping");
+
+    // A rejected append says which request, which field and why; nothing is written.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, ACME.replace("no_stream", "stream_exists").replace("2a01", "2a03").replace("2a02", "2a04"))
+        .unwrap();
+    let refused = server.run(&["append", bad.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("request 1 of 1 to account \"acme\" was refused: InvalidArgument: events[0].account_opened"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_demo_shows_accounts_with_owner_history_and_contacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let demo = server.run(&["demo"]);
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    assert!(text(&demo.stdout).contains("into 5 accounts"), "{}", text(&demo.stdout));
+    let report = text(&server.run(&["account", "nordwind-logistics"]).stdout);
+    assert!(report.contains("Owner history\n  li.wei"), "{report}");
+    assert!(report.contains("anna.berg") && report.contains("rotation to the APAC region"), "{report}");
+    let again = server.run(&["demo"]);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already exists on this server"), "{}", text(&again.stderr));
+}
+
+#[test]
+fn clear_errors_for_a_missing_server_and_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nobody = Command::new(RAPPORT)
+        .args(["account", "acme", "--server", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!nobody.status.success());
+    let message = text(&nobody.stderr);
+    assert!(message.contains("cannot reach the Rapport server") && message.contains("rapport serve"), "{message}");
+
+    let file = dir.path().join("broken.json");
+    std::fs::write(&file, "{\"account_id\": \"acme\", \"events\": [oops]}").unwrap();
+    let broken = Command::new(RAPPORT).args(["append", file.to_str().unwrap()]).output().unwrap();
+    assert!(!broken.status.success());
+    let message = text(&broken.stderr);
+    assert!(message.contains("broken.json, line 1 column"), "{message}");
+
+    let missing = Command::new(RAPPORT).args(["append", "/nonexistent/events.json"]).output().unwrap();
+    assert!(text(&missing.stderr).contains("could not read /nonexistent/events.json"), "{}", text(&missing.stderr));
+}
