@@ -56,8 +56,9 @@ pub struct SledLog {
 struct Tail {
     /// The log's last position (0: empty).
     last_position: u64,
-    /// The recording time of the last event, so recording times never go back.
-    last_recorded_at: Timestamp,
+    /// The recording time of the last event (`None`: empty log), so recording times never go
+    /// back. Not a sentinel time: a clock before 1970 is odd but is still recorded as given.
+    last_recorded_at: Option<Timestamp>,
     /// Stream heads seen so far (filled on first use, kept current by appends).
     heads: HashMap<AccountId, StreamHead>,
 }
@@ -100,14 +101,12 @@ impl SledLog {
                 )));
             }
         }
-        let log = SledLog {
-            db,
-            tail: Mutex::new(Tail { last_position: 0, last_recorded_at: Timestamp::EPOCH, heads: HashMap::new() }),
-        };
+        let log =
+            SledLog { db, tail: Mutex::new(Tail { last_position: 0, last_recorded_at: None, heads: HashMap::new() }) };
         if let Some(last) = log.last_event()? {
             let mut tail = log.lock();
             tail.last_position = last.position;
-            tail.last_recorded_at = last.recorded_at;
+            tail.last_recorded_at = Some(last.recorded_at);
         }
         Ok(log)
     }
@@ -138,29 +137,58 @@ impl SledLog {
         decode(&key, &value)
     }
 
+    /// The event a stream entry (`key` → `value`) points at, checked to be that version of
+    /// that stream: an index that disagrees with the log is corruption, not a result.
+    fn stream_event(&self, account_id: &AccountId, key: &[u8], value: &[u8]) -> Result<StoredEvent, StoreError> {
+        // The key is the stream's prefix (tag, id, 0x00) and then exactly eight version bytes.
+        let version = key
+            .get(account_id.as_str().len() + 2..)
+            .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt(format!("a stream key of \"{account_id}\" is malformed: {key:?}")))?;
+        let event = self.event_at(position_value(value, &format!("version {version} of \"{account_id}\""))?)?;
+        if &event.account_id != account_id || event.version != version {
+            return Err(StoreError::Corrupt(format!(
+                "the event at position {} is version {} of \"{}\", but is indexed as version {version} of \"{account_id}\"",
+                event.position, event.version, event.account_id
+            )));
+        }
+        Ok(event)
+    }
+
+    /// The position an id entry holds.
+    fn id_position(&self, event_id: &EventId) -> Result<Option<u64>, StoreError> {
+        match self.db.get(id_key(event_id)).map_err(|e| sled_error(e, &format!("looking up event {event_id}")))? {
+            None => Ok(None),
+            Some(value) => position_value(&value, &format!("event {event_id}")).map(Some),
+        }
+    }
+
     /// The head of a stream, from the cache or, the first time, from the stream's last key.
     fn head(&self, tail: &mut Tail, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
         if let Some(head) = tail.heads.get(account_id) {
             return Ok(Some(*head));
         }
         let Some(entry) = self.db.scan_prefix(stream_prefix(account_id)).next_back() else { return Ok(None) };
-        let (_, value) = entry.map_err(|e| sled_error(e, &format!("reading the head of \"{account_id}\"")))?;
-        let event = self.event_at(position_value(&value)?)?;
+        let (key, value) = entry.map_err(|e| sled_error(e, &format!("reading the head of \"{account_id}\"")))?;
+        let event = self.stream_event(account_id, &key, &value)?;
         let head = StreamHead { version: event.version, position: event.position, hash: event.hash };
         tail.heads.insert(account_id.clone(), head);
         Ok(Some(head))
     }
 
-    fn positions(
+    /// Up to `limit` events of one stream, following its stream entries in the order given.
+    fn stream_events(
         &self,
+        account_id: &AccountId,
         entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         entries
             .take(limit)
             .map(|entry| {
-                let (_, value) = entry.map_err(|e| sled_error(e, "reading a stream"))?;
-                self.event_at(position_value(&value)?)
+                let (key, value) = entry.map_err(|e| sled_error(e, &format!("reading \"{account_id}\"")))?;
+                self.stream_event(account_id, &key, &value)
             })
             .collect()
     }
@@ -185,12 +213,12 @@ impl EventLog for SledLog {
             if batch.events[..index].iter().any(|e| e.event_id == new.event_id) {
                 return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
             }
-            if let Some(value) = self.db.get(id_key(&new.event_id)).map_err(|e| sled_error(e, "looking up an id"))? {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: position_value(&value)? });
+            if let Some(position) = self.id_position(&new.event_id)? {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
             }
         }
 
-        let recorded_at = tail.last_recorded_at.max(batch.recorded_at);
+        let recorded_at = tail.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
         let first_position = tail.last_position + 1;
         let mut prev_hash: Hash = head.map_or(GENESIS_HASH, |h| h.hash);
         let mut write = sled::Batch::default();
@@ -219,7 +247,7 @@ impl EventLog for SledLog {
         }
         self.db.apply_batch(write).map_err(|e| sled_error(e, "appending"))?;
         tail.last_position = last.position;
-        tail.last_recorded_at = recorded_at;
+        tail.last_recorded_at = Some(recorded_at);
         tail.heads.insert(batch.account_id.clone(), last);
         Ok(Appended { first_version: current + 1, first_position, recorded_at })
     }
@@ -238,10 +266,15 @@ impl EventLog for SledLog {
     }
 
     fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
-        match self.db.get(id_key(event_id)).map_err(|e| sled_error(e, "looking up an id"))? {
-            None => Ok(None),
-            Some(value) => self.event_at(position_value(&value)?).map(Some),
+        let Some(position) = self.id_position(event_id)? else { return Ok(None) };
+        let event = self.event_at(position)?;
+        if &event.event_id != event_id {
+            return Err(StoreError::Corrupt(format!(
+                "the event at position {position} is {}, but is indexed as {event_id}",
+                event.event_id
+            )));
         }
+        Ok(Some(event))
     }
 
     fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -265,12 +298,12 @@ impl EventLog for SledLog {
         match direction {
             Direction::Forwards => {
                 let range = stream_key(account_id, from_version.max(1))..=stream_key(account_id, u64::MAX);
-                self.positions(self.db.range(range), limit)
+                self.stream_events(account_id, self.db.range(range), limit)
             }
             Direction::Backwards => {
                 let to = if from_version == 0 { u64::MAX } else { from_version };
                 let range = stream_key(account_id, 1)..=stream_key(account_id, to);
-                self.positions(self.db.range(range).rev(), limit)
+                self.stream_events(account_id, self.db.range(range).rev(), limit)
             }
         }
     }
@@ -331,10 +364,11 @@ fn id_key(event_id: &EventId) -> [u8; 17] {
     key
 }
 
-fn position_value(value: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(value)
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt(format!("an index entry holds {} bytes, not a position", value.len())))
+/// The position an index entry holds; `entry` names the entry for the error.
+fn position_value(value: &[u8], entry: &str) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(value).map(u64::from_be_bytes).map_err(|_| {
+        StoreError::Corrupt(format!("the index entry of {entry} holds {} bytes, not a position", value.len()))
+    })
 }
 
 /// Decodes the envelope stored under `key`, checking that it is whole and in place.
@@ -387,5 +421,50 @@ fn io_error(error: &io::Error, doing: &str) -> StoreError {
         StoreError::Full(format!("{doing}: {error}"))
     } else {
         StoreError::Io(format!("{doing}: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_space_is_full_and_other_io_is_io() {
+        let cases = [
+            (io::Error::from_raw_os_error(NO_SPACE), "full"),
+            (io::Error::from(io::ErrorKind::StorageFull), "full"),
+            (io::Error::from(io::ErrorKind::PermissionDenied), "io"),
+            (io::Error::other("disk on fire"), "io"),
+        ];
+        for (error, want) in cases {
+            let got = match io_error(&error, "appending") {
+                StoreError::Full(message) | StoreError::Io(message) if !message.starts_with("appending: ") => {
+                    panic!("{error:?}: the message does not say what failed: {message}")
+                }
+                StoreError::Full(_) => "full",
+                StoreError::Io(_) => "io",
+                other => panic!("{error:?} became {other:?}"),
+            };
+            assert_eq!(got, want, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn sled_errors_map_by_cause() {
+        let corruption = sled::Error::Corruption { at: None, bt: () };
+        assert!(matches!(sled_error(corruption, "reading"), StoreError::Corrupt(_)));
+        let no_space = sled::Error::Io(io::Error::from_raw_os_error(NO_SPACE));
+        assert!(matches!(sled_error(no_space, "syncing"), StoreError::Full(_)));
+        let bug = sled::Error::ReportableBug("oops".into());
+        assert!(matches!(sled_error(bug, "syncing"), StoreError::Io(_)));
+    }
+
+    #[test]
+    fn stream_keys_of_prefix_sharing_accounts_do_not_interleave() {
+        let account = |name| AccountId::parse(name, &Limits::default()).unwrap();
+        let (a, ab) = (account("a"), account("ab"));
+        // Every key of "a" sorts before every key of "ab", whatever the versions.
+        assert!(stream_key(&a, u64::MAX) < stream_key(&ab, 0));
+        assert!(stream_key(&a, 1) < stream_key(&a, 256), "versions sort numerically");
     }
 }
