@@ -318,11 +318,11 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     loop {
         match sled::Config::new().path(dir).flush_every_ms(None).open() {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+            Err(sled::Error::Io(error)) if is_lock_held(&error) => {
                 if started.elapsed() > LOCK_WAIT {
                     return Err(StoreError::Io(format!(
-                        "{} is in use by another process (its lock is held); stop the other Rapport server or use \
-                         another data directory",
+                        "{} is in use: another Rapport server or another open log holds its lock ({error}); stop \
+                         it or use another data directory",
                         dir.display()
                     )));
                 }
@@ -331,6 +331,13 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             Err(error) => return Err(sled_error(error, &format!("opening {}", dir.display()))),
         }
     }
+}
+
+/// Whether opening failed because another open database holds the directory's lock. sled 0.34
+/// reports that as an `Other` error whose message says so (wrapping the `WouldBlock` of the
+/// lock call), so the message is the only way to tell.
+fn is_lock_held(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock || error.to_string().starts_with("could not acquire lock")
 }
 
 fn event_key(position: u64) -> [u8; 9] {

@@ -1,4 +1,4 @@
-//! A damaged or foreign store is refused with `Corrupt`, never served.
+//! A damaged, foreign or busy store is refused with a clear error, never served.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -149,4 +149,28 @@ fn an_id_entry_pointing_elsewhere_or_nowhere_is_reported() {
     assert_corrupt(log.find_event(&event_id(1)), "position 2");
     assert_corrupt(log.find_event(&event_id(2)), "position 9");
     assert_corrupt(log.find_event(&event_id(3)), "5 bytes");
+}
+
+#[test]
+fn opening_waits_for_a_log_being_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledLog::open(dir.path()).unwrap();
+    appended(&log, 1);
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(log);
+    });
+    let reopened = SledLog::open(dir.path()).expect("opens once the other log is closed");
+    assert_eq!(reopened.last_position().unwrap(), 1);
+    closer.join().unwrap();
+}
+
+#[test]
+fn a_directory_in_use_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let _log = SledLog::open(dir.path()).unwrap();
+    match SledLog::open(dir.path()) {
+        Err(StoreError::Io(message)) => assert!(message.contains("is in use"), "{message}"),
+        other => panic!("expected Io, got {other:?}"),
+    }
 }
