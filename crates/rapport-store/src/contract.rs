@@ -378,14 +378,14 @@ impl Model {
 /// Checks `log` against `model`, broadly: the log's end, one random stream in full and in a
 /// random window, a random window of the whole log, a random id.
 fn assert_agrees(log: &impl EventLog, model: &Model, accounts: &[AccountId], random: &mut Lcg, context: &str) {
-    let versions = model.versions();
+    let version_at = model.versions();
     // Asserts that `events` are the model's events at `positions`, byte for byte.
     let assert_events = |events: &[StoredEvent], positions: &[u64], what: &str| {
         let got: Vec<u64> = events.iter().map(|e| e.position).collect();
         assert_eq!(got, positions, "{context}: positions of {what}");
         for event in events {
             let (which, n, time) = model.events[event.position as usize - 1];
-            let version = versions[event.position as usize - 1];
+            let version = version_at[event.position as usize - 1];
             assert_eq!(
                 (&event.account_id, event.version, event.event_id, &event.payload, event.recorded_at),
                 (&accounts[which], version, new_event(n).event_id, &new_event(n).payload, at(time)),
