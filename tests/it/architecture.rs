@@ -21,6 +21,11 @@ const RULES: &[(&str, &[&str])] = &[
             "sled",
         ],
     ),
+    // Projections are pure too: rules, folds and scores, no I/O.
+    (
+        "rapport-projection",
+        &["rapport-proto", "rapport-store", "rapport-sled", "rapport-server", "rapport", "tokio", "tonic", "sled"],
+    ),
     // The storage contract knows no engine, no wire format, no server.
     (
         "rapport-store",

@@ -4,6 +4,7 @@
 //! events are facts already accepted. References it cannot resolve (a contact whose
 //! `ContactAdded` was retracted, say) are ignored rather than invented.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
@@ -12,7 +13,7 @@ use crate::{
 };
 
 /// An account as its stream tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// The account's id (its stream's key).
     pub id: AccountId,
@@ -41,7 +42,7 @@ pub struct Account {
 }
 
 /// A period during which one of our people owned the relationship.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenure {
     /// The owner.
     pub owner: StaffId,
@@ -54,7 +55,7 @@ pub struct Tenure {
 }
 
 /// The tier and why it was given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierState {
     /// The tier.
     pub tier: Tier,
@@ -65,7 +66,7 @@ pub struct TierState {
 }
 
 /// A member of the account team.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamMember {
     /// Their part in the team.
     pub role: TeamRole,
@@ -74,7 +75,7 @@ pub struct TeamMember {
 }
 
 /// A person at the customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     /// Their id within the account.
     pub id: ContactId,
@@ -104,7 +105,7 @@ impl Contact {
 }
 
 /// A contact's observed stance and closeness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactAssessment {
     /// Stance.
     pub support: Support,
@@ -115,7 +116,7 @@ pub struct ContactAssessment {
 }
 
 /// A moment one of our people reached a contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touch {
     /// When.
     pub at: Timestamp,
@@ -126,7 +127,7 @@ pub struct Touch {
 }
 
 /// How a contact was reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TouchKind {
     /// In a meeting.
     Meeting,

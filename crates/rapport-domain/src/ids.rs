@@ -5,6 +5,7 @@
 //! e-mail addresses and slugs, keeps them printable in logs and terminals, and guarantees they
 //! never contain a NUL, which the store uses as a key separator.
 
+use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 
 use uuid::Uuid;
@@ -39,7 +40,8 @@ fn check_identifier(value: &str, what: &str, limits: &Limits) -> Result<(), Inva
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
@@ -85,7 +87,8 @@ identifier!(
 );
 
 /// The client-chosen identity of an event: a UUID, the idempotency key of appends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct EventId(Uuid);
 
 impl EventId {

@@ -1,12 +1,14 @@
 //! Free text written by people: short single-line labels and longer notes.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::{InvalidValue, Limits};
 
 /// Single-line text: a name, a title, a department, a topic, a reason. No control characters,
 /// at most `Limits::max_label_chars` characters. May be empty where the field is optional.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Label(String);
 
 impl Label {
@@ -60,7 +62,8 @@ impl fmt::Display for Label {
 
 /// Multi-line free text: meeting notes, evidence, feedback. Line breaks and tabs are allowed,
 /// other control characters are not; at most `Limits::max_note_bytes` bytes. May be empty.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Note(String);
 
 impl Note {

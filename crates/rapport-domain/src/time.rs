@@ -1,5 +1,6 @@
 //! Instants as the domain sees them: nanoseconds since the Unix epoch, UTC.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::{InvalidValue, Limits};
@@ -7,7 +8,8 @@ use crate::{InvalidValue, Limits};
 /// An instant, in nanoseconds since 1970-01-01T00:00:00Z. Covers 1677 to 2262.
 ///
 /// The domain never reads a clock: the current time is always passed in as a `Timestamp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Timestamp(i64);
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;

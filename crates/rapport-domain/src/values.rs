@@ -1,11 +1,13 @@
 //! Domain values whose rules are checked once, when they are made, and trusted after.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::{InvalidValue, error::quoted};
 
 /// A contact's stance towards us: -2 opponent, -1 skeptic, 0 neutral, +1 supporter, +2 coach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Support(i8);
 
 impl Support {
@@ -31,7 +33,8 @@ impl Support {
 }
 
 /// How close and trusting a contact is with us: 0 stranger … 4 trusted advisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Intimacy(u8);
 
 impl Intimacy {
@@ -57,7 +60,8 @@ impl Intimacy {
 }
 
 /// A customer satisfaction score, 0 (very dissatisfied) to 10 (very satisfied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SatisfactionScore(u8);
 
 impl SatisfactionScore {
@@ -78,6 +82,20 @@ impl SatisfactionScore {
 /// An ISO 4217 currency that has a minor unit (so amounts can be given in minor units).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency(iso_currency::Currency);
+
+// By code, so that stored projections do not depend on `iso_currency`'s own representation.
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Currency::parse(&code).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Currency {
     /// Accepts an upper-case ISO 4217 code with a minor unit (`EUR`, `USD`, `JPY`); refuses
@@ -119,7 +137,7 @@ impl fmt::Display for Currency {
 }
 
 /// An amount of money in integer minor units (cents for EUR); never negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     minor: i64,
     currency: Currency,
@@ -159,7 +177,7 @@ impl fmt::Display for Money {
 macro_rules! named_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }

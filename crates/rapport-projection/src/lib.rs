@@ -1,0 +1,71 @@
+//! Rapport's projections, pure: what the log adds up to under a rule set.
+//!
+//! - [`RuleSet`]: the scoring rules as data, read from TOML (`rules/default.toml` documents
+//!   every key), refused whole with the offending key named when anything is wrong.
+//! - [`AccountProjection`]: one account's picture, folded event by event under a rule set;
+//!   bounded by the rule set's horizon, independent of the order late events arrive in.
+//! - [`scores`]: the key, general and organisational relationship scores, the personalisation
+//!   risk, health and the value class as of an instant, each with its factors.
+//! - [`gift_register`], [`handover`], [`compare`]: what compliance, a new owner and an analyst
+//!   read from a projection.
+//! - [`ProjectionDigest`]: one value that two builds of a projection can be compared by.
+//!
+//! Like the domain, this crate does no I/O and reads no clock: the instant is always an input,
+//! and the arithmetic gives the same bits on every machine.
+
+mod account;
+mod calendar;
+mod compare;
+mod decay;
+mod digest;
+mod register;
+mod rules;
+mod scores;
+
+pub use account::{
+    ASSESSMENT_HISTORY, AccountProjection, Assessment, ContactActivity, FEEDBACK_HISTORY, FeedbackRecord, Folded,
+    GiftRecord, MeetingRecord, OUTCOME_HISTORY, OutcomeRecord,
+};
+pub use calendar::date_of;
+pub use compare::{Movement, compare};
+pub use decay::fade;
+pub use digest::ProjectionDigest;
+pub use register::{GiftFlag, GiftRegister, HandoverContact, HandoverReport, RegisteredGift, gift_register, handover};
+pub use rules::{
+    AtRiskRules, DEFAULT_RULES, GeneralRelationshipRules, GiftRules, HealthRules, KeyRelationshipRules, MeetingPoints,
+    OrganisationalRules, OutcomePoints, RiskRules, RuleSet, RuleSetError, TierPoints, ValueRules,
+};
+pub use scores::{Factor, Score, Scores, ValueClass, round2, scores};
+
+/// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
+/// version is rebuilt from the log rather than read.
+pub const ENCODING_VERSION: u8 = 1;
+
+/// Encodes a projection for storage (and for digests): a version byte, then postcard.
+pub fn encode(projection: &AccountProjection) -> Vec<u8> {
+    let mut bytes = vec![ENCODING_VERSION];
+    // Plain structs, maps, strings and numbers: serialising cannot fail.
+    if let Ok(body) = postcard::to_allocvec(projection) {
+        bytes.extend_from_slice(&body);
+    }
+    bytes
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode(bytes: &[u8]) -> Result<AccountProjection, DecodeError> {
+    match bytes.split_first() {
+        Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).map_err(|e| DecodeError(e.to_string())),
+        Some((version, _)) => Err(DecodeError(format!(
+            "encoding version {version}, but this build reads version {ENCODING_VERSION}; rebuild the projection"
+        ))),
+        None => Err(DecodeError("no bytes".to_owned())),
+    }
+}
+
+/// A stored projection that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a stored account projection does not decode: {0}")]
+pub struct DecodeError(String);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,427 @@
+//! Rule sets: the scoring rules as data, read from a TOML file.
+//!
+//! Every key is required, so a rule file says everything it means and a typo cannot fall back
+//! to a default unnoticed; unknown keys are refused for the same reason. A file either loads
+//! whole and valid or not at all. `rules/default.toml` documents every key.
+
+use std::collections::BTreeMap;
+
+use rapport_domain::{Currency, MeetingKind, OutcomeKind, Tier};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// Longest window or half-life a rule set may give, in days (100 years).
+const MAX_DAYS: f64 = 36_500.0;
+
+/// A named, versioned set of scoring rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    /// The rule set's name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// Its version, from 1; a changed rule set under the same name takes a new version.
+    pub version: u32,
+    /// How the four scores combine into health.
+    pub health: HealthRules,
+    /// The key relationship score.
+    pub key_relationship: KeyRelationshipRules,
+    /// The general relationship score.
+    pub general_relationship: GeneralRelationshipRules,
+    /// The organisational relationship score.
+    pub organisational_relationship: OrganisationalRules,
+    /// The personalisation risk.
+    pub personalisation_risk: RiskRules,
+    /// When an account counts as at risk.
+    pub at_risk: AtRiskRules,
+    /// The value class.
+    pub value: ValueRules,
+    /// The gift register.
+    pub gifts: GiftRules,
+}
+
+/// Weights of the scores in health; normalised by their sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthRules {
+    /// Weight of the key relationship score.
+    pub key_relationship: f64,
+    /// Weight of the general relationship score.
+    pub general_relationship: f64,
+    /// Weight of the organisational relationship score.
+    pub organisational_relationship: f64,
+    /// Weight of `100 - personalisation risk`.
+    pub personalisation_safety: f64,
+}
+
+/// Stance and closeness of key contacts, fading with the age of the signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRelationshipRules {
+    /// Days after which a signal counts half as much (stance fades towards neutral,
+    /// closeness towards stranger).
+    pub half_life_days: f64,
+    /// Share of stance in a contact's score.
+    pub support_weight: f64,
+    /// Share of closeness in a contact's score.
+    pub intimacy_weight: f64,
+}
+
+/// Coverage of the customer's departments and breadth of our people in touch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralRelationshipRules {
+    /// Days back from the as-of instant in which a touch counts.
+    pub window_days: f64,
+    /// Share of department coverage in the score.
+    pub coverage_weight: f64,
+    /// Share of breadth (our people in touch) in the score.
+    pub breadth_weight: f64,
+    /// Number of our people in touch that earns full breadth.
+    pub breadth_target: u32,
+}
+
+/// Tier, executive-level meetings and strategic outcomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationalRules {
+    /// Days back from the as-of instant in which meetings and outcomes count.
+    pub window_days: f64,
+    /// Points from the tier alone.
+    pub tier_base: TierPoints,
+    /// Points per meeting in the window, by kind.
+    pub meeting_points: MeetingPoints,
+    /// Most points meetings can add.
+    pub meeting_points_cap: f64,
+    /// Points per outcome in the window, by kind.
+    pub outcome_points: OutcomePoints,
+    /// Most points outcomes can add.
+    pub outcome_points_cap: f64,
+}
+
+/// Points per tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct TierPoints {
+    /// Strategic.
+    pub S: f64,
+    /// Partner.
+    pub A: f64,
+    /// B.
+    pub B: f64,
+    /// C.
+    pub C: f64,
+}
+
+/// Points per meeting kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MeetingPoints {
+    pub visit: f64,
+    pub executive_visit: f64,
+    pub dinner: f64,
+    pub technical_exchange: f64,
+    pub call: f64,
+    pub event: f64,
+    pub workshop: f64,
+}
+
+/// Points per outcome kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct OutcomePoints {
+    pub deal_won: f64,
+    pub deal_lost: f64,
+    pub strategic_agreement: f64,
+    pub renewal: f64,
+    pub joint_initiative: f64,
+}
+
+/// The personalisation risk: the share of key contacts held by one of our people only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskRules {
+    /// Days back from the as-of instant in which a touch counts.
+    pub window_days: f64,
+}
+
+/// When an account is listed as at risk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtRiskRules {
+    /// Personalisation risk at or above this is at risk.
+    pub risk_at_least: f64,
+    /// Health is compared with its value this many days earlier.
+    pub trend_days: f64,
+    /// A fall of health by at least this many points over `trend_days` is at risk.
+    pub health_drop: f64,
+}
+
+/// The value class: current profit × future potential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueRules {
+    /// Days back in which won deals and renewals count as current profit.
+    pub window_days: f64,
+    /// Health at or above this means high future potential.
+    pub potential_health: f64,
+    /// Won and renewed value in the window, in minor units, at or above which current profit
+    /// is high; per currency code.
+    pub profit_threshold: BTreeMap<String, i64>,
+}
+
+/// The gift register.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GiftRules {
+    /// Days of the rolling register (365: twelve months).
+    pub window_days: f64,
+    /// A gift above this value, in minor units, is flagged; per currency code.
+    pub threshold: BTreeMap<String, i64>,
+}
+
+/// Why a rule file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleSetError {
+    /// The file is not valid TOML, or a key is unknown, missing or of the wrong type. The
+    /// message names the key and the line.
+    #[error("the rule file does not parse: {0}")]
+    Syntax(String),
+    /// A key has a value outside what it allows.
+    #[error("rule `{key}` {reason}")]
+    Invalid {
+        /// The dotted key, such as `general_relationship.window_days`.
+        key: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> RuleSetError {
+    RuleSetError::Invalid { key: key.to_owned(), reason: reason.into() }
+}
+
+impl RuleSet {
+    /// The rule set that ships with Rapport (`rules/default.toml`).
+    pub fn default_rules() -> RuleSet {
+        // Checked by a unit test; the file is part of the crate.
+        match RuleSet::parse(DEFAULT_RULES) {
+            Ok(rules) => rules,
+            Err(error) => unreachable!("the shipped rule set is invalid: {error}"),
+        }
+    }
+
+    /// Reads a rule set from TOML text and checks every value.
+    pub fn parse(text: &str) -> Result<RuleSet, RuleSetError> {
+        let rules: RuleSet = toml::from_str(text).map_err(|e| RuleSetError::Syntax(e.to_string().trim().to_owned()))?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    /// `name@version`: how the rule set and its projection are named.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// SHA-256 over the rule set's canonical encoding: equal for files that differ only in
+    /// comments, layout or key order, different for any change of a value.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        // Serialising plain structs, maps and numbers cannot fail.
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
+        Sha256::digest(&bytes).into()
+    }
+
+    /// The TOML text of this rule set (without the comments of the file it came from).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// How far back from an account's latest activity the projection keeps records: the
+    /// longest window plus the trend period, so that every score at or after the latest
+    /// activity, and the trend comparison, see every record they need.
+    pub fn horizon_nanos(&self) -> i64 {
+        let longest = [
+            self.general_relationship.window_days,
+            self.organisational_relationship.window_days,
+            self.personalisation_risk.window_days,
+            self.value.window_days,
+            self.gifts.window_days,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        days_to_nanos(longest + self.at_risk.trend_days)
+    }
+
+    /// Points for a meeting of this kind.
+    pub fn meeting_points(&self, kind: MeetingKind) -> f64 {
+        let points = &self.organisational_relationship.meeting_points;
+        match kind {
+            MeetingKind::Visit => points.visit,
+            MeetingKind::ExecutiveVisit => points.executive_visit,
+            MeetingKind::Dinner => points.dinner,
+            MeetingKind::TechnicalExchange => points.technical_exchange,
+            MeetingKind::Call => points.call,
+            MeetingKind::Event => points.event,
+            MeetingKind::Workshop => points.workshop,
+        }
+    }
+
+    /// Points for an outcome of this kind.
+    pub fn outcome_points(&self, kind: OutcomeKind) -> f64 {
+        let points = &self.organisational_relationship.outcome_points;
+        match kind {
+            OutcomeKind::DealWon => points.deal_won,
+            OutcomeKind::DealLost => points.deal_lost,
+            OutcomeKind::StrategicAgreement => points.strategic_agreement,
+            OutcomeKind::Renewal => points.renewal,
+            OutcomeKind::JointInitiative => points.joint_initiative,
+        }
+    }
+
+    /// Points from the tier alone.
+    pub fn tier_points(&self, tier: Tier) -> f64 {
+        let base = &self.organisational_relationship.tier_base;
+        match tier {
+            Tier::S => base.S,
+            Tier::A => base.A,
+            Tier::B => base.B,
+            Tier::C => base.C,
+        }
+    }
+
+    /// The gift threshold for a currency, in minor units, if the rule set gives one.
+    pub fn gift_threshold(&self, currency: Currency) -> Option<i64> {
+        self.gifts.threshold.get(currency.code()).copied()
+    }
+
+    /// The profit threshold for a currency, in minor units, if the rule set gives one.
+    pub fn profit_threshold(&self, currency: Currency) -> Option<i64> {
+        self.value.profit_threshold.get(currency.code()).copied()
+    }
+
+    fn validate(&self) -> Result<(), RuleSetError> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid("name", format!("is {:?}; give 1 to 64 ASCII letters, digits, '-' or '_'", self.name)));
+        }
+        if self.version == 0 {
+            return Err(invalid("version", "is 0; versions start at 1"));
+        }
+        let h = &self.health;
+        weights(
+            "health",
+            &[
+                ("key_relationship", h.key_relationship),
+                ("general_relationship", h.general_relationship),
+                ("organisational_relationship", h.organisational_relationship),
+                ("personalisation_safety", h.personalisation_safety),
+            ],
+        )?;
+        let k = &self.key_relationship;
+        days("key_relationship.half_life_days", k.half_life_days)?;
+        weights("key_relationship", &[("support_weight", k.support_weight), ("intimacy_weight", k.intimacy_weight)])?;
+        let g = &self.general_relationship;
+        days("general_relationship.window_days", g.window_days)?;
+        weights(
+            "general_relationship",
+            &[("coverage_weight", g.coverage_weight), ("breadth_weight", g.breadth_weight)],
+        )?;
+        if g.breadth_target == 0 {
+            return Err(invalid("general_relationship.breadth_target", "is 0; give the number of people (1 or more)"));
+        }
+        let o = &self.organisational_relationship;
+        days("organisational_relationship.window_days", o.window_days)?;
+        for (tier, value) in [("S", o.tier_base.S), ("A", o.tier_base.A), ("B", o.tier_base.B), ("C", o.tier_base.C)] {
+            points(&format!("organisational_relationship.tier_base.{tier}"), value)?;
+        }
+        let m = &o.meeting_points;
+        for (kind, value) in [
+            ("visit", m.visit),
+            ("executive_visit", m.executive_visit),
+            ("dinner", m.dinner),
+            ("technical_exchange", m.technical_exchange),
+            ("call", m.call),
+            ("event", m.event),
+            ("workshop", m.workshop),
+        ] {
+            points(&format!("organisational_relationship.meeting_points.{kind}"), value)?;
+        }
+        points("organisational_relationship.meeting_points_cap", o.meeting_points_cap)?;
+        let p = &o.outcome_points;
+        for (kind, value) in [
+            ("deal_won", p.deal_won),
+            ("deal_lost", p.deal_lost),
+            ("strategic_agreement", p.strategic_agreement),
+            ("renewal", p.renewal),
+            ("joint_initiative", p.joint_initiative),
+        ] {
+            points(&format!("organisational_relationship.outcome_points.{kind}"), value)?;
+        }
+        points("organisational_relationship.outcome_points_cap", o.outcome_points_cap)?;
+        days("personalisation_risk.window_days", self.personalisation_risk.window_days)?;
+        points("at_risk.risk_at_least", self.at_risk.risk_at_least)?;
+        days("at_risk.trend_days", self.at_risk.trend_days)?;
+        points("at_risk.health_drop", self.at_risk.health_drop)?;
+        days("value.window_days", self.value.window_days)?;
+        points("value.potential_health", self.value.potential_health)?;
+        amounts("value.profit_threshold", &self.value.profit_threshold)?;
+        days("gifts.window_days", self.gifts.window_days)?;
+        amounts("gifts.threshold", &self.gifts.threshold)?;
+        Ok(())
+    }
+}
+
+/// Converts days to nanoseconds (rounded to the nanosecond).
+pub(crate) fn days_to_nanos(days: f64) -> i64 {
+    (days * NANOS_PER_DAY as f64).round() as i64
+}
+
+fn days(key: &str, value: f64) -> Result<(), RuleSetError> {
+    if !(value.is_finite() && value > 0.0 && value <= MAX_DAYS) {
+        return Err(invalid(key, format!("is {value}; give a number of days above 0 and at most {MAX_DAYS}")));
+    }
+    Ok(())
+}
+
+fn points(key: &str, value: f64) -> Result<(), RuleSetError> {
+    if !(value.is_finite() && (0.0..=100.0).contains(&value)) {
+        return Err(invalid(key, format!("is {value}; give points from 0 to 100")));
+    }
+    Ok(())
+}
+
+fn weights(table: &str, values: &[(&str, f64)]) -> Result<(), RuleSetError> {
+    for (key, value) in values {
+        if !(value.is_finite() && *value >= 0.0) {
+            return Err(invalid(&format!("{table}.{key}"), format!("is {value}; a weight is a number of at least 0")));
+        }
+    }
+    if values.iter().all(|(_, value)| *value == 0.0) {
+        let keys: Vec<&str> = values.iter().map(|(key, _)| *key).collect();
+        return Err(invalid(
+            table,
+            format!("has all weights at 0 ({}); at least one must be above 0", keys.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+fn amounts(table: &str, values: &BTreeMap<String, i64>) -> Result<(), RuleSetError> {
+    for (code, value) in values {
+        let key = format!("{table}.{code}");
+        Currency::parse(code).map_err(|e| invalid(&key, format!("does not name a currency: {e}")))?;
+        if *value <= 0 {
+            return Err(invalid(&key, format!("is {value}; give an amount in minor units above 0")));
+        }
+    }
+    Ok(())
+}
+
+/// The text of `rules/default.toml`.
+pub const DEFAULT_RULES: &str = include_str!("../../../rules/default.toml");

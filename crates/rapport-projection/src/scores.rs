@@ -1,0 +1,421 @@
+//! The MCR scores of an account under a rule set, as of an instant, each with the factors
+//! that make it up.
+//!
+//! Scores are a pure function of the projection, the rule set and the as-of instant: the
+//! clock is an input, so scores of an idle account fade as the instant moves on, and the same
+//! inputs give the same bits on every machine (see `decay`). Every value is rounded to
+//! hundredths of a point, so that what is compared, shown and hashed is exactly what was
+//! computed.
+
+use std::collections::BTreeSet;
+
+use rapport_domain::{Contact, OutcomeKind, StaffId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountProjection, ContactActivity};
+use crate::calendar::date_of;
+use crate::decay::fade;
+use crate::rules::{RuleSet, days_to_nanos};
+
+/// Every score of an account at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// The instant the scores are taken at.
+    pub as_of: Timestamp,
+    /// Stance and closeness of key contacts.
+    pub key_relationship: Score,
+    /// Coverage of departments and breadth of our people in touch.
+    pub general_relationship: Score,
+    /// Tier, executive-level meetings, strategic outcomes.
+    pub organisational_relationship: Score,
+    /// The share of key relationships held by one of our people only (higher is worse).
+    pub personalisation_risk: Score,
+    /// The weighted combination.
+    pub health: Score,
+    /// Health `trend_days` before `as_of`, taken from the same projection.
+    pub health_before: f64,
+    /// Current profit × future potential, where the inputs exist.
+    pub value_class: Option<ValueClass>,
+    /// Why the value class is what it is (or is missing).
+    pub value_factors: Vec<Factor>,
+    /// Why the account is at risk; empty when it is not.
+    pub at_risk: Vec<String>,
+}
+
+/// One score, 0 to 100, and what made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// The score, in hundredths of a point.
+    pub value: f64,
+    /// The inputs and how many points each contributed.
+    pub factors: Vec<Factor>,
+}
+
+/// One input of a score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// A stable key: `contact:<id>`, `coverage`, `breadth`, `tier`, `meetings`, `outcomes`,
+    /// `key_relationship`, ... Comparisons match factors by key.
+    pub key: String,
+    /// What the input was, in words.
+    pub detail: String,
+    /// Points contributed to the score.
+    pub points: f64,
+}
+
+/// The value class of a customer (current profit × future potential).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ValueClass {
+    /// Profitable now and with potential.
+    Champion,
+    /// Potential, little profit yet.
+    FutureStar,
+    /// Profitable now, little potential.
+    Harvest,
+    /// Neither.
+    Cost,
+}
+
+impl ValueClass {
+    /// The class's name as people read it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueClass::Champion => "champion",
+            ValueClass::FutureStar => "future star",
+            ValueClass::Harvest => "harvest",
+            ValueClass::Cost => "cost",
+        }
+    }
+}
+
+/// Rounds to hundredths, the precision every score is kept at.
+pub fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn factor(key: impl Into<String>, detail: impl Into<String>, points: f64) -> Factor {
+    Factor { key: key.into(), detail: detail.into(), points: round2(points) }
+}
+
+fn score(value: f64, factors: Vec<Factor>) -> Score {
+    Score { value: round2(value.clamp(0.0, 100.0)), factors }
+}
+
+/// Whether `at` lies in the window of `window_days` that ends at `as_of`.
+fn within(at: Timestamp, as_of: Timestamp, window_days: f64) -> bool {
+    at <= as_of && at >= as_of.saturating_add_nanos(-days_to_nanos(window_days))
+}
+
+/// The account's current contacts at `as_of`, by id.
+fn current_at(projection: &AccountProjection, as_of: Timestamp) -> impl Iterator<Item = &Contact> {
+    projection.account.contacts.values().filter(move |c| c.left_at.is_none_or(|left| left > as_of))
+}
+
+/// Our people who touched a contact in the window.
+fn touchers(activity: Option<&ContactActivity>, as_of: Timestamp, window_days: f64) -> BTreeSet<&StaffId> {
+    activity
+        .into_iter()
+        .flat_map(|a| a.touched_by.iter())
+        .filter(|(_, touch)| within(touch.at, as_of, window_days))
+        .map(|(person, _)| person)
+        .collect()
+}
+
+/// The population the personalisation risk looks at: current key contacts, or every current
+/// contact when none is key.
+fn risk_population(projection: &AccountProjection, as_of: Timestamp) -> Vec<&Contact> {
+    let key: Vec<&Contact> = current_at(projection, as_of).filter(|c| c.key).collect();
+    if key.is_empty() { current_at(projection, as_of).collect() } else { key }
+}
+
+/// Every score of `projection` under `rules` as of `as_of`.
+pub fn scores(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Scores {
+    let (key, general, organisational, risk, health) = components(projection, rules, as_of);
+    let before = as_of.saturating_add_nanos(-days_to_nanos(rules.at_risk.trend_days));
+    let health_before = components(projection, rules, before).4.value;
+    let (value_class, value_factors) = value_class(projection, rules, as_of, health.value);
+    let mut at_risk = Vec::new();
+    if risk.value >= rules.at_risk.risk_at_least {
+        at_risk.push(format!("personalisation risk {:.2} is at least {:.2}", risk.value, rules.at_risk.risk_at_least));
+    }
+    if health_before - health.value >= rules.at_risk.health_drop {
+        at_risk.push(format!(
+            "health fell from {:.2} to {:.2} in {} days",
+            health_before, health.value, rules.at_risk.trend_days
+        ));
+    }
+    Scores {
+        as_of,
+        key_relationship: key,
+        general_relationship: general,
+        organisational_relationship: organisational,
+        personalisation_risk: risk,
+        health,
+        health_before,
+        value_class,
+        value_factors,
+        at_risk,
+    }
+}
+
+fn components(
+    projection: &AccountProjection,
+    rules: &RuleSet,
+    as_of: Timestamp,
+) -> (Score, Score, Score, Score, Score) {
+    let key = key_relationship(projection, rules, as_of);
+    let general = general_relationship(projection, rules, as_of);
+    let organisational = organisational_relationship(projection, rules, as_of);
+    let risk = personalisation_risk(projection, rules, as_of);
+    let health = health(rules, &key, &general, &organisational, &risk);
+    (key, general, organisational, risk, health)
+}
+
+fn key_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+    let r = &rules.key_relationship;
+    let total = r.support_weight + r.intimacy_weight;
+    let (support_weight, intimacy_weight) = (r.support_weight / total, r.intimacy_weight / total);
+    let half_life = days_to_nanos(r.half_life_days);
+    let key: Vec<&Contact> = current_at(projection, as_of).filter(|c| c.key).collect();
+    if key.is_empty() {
+        return score(0.0, vec![factor("key_contacts", "the account has no current key contact", 0.0)]);
+    }
+    let share = 100.0 / key.len() as f64;
+    let mut sum = 0.0;
+    let mut factors = Vec::with_capacity(key.len());
+    for contact in key {
+        let latest = projection
+            .contacts
+            .get(&contact.id)
+            .and_then(|a| a.assessments.iter().rev().find(|a| a.assessment.at <= as_of));
+        let (value, detail) = match latest {
+            None => (support_weight * 0.5, format!("{}: never assessed (counts as a neutral stranger)", contact.id)),
+            Some(entry) => {
+                let a = entry.assessment;
+                let faded = fade(as_of.unix_nanos() - a.at.unix_nanos(), half_life);
+                let stance = 0.5 + ((f64::from(a.support.value()) + 2.0) / 4.0 - 0.5) * faded;
+                let closeness = f64::from(a.intimacy.value()) / 4.0 * faded;
+                (
+                    support_weight * stance + intimacy_weight * closeness,
+                    format!(
+                        "{}: {} and {} on {} (weight {:.2} after decay)",
+                        contact.id,
+                        a.support.name(),
+                        a.intimacy.name(),
+                        date_of(a.at),
+                        faded
+                    ),
+                )
+            }
+        };
+        let points = value * share;
+        sum += points;
+        factors.push(factor(format!("contact:{}", contact.id), detail, points));
+    }
+    score(sum, factors)
+}
+
+fn general_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+    let r = &rules.general_relationship;
+    let total = r.coverage_weight + r.breadth_weight;
+    let mut known = BTreeSet::new();
+    let mut touched = BTreeSet::new();
+    let mut people = BTreeSet::new();
+    for contact in current_at(projection, as_of) {
+        let department = contact.department.as_str();
+        if !department.is_empty() {
+            known.insert(department);
+        }
+        let by = touchers(projection.contacts.get(&contact.id), as_of, r.window_days);
+        if !by.is_empty() && !department.is_empty() {
+            touched.insert(department);
+        }
+        people.extend(by);
+    }
+    let coverage = if known.is_empty() { 0.0 } else { touched.len() as f64 / known.len() as f64 };
+    let breadth = (people.len() as f64 / f64::from(r.breadth_target)).min(1.0);
+    let coverage_points = 100.0 * r.coverage_weight / total * coverage;
+    let breadth_points = 100.0 * r.breadth_weight / total * breadth;
+    let untouched: Vec<&str> = known.difference(&touched).copied().collect();
+    let factors = vec![
+        factor(
+            "coverage",
+            format!(
+                "{} of {} departments touched in {} days{}",
+                touched.len(),
+                known.len(),
+                r.window_days,
+                if untouched.is_empty() { String::new() } else { format!(" (not: {})", untouched.join(", ")) }
+            ),
+            coverage_points,
+        ),
+        factor(
+            "breadth",
+            format!(
+                "{} of our people in touch in {} days (full marks at {})",
+                people.len(),
+                r.window_days,
+                r.breadth_target
+            ),
+            breadth_points,
+        ),
+    ];
+    score(coverage_points + breadth_points, factors)
+}
+
+fn organisational_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+    let r = &rules.organisational_relationship;
+    let mut factors = Vec::with_capacity(3);
+    let tier_points = match &projection.account.tier {
+        Some(tier) if tier.since <= as_of => {
+            let points = rules.tier_points(tier.tier);
+            factors.push(factor("tier", format!("tier {}", tier.tier), points));
+            points
+        }
+        _ => {
+            factors.push(factor("tier", "no tier assigned", 0.0));
+            0.0
+        }
+    };
+    let mut meeting_sum = 0.0;
+    let mut meetings = 0;
+    for meeting in projection.meetings.iter().filter(|m| within(m.at, as_of, r.window_days)) {
+        let points = rules.meeting_points(meeting.kind);
+        if points > 0.0 {
+            meetings += 1;
+            meeting_sum += points;
+        }
+    }
+    let meeting_points = meeting_sum.min(r.meeting_points_cap);
+    factors.push(factor(
+        "meetings",
+        format!(
+            "{meetings} weighted meetings in {} days worth {:.2} (cap {:.2})",
+            r.window_days,
+            round2(meeting_sum),
+            r.meeting_points_cap
+        ),
+        meeting_points,
+    ));
+    let mut outcome_sum = 0.0;
+    let mut outcomes = Vec::new();
+    for outcome in projection.outcomes.iter().filter(|o| within(o.at, as_of, r.window_days)) {
+        let points = rules.outcome_points(outcome.kind);
+        if points > 0.0 {
+            outcomes.push(outcome.kind.name());
+            outcome_sum += points;
+        }
+    }
+    let outcome_points = outcome_sum.min(r.outcome_points_cap);
+    factors.push(factor(
+        "outcomes",
+        format!(
+            "{} in {} days worth {:.2} (cap {:.2})",
+            if outcomes.is_empty() { "no weighted outcome".to_owned() } else { outcomes.join(", ") },
+            r.window_days,
+            round2(outcome_sum),
+            r.outcome_points_cap
+        ),
+        outcome_points,
+    ));
+    score(tier_points + meeting_points + outcome_points, factors)
+}
+
+fn personalisation_risk(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+    let window = rules.personalisation_risk.window_days;
+    let population = risk_population(projection, as_of);
+    if population.is_empty() {
+        return score(0.0, vec![factor("contacts", "the account has no current contact", 0.0)]);
+    }
+    let share = 100.0 / population.len() as f64;
+    let mut sum = 0.0;
+    let mut factors = Vec::with_capacity(population.len());
+    for contact in population {
+        let by = touchers(projection.contacts.get(&contact.id), as_of, window);
+        let (points, detail) = match by.len() {
+            0 => (0.0, format!("{}: not touched in {window} days", contact.id)),
+            1 => (share, format!("{}: held by {} alone in {window} days", contact.id, join(&by))),
+            n => (0.0, format!("{}: in touch with {n} of our people ({})", contact.id, join(&by))),
+        };
+        sum += points;
+        factors.push(factor(format!("contact:{}", contact.id), detail, points));
+    }
+    score(sum, factors)
+}
+
+fn join(people: &BTreeSet<&StaffId>) -> String {
+    people.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn health(rules: &RuleSet, key: &Score, general: &Score, organisational: &Score, risk: &Score) -> Score {
+    let h = &rules.health;
+    let total = h.key_relationship + h.general_relationship + h.organisational_relationship + h.personalisation_safety;
+    let parts = [
+        ("key_relationship", h.key_relationship, key.value),
+        ("general_relationship", h.general_relationship, general.value),
+        ("organisational_relationship", h.organisational_relationship, organisational.value),
+        ("personalisation_safety", h.personalisation_safety, 100.0 - risk.value),
+    ];
+    let mut sum = 0.0;
+    let factors = parts
+        .iter()
+        .map(|(name, weight, value)| {
+            let points = weight / total * value;
+            sum += points;
+            factor(*name, format!("{value:.2} × weight {:.4}", weight / total), points)
+        })
+        .collect();
+    score(sum, factors)
+}
+
+fn value_class(
+    projection: &AccountProjection,
+    rules: &RuleSet,
+    as_of: Timestamp,
+    health: f64,
+) -> (Option<ValueClass>, Vec<Factor>) {
+    let window = rules.value.window_days;
+    let in_window: Vec<_> = projection.outcomes.iter().filter(|o| within(o.at, as_of, window)).collect();
+    if in_window.is_empty() {
+        return (None, vec![factor("profit", format!("no outcome recorded in {window} days"), 0.0)]);
+    }
+    let mut totals: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for outcome in &in_window {
+        if let (OutcomeKind::DealWon | OutcomeKind::Renewal, Some(value)) = (outcome.kind, outcome.value) {
+            let total = totals.entry(value.currency().code()).or_default();
+            *total = total.saturating_add(value.minor());
+        }
+    }
+    let profitable = totals
+        .iter()
+        .any(|(code, total)| rules.value.profit_threshold.get(*code).is_some_and(|threshold| total >= threshold));
+    let potential = health >= rules.value.potential_health;
+    let class = match (profitable, potential) {
+        (true, true) => ValueClass::Champion,
+        (false, true) => ValueClass::FutureStar,
+        (true, false) => ValueClass::Harvest,
+        (false, false) => ValueClass::Cost,
+    };
+    let totals_text = if totals.is_empty() {
+        "no won or renewed value".to_owned()
+    } else {
+        totals.iter().map(|(code, total)| format!("{total} {code} (minor units)")).collect::<Vec<_>>().join(", ")
+    };
+    let factors = vec![
+        factor(
+            "profit",
+            format!("{} in {window} days: {}", totals_text, if profitable { "high" } else { "below the threshold" }),
+            0.0,
+        ),
+        factor(
+            "potential",
+            format!(
+                "health {health:.2} {} {:.2}",
+                if potential { "at or above" } else { "below" },
+                rules.value.potential_health
+            ),
+            0.0,
+        ),
+    ];
+    (Some(class), factors)
+}

@@ -1,0 +1,477 @@
+//! Scores of hand-built histories, with the expected values worked out here from the rules'
+//! numbers (not read back from the code), and the rule file's errors, one per kind of mistake.
+
+use rapport_domain::*;
+
+use crate::*;
+
+const DAY: i64 = 86_400 * 1_000_000_000;
+
+fn day(n: i64) -> Timestamp {
+    Timestamp::from_unix_nanos(1_767_225_600 * 1_000_000_000 + n * DAY)
+}
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+fn staff(s: &str) -> StaffId {
+    StaffId::parse(s, &limits()).unwrap()
+}
+
+fn contact_id(s: &str) -> ContactId {
+    ContactId::parse(s, &limits()).unwrap()
+}
+
+fn label(s: &str) -> Label {
+    Label::parse(s, &limits()).unwrap()
+}
+
+/// A stream under construction: events with versions, positions and recording times.
+struct Stream {
+    events: Vec<Event>,
+}
+
+impl Stream {
+    fn opened(owner: &str) -> Stream {
+        let mut stream = Stream { events: Vec::new() };
+        stream.push(
+            0,
+            EventBody::AccountOpened(AccountOpened {
+                name: label("Acme"),
+                industry: label("Steel"),
+                owner: staff(owner),
+            }),
+        );
+        stream
+    }
+
+    fn push(&mut self, at: i64, body: EventBody) -> EventId {
+        let n = self.events.len() as u8 + 1;
+        let mut bytes = [0u8; 16];
+        bytes[15] = n;
+        bytes[6] = 0x40;
+        let id = EventId::from_bytes(bytes);
+        self.events.push(Event {
+            id,
+            occurred_at: day(at),
+            actor: staff("li.wei"),
+            source: SourceSystem::parse("crm", &limits()).unwrap(),
+            body,
+        });
+        id
+    }
+
+    fn key_contact(&mut self, id: &str, department: &str) {
+        self.push(
+            0,
+            EventBody::ContactAdded(ContactAdded {
+                contact_id: contact_id(id),
+                name: label(id),
+                title: label("Director"),
+                department: label(department),
+                role: ContactRole::DecisionMaker,
+                key: true,
+            }),
+        );
+    }
+
+    fn signal(&mut self, at: i64, contact: &str, support: i32, intimacy: u32) -> EventId {
+        self.push(
+            at,
+            EventBody::SupportSignal(SupportSignal {
+                contact_id: contact_id(contact),
+                support: Support::new(support).unwrap(),
+                intimacy: Intimacy::new(intimacy).unwrap(),
+                evidence: Note::parse("observed", &limits()).unwrap(),
+            }),
+        )
+    }
+
+    fn meeting(&mut self, at: i64, staff_ids: &[&str], contacts: &[&str], kind: MeetingKind) {
+        self.push(
+            at,
+            EventBody::MeetingHeld(MeetingHeld {
+                staff: staff_ids.iter().map(|s| staff(s)).collect(),
+                contact_ids: contacts.iter().map(|c| contact_id(c)).collect(),
+                kind,
+                topic: label("review"),
+                notes: Note::parse("", &limits()).unwrap(),
+            }),
+        );
+    }
+
+    fn gift(&mut self, at: i64, giver: &str, to: &str, minor: i64, currency: &str, approval: Option<&str>) {
+        self.push(
+            at,
+            EventBody::GiftGiven(GiftGiven {
+                giver: staff(giver),
+                recipient: contact_id(to),
+                description: label("dinner"),
+                value: Money::new(minor, Currency::parse(currency).unwrap()).unwrap(),
+                approval_ref: approval.map(label),
+            }),
+        );
+    }
+
+    fn retract(&mut self, at: i64, target: EventId) {
+        self.push(at, EventBody::EventRetracted(EventRetracted { target, reason: label("wrong contact") }));
+    }
+
+    fn folded(&self) -> Vec<Folded<'_>> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| Folded { event, version: i as u64 + 1, position: i as u64 + 1, recorded_at: day(1_000) })
+            .collect()
+    }
+
+    /// Folds event by event, replaying at retractions as the projector does.
+    fn project(&self, rules: &RuleSet) -> AccountProjection {
+        let folded = self.folded();
+        let id = AccountId::parse("acme", &limits()).unwrap();
+        let mut projection = AccountProjection::open(id.clone(), folded[0]).unwrap();
+        for (i, f) in folded.iter().enumerate().skip(1) {
+            if matches!(f.event.body, EventBody::EventRetracted(_)) {
+                projection = AccountProjection::replay(id.clone(), &folded[..=i], rules).unwrap();
+            } else {
+                projection.apply(*f, rules);
+            }
+        }
+        projection
+    }
+}
+
+/// The default rule set, after checking the numbers the expectations below are worked from.
+fn rules() -> RuleSet {
+    let rules = RuleSet::default_rules();
+    assert_eq!(
+        (rules.key_relationship.support_weight, rules.key_relationship.intimacy_weight),
+        (0.6, 0.4),
+        "the expectations assume stance 0.6 and closeness 0.4"
+    );
+    assert_eq!(rules.key_relationship.half_life_days, 180.0);
+    assert_eq!(
+        (
+            rules.general_relationship.coverage_weight,
+            rules.general_relationship.breadth_weight,
+            rules.general_relationship.breadth_target
+        ),
+        (0.6, 0.4, 5)
+    );
+    let h = &rules.health;
+    assert_eq!(
+        (h.key_relationship, h.general_relationship, h.organisational_relationship, h.personalisation_safety),
+        (0.35, 0.25, 0.2, 0.2)
+    );
+    assert_eq!(rules.organisational_relationship.meeting_points.visit, 1.0);
+    rules
+}
+
+fn close(actual: f64, expected: f64) {
+    assert!((actual - expected).abs() < 0.005 + 1e-9, "{actual} is not {expected} (to the hundredth)");
+}
+
+#[test]
+fn a_key_contact_turning_from_opponent_to_coach() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    stream.key_contact("k.li", "Finance");
+    stream.signal(10, "k.li", -2, 1);
+    let before = scores(&stream.project(&rules), &rules, day(10));
+    // Opponent: stance (−2+2)/4 = 0; acquaintance: closeness 1/4; fresh, so no fade.
+    close(before.key_relationship.value, 100.0 * (0.6 * 0.0 + 0.4 * 0.25));
+    assert_eq!(before.key_relationship.value, 10.0);
+
+    stream.signal(20, "k.li", 2, 3);
+    let after = scores(&stream.project(&rules), &rules, day(20));
+    // Coach: stance 1; trusted: closeness 3/4.
+    assert_eq!(after.key_relationship.value, 100.0 * (0.6 * 1.0 + 0.4 * 0.75));
+    assert_eq!(after.key_relationship.value, 90.0);
+    let factor = &after.key_relationship.factors[0];
+    assert_eq!(factor.key, "contact:k.li");
+    assert!(factor.detail.contains("coach") && factor.detail.contains("trusted"), "{}", factor.detail);
+}
+
+#[test]
+fn an_old_signal_counts_less() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    stream.key_contact("k.li", "Finance");
+    stream.signal(20, "k.li", 2, 3);
+    let projection = stream.project(&rules);
+    // One half-life later: stance fades half-way to neutral (1 → 0.75), closeness to half.
+    let one = scores(&projection, &rules, day(20 + 180));
+    assert_eq!(one.key_relationship.value, 100.0 * (0.6 * 0.75 + 0.4 * 0.375));
+    assert_eq!(one.key_relationship.value, 60.0);
+    // Two half-lives: a quarter of the distance remains.
+    let two = scores(&projection, &rules, day(20 + 360));
+    assert_eq!(two.key_relationship.value, 100.0 * (0.6 * 0.625 + 0.4 * 0.1875));
+    assert_eq!(two.key_relationship.value, 45.0);
+    // Years later the contact is a neutral stranger: 0.6 × 0.5.
+    let old = scores(&projection, &rules, day(20 + 180 * 40));
+    assert_eq!(old.key_relationship.value, 30.0);
+}
+
+#[test]
+fn a_retraction_removes_the_signal() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    stream.key_contact("k.li", "Finance");
+    stream.signal(10, "k.li", -2, 1);
+    let coach = stream.signal(20, "k.li", 2, 3);
+    assert_eq!(scores(&stream.project(&rules), &rules, day(20)).key_relationship.value, 90.0);
+    stream.retract(21, coach);
+    let projection = stream.project(&rules);
+    // Back to the opponent signal of day 10, eleven days old at day 21.
+    let fade = (-11.0_f64 / 180.0).exp2();
+    let expected = 100.0 * (0.6 * (0.5 + (0.0 - 0.5) * fade) + 0.4 * 0.25 * fade);
+    close(scores(&projection, &rules, day(21)).key_relationship.value, expected);
+    assert!(projection.account.retracted.contains(&coach));
+    assert_eq!(projection.contacts[&contact_id("k.li")].assessments.len(), 1);
+    assert_eq!(projection.account.version, 5, "the retracted signal is still a version of the stream");
+}
+
+fn four_key_contacts(stream: &mut Stream) {
+    for (id, department) in [("k1", "Finance"), ("k2", "IT"), ("k3", "Operations"), ("k4", "Legal")] {
+        stream.key_contact(id, department);
+    }
+}
+
+#[test]
+fn an_account_touched_only_by_its_owner_hangs_on_one_person() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    four_key_contacts(&mut stream);
+    for (at, contact) in [(5, "k1"), (6, "k2"), (7, "k3"), (8, "k4")] {
+        stream.meeting(at, &["alice"], &[contact], MeetingKind::Visit);
+    }
+    let s = scores(&stream.project(&rules), &rules, day(30));
+    // Every key contact is held by alice alone.
+    assert_eq!(s.personalisation_risk.value, 100.0);
+    // All four departments touched (0.6 × 1), one of five people (0.4 × 1/5).
+    assert_eq!(s.general_relationship.value, 100.0 * (0.6 * 1.0 + 0.4 * 0.2));
+    // Four key contacts never assessed: each a neutral stranger, 0.6 × 0.5.
+    assert_eq!(s.key_relationship.value, 30.0);
+    // No tier; four visits at one point each.
+    assert_eq!(s.organisational_relationship.value, 4.0);
+    close(s.health.value, 0.35 * 30.0 + 0.25 * 68.0 + 0.2 * 4.0 + 0.2 * (100.0 - 100.0));
+    assert_eq!(s.at_risk.len(), 1, "risk 100 is above the threshold: {:?}", s.at_risk);
+
+    let report = handover(&stream.project(&rules), &rules, day(30));
+    assert_eq!(report.risk_if_owner_leaves, 100.0);
+    assert!(report.contacts.iter().all(|c| c.only_through_owner));
+}
+
+#[test]
+fn an_account_touched_by_five_people_across_four_departments_does_not() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    four_key_contacts(&mut stream);
+    stream.meeting(5, &["alice", "bob"], &["k1", "k2"], MeetingKind::Visit);
+    stream.meeting(6, &["carol", "dan"], &["k3", "k4"], MeetingKind::Visit);
+    stream.meeting(7, &["erin", "alice"], &["k2", "k3"], MeetingKind::Visit);
+    let s = scores(&stream.project(&rules), &rules, day(30));
+    // Every key contact is in touch with at least two of our people.
+    assert_eq!(s.personalisation_risk.value, 0.0);
+    assert_eq!(s.general_relationship.value, 100.0);
+    assert_eq!(s.organisational_relationship.value, 3.0);
+    close(s.health.value, 0.35 * 30.0 + 0.25 * 100.0 + 0.2 * 3.0 + 0.2 * 100.0);
+    assert!(s.at_risk.is_empty(), "{:?}", s.at_risk);
+    let report = handover(&stream.project(&rules), &rules, day(30));
+    assert_eq!(report.risk_if_owner_leaves, 0.0);
+}
+
+#[test]
+fn touches_leave_the_window() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    four_key_contacts(&mut stream);
+    stream.meeting(5, &["alice"], &["k1"], MeetingKind::Visit);
+    let projection = stream.project(&rules);
+    // 180-day window: on day 185 the touch still counts, on day 186 it does not.
+    let inside = scores(&projection, &rules, day(185));
+    assert_eq!(inside.personalisation_risk.value, 25.0);
+    close(inside.general_relationship.value, 100.0 * (0.6 * 0.25 + 0.4 * 0.2));
+    let outside = scores(&projection, &rules, day(186));
+    assert_eq!(outside.personalisation_risk.value, 0.0);
+    assert_eq!(outside.general_relationship.value, 0.0);
+    // Health fell by more than 10 points in 30 days only if it did: compare the two.
+    let fallen = scores(&projection, &rules, day(200));
+    assert!(fallen.health_before >= fallen.health.value);
+}
+
+#[test]
+fn organisational_score_counts_tier_executive_meetings_and_outcomes_with_caps() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    stream.push(1, EventBody::TierAssigned(TierAssigned { tier: Tier::S, reason: label("strategic") }));
+    for at in 10..14 {
+        stream.meeting(at, &["ceo"], &[], MeetingKind::ExecutiveVisit);
+    }
+    stream.push(
+        20,
+        EventBody::OutcomeRecorded(OutcomeRecorded {
+            kind: OutcomeKind::StrategicAgreement,
+            title: label("framework agreement"),
+            value: None,
+            reference: label(""),
+        }),
+    );
+    let s = scores(&stream.project(&rules), &rules, day(30));
+    // S: 50; four executive visits at 10 = 40, capped at 30; a strategic agreement: 15.
+    assert_eq!(s.organisational_relationship.value, 50.0 + 30.0 + 15.0);
+    // A year and a day after the last meeting only the tier is left.
+    assert_eq!(scores(&stream.project(&rules), &rules, day(20 + 366)).organisational_relationship.value, 50.0);
+}
+
+#[test]
+fn gift_register_totals_and_flags() {
+    let rules = rules();
+    assert_eq!(rules.gifts.threshold["EUR"], 10_000);
+    let mut stream = Stream::opened("alice");
+    stream.key_contact("k1", "Finance");
+    stream.gift(-400, "alice", "k1", 90_000, "EUR", Some("AP-1")); // outside the 365-day window
+    stream.gift(10, "alice", "k1", 15_000, "EUR", Some("AP-2")); // above 100.00 EUR
+    stream.gift(20, "bob", "k1", 5_000, "EUR", None); // no approval
+    stream.gift(30, "bob", "k1", 700, "CHF", Some("AP-3")); // no CHF threshold
+    let projection = stream.project(&rules);
+    let register = gift_register(&projection, &rules, day(40), None);
+    assert_eq!(register.gifts.len(), 3);
+    assert_eq!(register.totals["EUR"], 15_000 + 5_000);
+    assert_eq!(register.totals["CHF"], 700);
+    assert_eq!(register.totals_by_contact[&contact_id("k1")]["EUR"], 20_000);
+    let flags: Vec<&[GiftFlag]> = register.gifts.iter().map(|g| g.flags.as_slice()).collect();
+    assert_eq!(
+        flags,
+        vec![&[GiftFlag::AboveThreshold(10_000)][..], &[GiftFlag::NoApproval][..], &[GiftFlag::NoThreshold][..]]
+    );
+    // The yearly totals keep everything: 2024 (day −400) and 2026.
+    let years = &projection.gift_totals[&contact_id("k1")];
+    assert_eq!(years[&2024]["EUR"], 90_000);
+    assert_eq!(years[&2026]["EUR"], 20_000);
+}
+
+#[test]
+fn old_records_are_dropped_beyond_the_horizon() {
+    let rules = rules();
+    let horizon_days = rules.horizon_nanos() / DAY;
+    assert_eq!(horizon_days, 365 + 30);
+    let mut stream = Stream::opened("alice");
+    stream.meeting(1, &["alice"], &[], MeetingKind::Visit);
+    stream.meeting(2, &["alice"], &[], MeetingKind::Visit);
+    stream.meeting(2 + horizon_days, &["alice"], &[], MeetingKind::Visit);
+    let projection = stream.project(&rules);
+    assert_eq!(projection.meetings.iter().map(|m| m.at).collect::<Vec<_>>(), vec![day(2), day(2 + horizon_days)]);
+    assert_eq!(projection.meetings_by_kind[&MeetingKind::Visit], 3);
+}
+
+#[test]
+fn encoding_round_trips_and_digests_tell_builds_apart() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    four_key_contacts(&mut stream);
+    stream.signal(3, "k1", 1, 2);
+    stream.gift(4, "bob", "k2", 1_000, "EUR", None);
+    let projection = stream.project(&rules);
+    assert_eq!(decode(&encode(&projection)).unwrap(), projection);
+    assert!(decode(&[9, 1, 2]).unwrap_err().to_string().contains("rebuild"));
+
+    let digest = |rules: &RuleSet, p: &AccountProjection| {
+        let mut digest = ProjectionDigest::new(rules, 7, day(10));
+        digest.add(p);
+        digest.finish()
+    };
+    assert_eq!(digest(&rules, &projection), digest(&rules, &stream.project(&rules)));
+    let mut other = rules.clone();
+    other.version = 2;
+    other.key_relationship.support_weight = 0.9;
+    assert_ne!(digest(&rules, &projection), digest(&other, &projection));
+}
+
+#[test]
+fn comparing_rule_sets_names_the_factors_that_moved() {
+    let rules = rules();
+    let mut heavier = rules.clone();
+    heavier.version = 2;
+    heavier.key_relationship.support_weight = 0.9;
+    heavier.key_relationship.intimacy_weight = 0.1;
+    let mut stream = Stream::opened("alice");
+    stream.key_contact("k.li", "Finance");
+    stream.signal(10, "k.li", 2, 0);
+    let projection = stream.project(&rules);
+    let movement = compare(&projection, &rules, &projection, &heavier, day(10));
+    // Coach and stranger: 100 × 0.6 = 60 before, 100 × 0.9 = 90 after.
+    assert_eq!(movement.before.key_relationship.value, 60.0);
+    assert_eq!(movement.after.key_relationship.value, 90.0);
+    assert_eq!(movement.largest_change, 30.0);
+    assert_eq!(movement.factors[0], ("key_relationship".to_owned(), "contact:k.li".to_owned(), 60.0, 90.0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rule files: each kind of mistake has its own error, naming the key.
+
+fn with(from: &str, to: &str) -> String {
+    assert!(DEFAULT_RULES.contains(from), "{from:?} is not in the default rules");
+    DEFAULT_RULES.replacen(from, to, 1)
+}
+
+#[test]
+fn the_default_rule_set_loads() {
+    let rules = RuleSet::parse(DEFAULT_RULES).unwrap();
+    assert_eq!(rules.id(), "default@1");
+    // Re-reading its own TOML gives the same rule set and fingerprint.
+    let again = RuleSet::parse(&rules.to_toml()).unwrap();
+    assert_eq!(again, rules);
+    assert_eq!(again.fingerprint(), rules.fingerprint());
+}
+
+#[test]
+fn each_kind_of_mistake_in_a_rule_file_has_its_own_error() {
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        ("not TOML", with("name = \"default\"", "name = \"default"), &["parse", "line"]),
+        ("an unknown key", with("half_life_days = 180.0", "half_life_days = 180.0\nhalf_lfe = 3"), &["half_lfe"]),
+        ("a missing key", with("breadth_target = 5", ""), &["breadth_target"]),
+        ("a wrong type", with("window_days = 180.0      #", "window_days = \"half a year\" #"), &["window_days"]),
+        (
+            "a window of 0 days",
+            with("window_days = 180.0      #", "window_days = 0.0 #"),
+            &["general_relationship.window_days", "above 0"],
+        ),
+        (
+            "a negative weight",
+            with("support_weight = 0.6", "support_weight = -0.6"),
+            &["key_relationship.support_weight", "at least 0"],
+        ),
+        (
+            "all weights 0",
+            with("coverage_weight = 0.6", "coverage_weight = 0.0").replacen(
+                "breadth_weight = 0.4",
+                "breadth_weight = 0.0",
+                1,
+            ),
+            &["general_relationship", "all weights at 0"],
+        ),
+        ("points above 100", with("S = 50.0", "S = 150.0"), &["organisational_relationship.tier_base.S", "0 to 100"]),
+        ("an unknown currency", with("EUR = 10000   #", "EUX = 10000   #"), &["gifts.threshold.EUX", "currency"]),
+        ("a threshold of 0", with("EUR = 10000   #", "EUR = 0   #"), &["gifts.threshold.EUR", "above 0"]),
+        ("a bad name", with("name = \"default\"", "name = \"my rules\""), &["name", "letters"]),
+        ("version 0", with("version = 1", "version = 0"), &["version", "start at 1"]),
+        ("a breadth target of 0", with("breadth_target = 5", "breadth_target = 0"), &["breadth_target", "1 or more"]),
+        ("an unknown tier", with("C = 10.0", "C = 10.0\nD = 5.0"), &["D"]),
+        ("a missing table", with("[personalisation_risk]\nwindow_days = 180.0", ""), &["personalisation_risk"]),
+    ];
+    let mut messages = std::collections::BTreeSet::new();
+    for (what, text, needles) in cases {
+        let error = RuleSet::parse(&text).expect_err(what).to_string();
+        for needle in needles {
+            assert!(error.contains(needle), "{what}: {error:?} should mention {needle:?}");
+        }
+        assert!(messages.insert(error.clone()), "{what}: the same message as another mistake: {error}");
+    }
+}
+#[test]
+fn whole_numbers_are_accepted_where_numbers_are_expected() {
+    let rules = RuleSet::parse(&with("half_life_days = 180.0", "half_life_days = 90")).unwrap();
+    assert_eq!(rules.key_relationship.half_life_days, 90.0);
+}
