@@ -94,11 +94,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(async {
         let dir = tempfile::tempdir()?;
         let syncs = raw_syncs_per_second(dir.path(), run_for.min(Duration::from_secs(3)))?;
-        let log = SledLog::open(&dir.path().join("data"))?;
+        let log = Arc::new(SledLog::open(&dir.path().join("data"))?);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(rapport_server::serve(listener, Arc::new(log), ServerConfig::default(), async {
+        let server = tokio::spawn(rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), async {
             let _ = stopped.await;
         }));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?.connect().await?;

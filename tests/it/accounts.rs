@@ -82,8 +82,11 @@ async fn the_latest_signal_by_business_time_wins_even_when_it_arrives_first() {
 #[tokio::test]
 async fn an_unknown_account_is_not_found() {
     let server = TestServer::start().await;
-    let status =
-        server.accounts().get_account(pb::GetAccountRequest { account_id: "nobody".into() }).await.unwrap_err();
+    let status = server
+        .accounts()
+        .get_account(pb::GetAccountRequest { account_id: "nobody".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("account_opened"), "says how to create it: {}", status.message());
 }

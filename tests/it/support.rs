@@ -50,11 +50,11 @@ impl TestServer {
 
     /// A server on an existing data directory.
     pub async fn start_in(dir: TempDir, config: ServerConfig) -> TestServer {
-        let log = SledLog::open(dir.path()).expect("the sled log opens");
+        let log = Arc::new(SledLog::open(dir.path()).expect("the sled log opens"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("the bound address");
         let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(rapport_server::serve(listener, Arc::new(log), config, async {
+        let task = tokio::spawn(rapport_server::serve(listener, log.clone(), log, config, async {
             let _ = stop.await;
         }));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
@@ -140,7 +140,7 @@ async fn collect(mut stream: tonic::Streaming<pb::RecordedEvent>) -> Result<Vec<
 /// The account's view.
 pub async fn get_account(accounts: &mut Accounts, account_id: &str) -> pb::AccountView {
     accounts
-        .get_account(pb::GetAccountRequest { account_id: account_id.into() })
+        .get_account(pb::GetAccountRequest { account_id: account_id.into(), ..Default::default() })
         .await
         .expect("the account exists")
         .into_inner()

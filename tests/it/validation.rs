@@ -314,7 +314,8 @@ async fn every_invalid_request_is_refused_naming_the_field_and_writes_nothing() 
     assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(read_all(&mut ledger).await, before, "refused requests wrote nothing");
     assert_eq!(get_account(&mut server.accounts(), "acme").await, view_before);
-    let newco = server.accounts().get_account(pb::GetAccountRequest { account_id: "newco".into() }).await;
+    let newco =
+        server.accounts().get_account(pb::GetAccountRequest { account_id: "newco".into(), ..Default::default() }).await;
     assert_eq!(newco.unwrap_err().code(), Code::NotFound);
 }
 

@@ -69,3 +69,36 @@ pub struct DecodeError(String);
 
 #[cfg(test)]
 mod tests;
+
+/// What a stored projection reflects: the rule set it was built under and the last log event
+/// folded into it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The rule set, as TOML (re-read and re-checked when loaded).
+    pub rules: String,
+    /// The position of the last event folded in (0: none).
+    pub position: u64,
+    /// The recording time of that event.
+    pub recorded_at: rapport_domain::Timestamp,
+}
+
+impl Checkpoint {
+    /// Encodes for storage: a version byte, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![ENCODING_VERSION];
+        if let Ok(body) = postcard::to_allocvec(self) {
+            bytes.extend_from_slice(&body);
+        }
+        bytes
+    }
+
+    /// Decodes what [`Checkpoint::encode`] wrote, and re-reads its rule set.
+    pub fn decode(bytes: &[u8]) -> Result<(Checkpoint, RuleSet), DecodeError> {
+        let checkpoint: Checkpoint = match bytes.split_first() {
+            Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).map_err(|e| DecodeError(e.to_string()))?,
+            _ => return Err(DecodeError("a checkpoint of another encoding version; rebuild the projection".into())),
+        };
+        let rules = RuleSet::parse(&checkpoint.rules).map_err(|e| DecodeError(e.to_string()))?;
+        Ok((checkpoint, rules))
+    }
+}

@@ -8,8 +8,12 @@ use bytes::Bytes;
 use prost::Message;
 use rapport_domain as domain;
 use rapport_domain::{
-    Account, AccountId, ContactId, ContactRole, Currency, EventBody, EventId, InvalidValue, Label, Limits, MeetingKind,
-    Money, Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
+    AccountId, ContactId, ContactRole, Currency, EventBody, EventId, InvalidValue, Label, Limits, MeetingKind, Money,
+    Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
+};
+use rapport_projection::{
+    AccountProjection, ContactActivity, Factor, GiftFlag, GiftRecord, GiftRegister, HandoverReport, Movement,
+    OutcomeRecord, RuleSet, Score, Scores,
 };
 use rapport_proto::{v1 as pb, wkt};
 use rapport_store::StoredEvent;
@@ -26,6 +30,11 @@ pub(crate) fn expected_from_wire(expected: Option<&pb::ExpectedVersion>) -> Expe
         Some(Kind::StreamExists(_)) => Expected::StreamExists,
         Some(Kind::Exact(version)) => Expected::Exact(*version),
     }
+}
+
+/// Parses a contact id from a request field.
+pub(crate) fn contact_id_from_wire(value: &str, field: &str, limits: &Limits) -> Result<ContactId, Violation> {
+    ContactId::parse(value, limits).map_err(|e| e.at(field))
 }
 
 /// Parses an account id from a request field.
@@ -550,9 +559,24 @@ pub(crate) fn recorded_to_wire(record: &StoredEvent) -> Result<pb::RecordedEvent
     })
 }
 
-/// The view clients read of an account whose last event is at `position`.
-pub(crate) fn account_to_wire(account: &Account, position: u64) -> pb::AccountView {
-    let contact = |c: &domain::Contact| pb::ContactView {
+fn touch_to_wire(touch: &domain::Touch) -> pb::TouchView {
+    pb::TouchView {
+        by: touch.by.to_string(),
+        at: Some(timestamp_to_wire(touch.at)),
+        kind: match touch.kind {
+            domain::TouchKind::Meeting => "meeting_held",
+            domain::TouchKind::Gift => "gift_given",
+        }
+        .to_owned(),
+    }
+}
+
+fn money_to_wire(money: Money) -> pb::Money {
+    pb::Money { minor: money.minor(), currency: money.currency().code().to_owned() }
+}
+
+fn contact_to_wire(c: &domain::Contact, activity: Option<&ContactActivity>) -> pb::ContactView {
+    pb::ContactView {
         contact_id: c.id.to_string(),
         name: c.name.to_string(),
         department: c.department.to_string(),
@@ -564,33 +588,104 @@ pub(crate) fn account_to_wire(account: &Account, position: u64) -> pb::AccountVi
         title: c.title.to_string(),
         role: role_to_wire(c.role) as i32,
         assessed_at: c.assessment.map(|a| timestamp_to_wire(a.at)),
-        last_touch_kind: c
-            .last_touch
-            .as_ref()
-            .map(|t| match t.kind {
-                domain::TouchKind::Meeting => "meeting_held",
-                domain::TouchKind::Gift => "gift_given",
-            })
-            .unwrap_or_default()
-            .to_owned(),
+        last_touch_kind: c.last_touch.as_ref().map(|t| touch_to_wire(t).kind).unwrap_or_default(),
         left_at: c.left_at.map(timestamp_to_wire),
-    };
+        assessments: activity
+            .map(|a| {
+                a.assessments
+                    .iter()
+                    .map(|h| pb::AssessmentView {
+                        support: i32::from(h.assessment.support.value()),
+                        intimacy: u32::from(h.assessment.intimacy.value()),
+                        at: Some(timestamp_to_wire(h.assessment.at)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        touched_by: activity.map(|a| a.touched_by.values().map(touch_to_wire).collect()).unwrap_or_default(),
+    }
+}
+
+fn factors_to_wire(factors: &[Factor]) -> Vec<pb::Factor> {
+    factors.iter().map(|f| pb::Factor { key: f.key.clone(), detail: f.detail.clone(), points: f.points }).collect()
+}
+
+pub(crate) fn score_to_wire(score: &Score) -> pb::Score {
+    pb::Score { value: score.value, factors: factors_to_wire(&score.factors) }
+}
+
+pub(crate) fn scores_to_wire(scores: &Scores) -> pb::Scores {
+    pb::Scores {
+        as_of: Some(timestamp_to_wire(scores.as_of)),
+        key_relationship: Some(score_to_wire(&scores.key_relationship)),
+        general_relationship: Some(score_to_wire(&scores.general_relationship)),
+        organisational_relationship: Some(score_to_wire(&scores.organisational_relationship)),
+        personalisation_risk: Some(score_to_wire(&scores.personalisation_risk)),
+        health: Some(score_to_wire(&scores.health)),
+        health_before: scores.health_before,
+        value_class: scores.value_class.map(|c| c.name().to_owned()).unwrap_or_default(),
+        value_factors: factors_to_wire(&scores.value_factors),
+        at_risk: scores.at_risk.clone(),
+    }
+}
+
+fn tenure_to_wire(t: &domain::Tenure) -> pb::OwnerTenure {
+    pb::OwnerTenure {
+        owner: t.owner.to_string(),
+        from: Some(timestamp_to_wire(t.from)),
+        to: t.to.map(timestamp_to_wire),
+        reason: t.reason.to_string(),
+    }
+}
+
+fn outcome_to_view(o: &OutcomeRecord) -> pb::OutcomeView {
+    pb::OutcomeView {
+        kind: outcome_kind_to_wire(o.kind) as i32,
+        title: o.title.clone(),
+        value: o.value.map(money_to_wire),
+        at: Some(timestamp_to_wire(o.at)),
+    }
+}
+
+fn gift_to_view(g: &GiftRecord) -> pb::GiftView {
+    pb::GiftView {
+        event_id: g.event_id.to_string(),
+        at: Some(timestamp_to_wire(g.at)),
+        giver: g.giver.to_string(),
+        recipient_contact_id: g.recipient.to_string(),
+        description: g.description.clone(),
+        value: Some(money_to_wire(g.value)),
+        approval_ref: g.approval_ref.clone().unwrap_or_default(),
+    }
+}
+
+/// The view clients read of an account: its picture under a build and its scores as of `as_of`.
+pub(crate) fn account_to_wire(projection: &AccountProjection, rules: &RuleSet, scores: &Scores) -> pb::AccountView {
+    let account = &projection.account;
+    let as_of = scores.as_of;
+    let window = rules.general_relationship.window_days;
+    let from = as_of.saturating_add_nanos(-(window * 86_400e9).round() as i64);
+    let mut known = std::collections::BTreeSet::new();
+    let mut touched = std::collections::BTreeSet::new();
+    for contact in account.current_contacts() {
+        let department = contact.department.as_str();
+        if department.is_empty() {
+            continue;
+        }
+        known.insert(department.to_owned());
+        let activity = projection.contacts.get(&contact.id);
+        if activity.is_some_and(|a| a.touched_by.values().any(|t| t.at >= from && t.at <= as_of)) {
+            touched.insert(department.to_owned());
+        }
+    }
+    let contact = |c: &domain::Contact| contact_to_wire(c, projection.contacts.get(&c.id));
     pb::AccountView {
         account_id: account.id.to_string(),
         name: account.name.to_string(),
         tier: account.tier.as_ref().map(|t| t.tier.name().to_owned()).unwrap_or_default(),
         owner: account.owner.to_string(),
         version: account.version,
-        owner_history: account
-            .owner_history
-            .iter()
-            .map(|t| pb::OwnerTenure {
-                owner: t.owner.to_string(),
-                from: Some(timestamp_to_wire(t.from)),
-                to: t.to.map(timestamp_to_wire),
-                reason: t.reason.to_string(),
-            })
-            .collect(),
+        owner_history: account.owner_history.iter().map(tenure_to_wire).collect(),
         contacts: account.contacts.values().filter(|c| c.is_current()).map(contact).collect(),
         team: account.team.keys().map(|m| m.to_string()).collect(),
         industry: account.industry.to_string(),
@@ -606,8 +701,164 @@ pub(crate) fn account_to_wire(account: &Account, position: u64) -> pb::AccountVi
             })
             .collect(),
         former_contacts: account.contacts.values().filter(|c| !c.is_current()).map(contact).collect(),
-        position,
+        position: projection.position,
         tier_reason: account.tier.as_ref().map(|t| t.reason.to_string()).unwrap_or_default(),
         retracted_events: account.retracted.len() as u64,
+        rule_set: rules.id(),
+        scores: Some(scores_to_wire(scores)),
+        tier_history: projection
+            .tier_history
+            .iter()
+            .map(|t| pb::TierView {
+                tier: t.tier.name().to_owned(),
+                reason: t.reason.to_string(),
+                since: Some(timestamp_to_wire(t.since)),
+            })
+            .collect(),
+        departments_known: known.into_iter().collect(),
+        departments_touched: touched.into_iter().collect(),
+        outcomes: projection.outcomes.iter().map(outcome_to_view).collect(),
+        feedback: projection
+            .feedback
+            .iter()
+            .map(|f| pb::FeedbackView {
+                contact_id: f.contact.as_ref().map(ToString::to_string).unwrap_or_default(),
+                score: u32::from(f.score.value()),
+                text: f.text.clone(),
+                at: Some(timestamp_to_wire(f.at)),
+            })
+            .collect(),
+        meetings_by_kind: projection.meetings_by_kind.iter().map(|(k, n)| (k.name().to_owned(), *n)).collect(),
+        gift_totals: gift_totals_to_wire(&projection.gift_totals),
+    }
+}
+
+fn gift_totals_to_wire(
+    totals: &std::collections::BTreeMap<
+        ContactId,
+        std::collections::BTreeMap<i32, std::collections::BTreeMap<String, i64>>,
+    >,
+) -> Vec<pb::GiftTotal> {
+    let mut out = Vec::new();
+    for (contact, years) in totals {
+        for (year, currencies) in years {
+            for (currency, minor) in currencies {
+                out.push(pb::GiftTotal {
+                    contact_id: contact.to_string(),
+                    year: *year,
+                    total: Some(pb::Money { minor: *minor, currency: currency.clone() }),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// One line of the portfolio.
+pub(crate) fn summary_to_wire(projection: &AccountProjection, scores: &Scores) -> pb::AccountSummary {
+    let account = &projection.account;
+    pb::AccountSummary {
+        account_id: account.id.to_string(),
+        name: account.name.to_string(),
+        tier: account.tier.as_ref().map(|t| t.tier.name().to_owned()).unwrap_or_default(),
+        owner: account.owner.to_string(),
+        value_class: scores.value_class.map(|c| c.name().to_owned()).unwrap_or_default(),
+        key_relationship: scores.key_relationship.value,
+        general_relationship: scores.general_relationship.value,
+        organisational_relationship: scores.organisational_relationship.value,
+        personalisation_risk: scores.personalisation_risk.value,
+        health: scores.health.value,
+        at_risk: scores.at_risk.clone(),
+        last_activity_at: Some(timestamp_to_wire(account.last_activity_at)),
+    }
+}
+
+/// The handover report on the wire.
+pub(crate) fn handover_to_wire(
+    account_id: &AccountId,
+    report: &HandoverReport,
+    as_of: Timestamp,
+    rule_set: String,
+) -> pb::HandoverReport {
+    pb::HandoverReport {
+        account_id: account_id.to_string(),
+        owner: report.owner.to_string(),
+        previous: report.previous.as_ref().map(tenure_to_wire),
+        handover_note: report.handover_note.clone().unwrap_or_default(),
+        contacts: report
+            .contacts
+            .iter()
+            .map(|c| pb::HandoverContact {
+                contact: Some(contact_to_wire(&c.contact, None)),
+                held_by: c.held_by.iter().map(touch_to_wire).collect(),
+                only_through_owner: c.only_through_owner,
+            })
+            .collect(),
+        recent_gifts: report.recent_gifts.iter().map(gift_to_view).collect(),
+        open_outcomes: report.open_outcomes.iter().map(outcome_to_view).collect(),
+        personalisation_risk: Some(score_to_wire(&report.risk)),
+        risk_if_owner_leaves: report.risk_if_owner_leaves,
+        as_of: Some(timestamp_to_wire(as_of)),
+        rule_set,
+    }
+}
+
+/// The gift register on the wire.
+pub(crate) fn register_to_wire(
+    account_id: &AccountId,
+    register: &GiftRegister,
+    rule_set: String,
+) -> pb::GiftRegisterView {
+    pb::GiftRegisterView {
+        account_id: account_id.to_string(),
+        as_of: Some(timestamp_to_wire(register.as_of)),
+        window_days: register.window_days,
+        gifts: register
+            .gifts
+            .iter()
+            .map(|g| pb::RegisteredGift {
+                gift: Some(gift_to_view(&g.gift)),
+                above_threshold: g
+                    .flags
+                    .iter()
+                    .find_map(|f| if let GiftFlag::AboveThreshold(t) = f { Some(*t) } else { None })
+                    .unwrap_or_default(),
+                no_threshold: g.flags.contains(&GiftFlag::NoThreshold),
+                no_approval: g.flags.contains(&GiftFlag::NoApproval),
+            })
+            .collect(),
+        totals: register.totals.iter().map(|(c, m)| pb::Money { minor: *m, currency: c.clone() }).collect(),
+        totals_by_contact: register
+            .totals_by_contact
+            .iter()
+            .flat_map(|(contact, totals)| {
+                totals.iter().map(move |(c, m)| pb::GiftTotal {
+                    contact_id: contact.to_string(),
+                    year: 0,
+                    total: Some(pb::Money { minor: *m, currency: c.clone() }),
+                })
+            })
+            .collect(),
+        rule_set,
+    }
+}
+
+/// One account's movement between two builds on the wire.
+pub(crate) fn movement_to_wire(movement: &Movement) -> pb::AccountMovement {
+    pb::AccountMovement {
+        account_id: movement.account_id.to_string(),
+        a: Some(scores_to_wire(&movement.before)),
+        b: Some(scores_to_wire(&movement.after)),
+        largest_change: movement.largest_change,
+        factors: movement
+            .factors
+            .iter()
+            .map(|(score, factor, a, b)| pb::FactorMovement {
+                score: score.clone(),
+                factor: factor.clone(),
+                a: *a,
+                b: *b,
+            })
+            .collect(),
     }
 }

@@ -91,6 +91,23 @@ pub enum ReadError {
     /// The store failed.
     #[error("{0}")]
     Store(StoreError),
+    /// No build of this rule set exists.
+    #[error("rule set \"{id}\" is not built (built: {}); build it with Rebuild, or name one of those", available.join(", "))]
+    RuleSetNotFound {
+        /// The id asked for.
+        id: String,
+        /// The ids that are built.
+        available: Vec<String>,
+    },
+    /// A build of the same name and version holds other values.
+    #[error("rule set {0} is already built with other values; give the changed rules a new version")]
+    RuleSetChanged(String),
+    /// The rule file is invalid.
+    #[error("rule_set: {0}")]
+    InvalidRules(#[from] rapport_projection::RuleSetError),
+    /// The server cannot do it now; retry later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<StoreError> for ReadError {

@@ -12,6 +12,7 @@
 
 mod convert;
 mod error;
+mod portfolio;
 mod projection;
 mod service;
 mod status;
@@ -19,20 +20,21 @@ mod writer;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rapport_domain::{Limits, Timestamp};
+use rapport_projection::RuleSet;
 use rapport_proto::v1 as pb;
-use rapport_store::EventLog;
+use rapport_store::{EventLog, ProjectionStore};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 pub use error::{AppendError, Expected, ReadError, ServeError};
-pub use service::RecordedEventStream;
+pub use service::{RebuildProgressStream, RecordedEventStream};
 
-use crate::projection::Projection;
-use crate::service::{AccountsService, LedgerService, Shared};
+use crate::projection::Projections;
+use crate::service::{AccountsService, LedgerService, ProjectionsService, Shared};
 use crate::writer::Writer;
 
 /// The server's source of the current time: the edge where the wall clock enters.
@@ -55,8 +57,13 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Most requests committed by one sync.
     pub max_group_requests: usize,
-    /// Where the server reads the time (recording times, the future-skew check).
+    /// Where the server reads the time (recording times, the future-skew check, the instant
+    /// scores are taken at).
     pub clock: Clock,
+    /// The rule set built and served when the store holds no active projection yet.
+    pub default_rules: RuleSet,
+    /// How often changed projections are checkpointed to the store.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +73,8 @@ impl Default for ServerConfig {
             max_request_bytes: 16 * 1024 * 1024,
             max_group_requests: 1_024,
             clock: system_clock(),
+            default_rules: RuleSet::default_rules(),
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -76,6 +85,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_group_requests", &self.max_group_requests)
+            .field("default_rules", &self.default_rules.id())
+            .field("checkpoint_interval", &self.checkpoint_interval)
             .finish_non_exhaustive()
     }
 }
@@ -91,26 +102,37 @@ fn incoming(listener: TcpListener) -> impl futures::Stream<Item = std::io::Resul
     })
 }
 
-/// Serves Rapport on `listener` until `shutdown` completes.
+/// Serves Rapport on `listener` until `shutdown` completes, over the event `log` and the
+/// projection `store` (which may be the same storage engine).
 ///
-/// Folds the whole log into the account projection first (connections wait meanwhile), and
-/// refuses to start if a stored event does not decode. On shutdown, stops accepting, lets
-/// in-flight requests finish, commits what the writer holds and syncs the log.
+/// Resumes the active projection from its checkpoint and folds the events recorded after it
+/// first (connections wait meanwhile); refuses to start if a stored event does not decode.
+/// Other builds resume in the background. On shutdown, stops accepting, lets in-flight
+/// requests finish, commits what the writer holds, syncs the log and checkpoints every build.
 pub async fn serve(
     listener: TcpListener,
     log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let loader = Arc::clone(&log);
-    let projection = tokio::task::spawn_blocking(move || Projection::load(loader.as_ref())).await??;
-    let projection = Arc::new(projection);
-    let writer = Writer::start(Arc::clone(&log), Arc::clone(&projection), &config).map_err(ServeError::Writer)?;
-    let shared = Arc::new(Shared { log, projection, writer, limits: config.limits.clone() });
+    let (loader, rules) = (Arc::clone(&log), config.default_rules.clone());
+    let projections = tokio::task::spawn_blocking(move || Projections::open(loader, store, rules)).await??;
+    let projections = Arc::new(projections);
+    let projector = tokio::spawn(projection::follow(Arc::clone(&projections), config.checkpoint_interval));
+    let writer = Writer::start(Arc::clone(&log), Arc::clone(&projections), &config).map_err(ServeError::Writer)?;
+    let shared = Arc::new(Shared {
+        log,
+        projections: Arc::clone(&projections),
+        writer,
+        limits: config.limits.clone(),
+        clock: Arc::clone(&config.clock),
+    });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::ledger_server::LedgerServer<LedgerService>>().await;
     health.set_serving::<pb::accounts_server::AccountsServer<AccountsService>>().await;
+    health.set_serving::<pb::projections_server::ProjectionsServer<ProjectionsService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(rapport_proto::FILE_DESCRIPTOR_SET)
@@ -124,6 +146,9 @@ pub async fn serve(
     let accounts = pb::accounts_server::AccountsServer::new(AccountsService(Arc::clone(&shared)))
         .max_decoding_message_size(config.max_request_bytes);
 
+    let projections_service = pb::projections_server::ProjectionsServer::new(ProjectionsService(Arc::clone(&shared)))
+        .max_decoding_message_size(config.max_request_bytes);
+
     let address = listener.local_addr().map_err(ServeError::Listener)?;
     info!(%address, "serving");
     tonic::transport::Server::builder()
@@ -132,9 +157,12 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(ledger)
         .add_service(accounts)
+        .add_service(projections_service)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     shared.writer.close().await;
+    tokio::task::spawn_blocking(move || projections.close()).await?;
+    let _ = projector.await;
     info!("stopped");
     Ok(())
 }

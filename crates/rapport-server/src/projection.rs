@@ -1,121 +1,542 @@
-//! The account projection: every account's current state, folded from the log and kept in
-//! memory so that `GetAccount` never replays a stream.
+//! Projection builds: each rule set's picture of every account, kept current, checkpointed,
+//! and served.
 //!
-//! The projection only ever shows durable events. The writer publishes an account's new state
-//! after the sync that made its events durable, and moves the durable position forward at the
-//! same time; reads of the log are capped at what the projection shows, so a client never sees
-//! an event that a crash could still take back.
+//! A [`Build`] is one rule set's projection. Its accounts live in the projection store (one
+//! namespace per rule set, named `name@version`) and, once read or changed, in memory. It
+//! records the log position it reflects; [`Build::catch_up`] folds the log from there. The
+//! checkpointer commits the changed accounts and the position together, so a restart resumes
+//! from the last checkpoint and folds only the events after it, and a crash between a log
+//! write and a checkpoint is repaired the same way.
+//!
+//! [`Projections`] holds every build and which one is active. The writer folds each durable
+//! group into the active build before it replies (so a client reads its own writes); the
+//! projector task ([`follow`]) keeps the other builds caught up behind it. A new rule set is
+//! built from the whole log by the same task, while the active build keeps serving.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use rapport_domain::{Account, AccountId, EventBody};
-use rapport_store::{Direction, EventLog, StoredEvent};
-use tracing::info;
+use bytes::Bytes;
+use rapport_domain::{AccountId, Event, EventBody, Timestamp};
+use rapport_projection::{AccountProjection, Checkpoint, Folded, ProjectionDigest, RuleSet};
+use rapport_store::{Direction, EventLog, ProjectionStore, StoredEvent};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
 
 use crate::convert::decode_event;
 use crate::error::ReadError;
 
-/// Events read from the log per step of the start-up fold.
-const LOAD_CHUNK: usize = 4_096;
+/// Events folded per step of a catch-up (one write-lock per step).
+const CHUNK: usize = 4_096;
+/// Accounts read from the store per step of a full load.
+const LOAD_PAGE: usize = 1_024;
+/// The setting that names the active build.
+const ACTIVE: &str = "active";
 
-/// An account's state and where in the log its last event is.
-#[derive(Debug, Clone)]
-pub(crate) struct ProjectedAccount {
-    /// The fold of the account's stream.
-    pub account: Account,
-    /// Position of the stream's last event.
+/// How far a build has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Progress {
+    /// Position folded so far.
     pub position: u64,
+    /// The durable position it is catching up to.
+    pub target: u64,
+    /// Events per second over the current catch-up.
+    pub rate: f64,
 }
 
-/// Every account's durable state, and the log position up to which all events are durable.
-#[derive(Debug, Default)]
-pub(crate) struct Projection {
-    accounts: RwLock<HashMap<AccountId, Arc<ProjectedAccount>>>,
-    durable_position: AtomicU64,
+/// One rule set's projection.
+pub(crate) struct Build {
+    /// `name@version`, also the store namespace.
+    pub id: String,
+    /// The rule set.
+    pub rules: Arc<RuleSet>,
+    store: Arc<dyn ProjectionStore>,
+    state: RwLock<BuildState>,
+    /// One folder at a time (the writer for the active build, the projector for the others).
+    fold: Mutex<()>,
+    progress: watch::Sender<Progress>,
+    digest: Mutex<Option<(u64, String)>>,
 }
 
-impl Projection {
-    /// Folds the whole log into a projection. Every stored event must decode: a log that does
-    /// not is not served from.
-    pub fn load(log: &dyn EventLog) -> Result<Projection, ReadError> {
-        let mut accounts: HashMap<AccountId, ProjectedAccount> = HashMap::new();
-        let mut with_retractions = Vec::new();
-        let mut next = 1;
+struct BuildState {
+    position: u64,
+    recorded_at: Timestamp,
+    /// Accounts read or changed so far; all of them when `complete`.
+    accounts: HashMap<AccountId, Arc<AccountProjection>>,
+    complete: bool,
+    /// Changed since the last checkpoint.
+    dirty: HashSet<AccountId>,
+}
+
+impl Build {
+    fn new(rules: RuleSet, store: Arc<dyn ProjectionStore>, checkpoint: Option<&Checkpoint>) -> Build {
+        let (position, recorded_at) = checkpoint.map_or((0, Timestamp::EPOCH), |c| (c.position, c.recorded_at));
+        Build {
+            id: rules.id(),
+            rules: Arc::new(rules),
+            store,
+            state: RwLock::new(BuildState {
+                position,
+                recorded_at,
+                accounts: HashMap::new(),
+                // A build from nothing holds every account it has; a resumed one reads them lazily.
+                complete: checkpoint.is_none(),
+                dirty: HashSet::new(),
+            }),
+            fold: Mutex::new(()),
+            progress: watch::channel(Progress { position, target: position, rate: 0.0 }).0,
+            digest: Mutex::new(None),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BuildState> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BuildState> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The position of the last event folded in.
+    pub fn position(&self) -> u64 {
+        self.read().position
+    }
+
+    /// Follows this build's progress.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// An account as this build holds it.
+    pub fn get(&self, account_id: &AccountId) -> Result<Option<Arc<AccountProjection>>, ReadError> {
+        {
+            let state = self.read();
+            if let Some(found) = state.accounts.get(account_id) {
+                return Ok(Some(Arc::clone(found)));
+            }
+            if state.complete {
+                return Ok(None);
+            }
+        }
+        // Not read yet: then the store holds its current state (changed accounts stay in memory).
+        let Some(bytes) = self.store.get(&self.id, account_id.as_str().as_bytes())? else { return Ok(None) };
+        let loaded = Arc::new(decode_projection(&self.id, &bytes)?);
+        let mut state = self.write();
+        // A fold may have changed it meanwhile; what is in memory is newer.
+        Ok(Some(Arc::clone(state.accounts.entry(account_id.clone()).or_insert(loaded))))
+    }
+
+    /// Every account, by id, and the position they reflect.
+    pub fn all(&self) -> Result<(Vec<Arc<AccountProjection>>, u64, Timestamp), ReadError> {
+        if !self.read().complete {
+            self.load_all()?;
+        }
+        let state = self.read();
+        let mut accounts: Vec<Arc<AccountProjection>> = state.accounts.values().cloned().collect();
+        accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
+        Ok((accounts, state.position, state.recorded_at))
+    }
+
+    fn load_all(&self) -> Result<(), ReadError> {
+        let mut after: Option<Bytes> = None;
         loop {
-            let chunk = log.read_all(next, LOAD_CHUNK)?;
+            let page = self.store.scan(&self.id, after.as_deref(), LOAD_PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let decoded = page
+                .iter()
+                .map(|(_, value)| decode_projection(&self.id, value).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut state = self.write();
+            for projection in decoded {
+                state.accounts.entry(projection.account.id.clone()).or_insert(projection);
+            }
+        }
+        self.write().complete = true;
+        Ok(())
+    }
+
+    /// Shows accounts folded up to `position` (whose last event was recorded at `recorded_at`).
+    pub fn publish(
+        &self,
+        accounts: impl IntoIterator<Item = (AccountId, Arc<AccountProjection>)>,
+        position: u64,
+        recorded_at: Timestamp,
+    ) {
+        let mut state = self.write();
+        for (id, projection) in accounts {
+            state.dirty.insert(id.clone());
+            state.accounts.insert(id, projection);
+        }
+        if position > state.position {
+            state.position = position;
+            state.recorded_at = recorded_at;
+        }
+        let target = self.progress.borrow().target.max(position);
+        self.progress.send_modify(|p| {
+            p.position = position;
+            p.target = target;
+        });
+    }
+
+    /// Folds the log from this build's position up to `target`, in chunks. Stops early (and
+    /// returns `Ok(false)`) when `keep_going` turns false.
+    pub fn catch_up(&self, log: &dyn EventLog, target: u64, keep_going: impl Fn() -> bool) -> Result<bool, ReadError> {
+        let _folding = self.fold.lock().unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        let start = self.position();
+        self.progress.send_modify(|p| p.target = p.target.max(target));
+        let mut next = start + 1;
+        while next <= target {
+            if !keep_going() {
+                return Ok(false);
+            }
+            let limit = usize::try_from(target - next + 1).unwrap_or(CHUNK).min(CHUNK);
+            let chunk = log.read_all(next, limit)?;
             let Some(last) = chunk.last() else { break };
-            next = last.position + 1;
+            let (position, recorded_at) = (last.position, last.recorded_at);
+            let mut changed: BTreeMap<AccountId, AccountProjection> = BTreeMap::new();
             for record in &chunk {
                 let event = decode_event(record)?;
-                if matches!(event.body, EventBody::EventRetracted(_)) {
-                    with_retractions.push(record.account_id.clone());
+                let current = match changed.remove(&record.account_id) {
+                    Some(projection) => Some(projection),
+                    None => self.get(&record.account_id)?.map(|p| (*p).clone()),
+                };
+                let folded = fold(log, &self.rules, current, record, &event)?;
+                changed.insert(record.account_id.clone(), folded);
+            }
+            self.publish(changed.into_iter().map(|(id, p)| (id, Arc::new(p))), position, recorded_at);
+            next = position + 1;
+            let seconds = started.elapsed().as_secs_f64();
+            if seconds > 0.0 {
+                self.progress.send_modify(|p| p.rate = (position - start) as f64 / seconds);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Commits the accounts changed since the last checkpoint, with the position they reflect.
+    pub fn checkpoint(&self) -> Result<(), ReadError> {
+        let (changed, checkpoint) = {
+            let mut state = self.write();
+            let dirty = std::mem::take(&mut state.dirty);
+            let changed: Vec<Arc<AccountProjection>> =
+                dirty.iter().filter_map(|id| state.accounts.get(id).cloned()).collect();
+            let checkpoint =
+                Checkpoint { rules: self.rules.to_toml(), position: state.position, recorded_at: state.recorded_at };
+            (changed, checkpoint)
+        };
+        let entries: Vec<(Bytes, Bytes)> = changed
+            .iter()
+            .map(|p| {
+                (Bytes::copy_from_slice(p.account.id.as_str().as_bytes()), Bytes::from(rapport_projection::encode(p)))
+            })
+            .collect();
+        if let Err(error) = self.store.commit(&self.id, &entries, Bytes::from(checkpoint.encode())) {
+            // Try again next time.
+            self.write().dirty.extend(changed.iter().map(|p| p.account.id.clone()));
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// The digest of the whole build: its rule set, position, and every account with its scores
+    /// as of the recording time of the event at that position.
+    pub fn digest(&self) -> Result<(String, u64, usize), ReadError> {
+        let (accounts, position, recorded_at) = self.all()?;
+        let mut cached = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, digest)) = cached.as_ref()
+            && *at == position
+        {
+            return Ok((digest.clone(), position, accounts.len()));
+        }
+        let mut digest = ProjectionDigest::new(&self.rules, position, recorded_at);
+        for account in &accounts {
+            digest.add(account);
+        }
+        let digest = digest.finish();
+        *cached = Some((position, digest.clone()));
+        Ok((digest, position, accounts.len()))
+    }
+}
+
+fn decode_projection(namespace: &str, bytes: &[u8]) -> Result<AccountProjection, ReadError> {
+    rapport_projection::decode(bytes).map_err(|e| ReadError::Corrupt(format!("projection {namespace}: {e}")))
+}
+
+/// Folds one recorded event into its account's projection. A retraction replays the stream up
+/// to it, so that the retracted event's effect is gone.
+pub(crate) fn fold(
+    log: &dyn EventLog,
+    rules: &RuleSet,
+    current: Option<AccountProjection>,
+    record: &StoredEvent,
+    event: &Event,
+) -> Result<AccountProjection, ReadError> {
+    let folded = Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at };
+    match current {
+        None => AccountProjection::open(record.account_id.clone(), folded).ok_or_else(|| {
+            ReadError::Corrupt(format!(
+                "the stream of account \"{}\" starts at position {} with {}, not account_opened",
+                record.account_id,
+                record.position,
+                event.body.kind()
+            ))
+        }),
+        Some(_) if matches!(event.body, EventBody::EventRetracted(_)) => {
+            replay(log, rules, &record.account_id, record.version)
+        }
+        Some(mut projection) => {
+            projection.apply(folded, rules);
+            Ok(projection)
+        }
+    }
+}
+
+/// Replays an account's stream up to `version` under `rules`, leaving out retracted events.
+pub(crate) fn replay(
+    log: &dyn EventLog,
+    rules: &RuleSet,
+    account_id: &AccountId,
+    version: u64,
+) -> Result<AccountProjection, ReadError> {
+    let limit = usize::try_from(version).unwrap_or(usize::MAX);
+    let records = log.read_stream(account_id, 1, Direction::Forwards, limit)?;
+    let events = records.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+    let folded: Vec<Folded<'_>> = records
+        .iter()
+        .zip(&events)
+        .map(|(r, event)| Folded { event, version: r.version, position: r.position, recorded_at: r.recorded_at })
+        .collect();
+    AccountProjection::replay(account_id.clone(), &folded, rules)
+        .ok_or_else(|| ReadError::Corrupt(format!("the stream of account \"{account_id}\" does not open the account")))
+}
+
+/// Every build, which one is served, and the durable position of the log.
+pub(crate) struct Projections {
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
+    builds: RwLock<BTreeMap<String, Arc<Build>>>,
+    active: RwLock<Arc<Build>>,
+    durable: AtomicU64,
+    durable_changed: watch::Sender<u64>,
+    /// Wakes the projector when a build is added.
+    kick: Notify,
+    stopping: AtomicBool,
+}
+
+impl Projections {
+    /// Opens every stored build, resumes the active one from its checkpoint (or builds
+    /// `default_rules` from the whole log if none is stored), and catches it up to the log.
+    pub fn open(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn ProjectionStore>,
+        default_rules: RuleSet,
+    ) -> Result<Projections, ReadError> {
+        let last = log.last_position()?;
+        let mut builds = BTreeMap::new();
+        for namespace in store.namespaces()? {
+            let Some(bytes) = store.checkpoint(&namespace)? else { continue };
+            match Checkpoint::decode(&bytes) {
+                Ok((checkpoint, rules)) if checkpoint.position <= last && rules.id() == namespace => {
+                    builds.insert(namespace, Arc::new(Build::new(rules, Arc::clone(&store), Some(&checkpoint))));
                 }
-                match accounts.get_mut(&record.account_id) {
-                    Some(projected) => {
-                        projected.account.apply(&event);
-                        projected.position = record.position;
-                    }
-                    None => {
-                        let account = Account::open(record.account_id.clone(), &event).ok_or_else(|| {
-                            ReadError::Corrupt(format!(
-                                "the stream of account \"{}\" starts at position {} with {}, not account_opened",
-                                record.account_id,
-                                record.position,
-                                event.body.kind()
-                            ))
-                        })?;
-                        accounts
-                            .insert(record.account_id.clone(), ProjectedAccount { account, position: record.position });
-                    }
+                Ok((checkpoint, _)) => {
+                    warn!(
+                        namespace,
+                        position = checkpoint.position,
+                        last,
+                        "the projection is ahead of the log; dropping it to rebuild"
+                    );
+                    store.drop_namespace(&namespace)?;
+                }
+                Err(error) => {
+                    warn!(namespace, %error, "the projection does not decode; dropping it to rebuild");
+                    store.drop_namespace(&namespace)?;
                 }
             }
         }
-        // `apply` only marks a retracted event; undoing its effect takes a replay of the stream.
-        with_retractions.sort();
-        with_retractions.dedup();
-        for account_id in with_retractions {
-            let refolded = refold(log, &account_id)?;
-            if let Some(projected) = accounts.get_mut(&account_id) {
-                projected.account = refolded;
+        let active_id = store
+            .setting(ACTIVE)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .filter(|id| builds.contains_key(id));
+        let active = match active_id {
+            Some(id) => Arc::clone(&builds[&id]),
+            None => {
+                let id = default_rules.id();
+                let build = match builds.get(&id) {
+                    Some(build) => Arc::clone(build),
+                    None => Arc::new(Build::new(default_rules, Arc::clone(&store), None)),
+                };
+                builds.insert(id.clone(), Arc::clone(&build));
+                store.set_setting(ACTIVE, Bytes::from(id))?;
+                build
             }
-        }
-        let durable_position = next - 1;
-        info!(accounts = accounts.len(), events = durable_position, "folded the log");
-        Ok(Projection {
-            accounts: RwLock::new(accounts.into_iter().map(|(id, p)| (id, Arc::new(p))).collect()),
-            durable_position: AtomicU64::new(durable_position),
+        };
+        let started = Instant::now();
+        let from = active.position();
+        active.catch_up(log.as_ref(), last, || true)?;
+        active.checkpoint()?;
+        info!(
+            rule_set = %active.id,
+            from,
+            to = last,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "the active projection caught up with the log"
+        );
+        Ok(Projections {
+            log,
+            store,
+            builds: RwLock::new(builds),
+            active: RwLock::new(active),
+            durable: AtomicU64::new(last),
+            durable_changed: watch::channel(last).0,
+            kick: Notify::new(),
+            stopping: AtomicBool::new(false),
         })
     }
 
-    /// The durable state of an account, if it exists.
-    pub fn get(&self, account_id: &AccountId) -> Option<Arc<ProjectedAccount>> {
-        self.accounts.read().unwrap_or_else(PoisonError::into_inner).get(account_id).cloned()
+    /// The served build.
+    pub fn active(&self) -> Arc<Build> {
+        Arc::clone(&self.active.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The build of a rule set (`name@version`), or the active one when `id` is empty.
+    pub fn build(&self, id: &str) -> Option<Arc<Build>> {
+        if id.is_empty() {
+            return Some(self.active());
+        }
+        self.builds.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
+    }
+
+    /// Every build, by id.
+    pub fn builds(&self) -> Vec<Arc<Build>> {
+        self.builds.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
     }
 
     /// The position up to which every event of the log is durable and visible.
     pub fn durable_position(&self) -> u64 {
-        self.durable_position.load(Ordering::Acquire)
+        self.durable.load(Ordering::Acquire)
     }
 
-    /// Shows new durable states, all of whose events lie at or before `durable_position`.
+    /// Shows a durable group: folds it into the active build and moves the durable position.
     pub fn publish(
         &self,
-        accounts: impl IntoIterator<Item = (AccountId, Arc<ProjectedAccount>)>,
-        durable_position: u64,
+        accounts: impl IntoIterator<Item = (AccountId, Arc<AccountProjection>)>,
+        position: u64,
+        recorded_at: Timestamp,
     ) {
-        let mut map = self.accounts.write().unwrap_or_else(PoisonError::into_inner);
-        map.extend(accounts);
-        // Under the write lock, so a reader that sees the new position also sees the accounts.
-        self.durable_position.fetch_max(durable_position, Ordering::AcqRel);
+        let active = self.active();
+        {
+            let _folding = active.fold.lock().unwrap_or_else(PoisonError::into_inner);
+            active.publish(accounts, position, recorded_at);
+        }
+        // After the accounts: a reader that sees the new position also sees them.
+        self.durable.fetch_max(position, Ordering::AcqRel);
+        self.durable_changed.send_replace(self.durable_position());
+    }
+
+    /// Starts a build of `rules` from the whole log, or returns the existing build of the same
+    /// rule set. `Err` with the existing build's id if a build of the same name and version
+    /// holds other values.
+    pub fn start_build(&self, rules: RuleSet, from_scratch: bool) -> Result<Arc<Build>, ReadError> {
+        let id = rules.id();
+        let mut builds = self.builds.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = builds.get(&id) {
+            if existing.rules.fingerprint() != rules.fingerprint() {
+                return Err(ReadError::RuleSetChanged(id));
+            }
+            let active = Arc::ptr_eq(existing, &self.active());
+            if !from_scratch || active {
+                return Ok(Arc::clone(existing));
+            }
+            self.store.drop_namespace(&id)?;
+        }
+        let build = Arc::new(Build::new(rules, Arc::clone(&self.store), None));
+        // An empty checkpoint, so the build survives a restart and resumes.
+        build.checkpoint()?;
+        builds.insert(id, Arc::clone(&build));
+        drop(builds);
+        self.kick.notify_one();
+        Ok(build)
+    }
+
+    /// Makes `build` the served one. Called by the writer between groups, when every durable
+    /// event is published: the build is caught up to the durable position first, so the switch
+    /// loses and repeats nothing.
+    pub fn activate(&self, build: &Arc<Build>) -> Result<String, ReadError> {
+        let previous = self.active();
+        if Arc::ptr_eq(&previous, build) {
+            return Ok(previous.id.clone());
+        }
+        build.catch_up(self.log.as_ref(), self.durable_position(), || true)?;
+        build.checkpoint()?;
+        self.store.set_setting(ACTIVE, Bytes::from(build.id.clone()))?;
+        self.store.flush()?;
+        *self.active.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(build);
+        // The previous build now follows the log like any other.
+        self.kick.notify_one();
+        info!(from = %previous.id, to = %build.id, "activated a rule set");
+        Ok(previous.id.clone())
+    }
+
+    /// Commits every build's changes.
+    pub fn checkpoint_all(&self) {
+        for build in self.builds() {
+            if let Err(error) = build.checkpoint() {
+                warn!(build = %build.id, %error, "checkpoint failed; it will be retried");
+            }
+        }
+    }
+
+    /// Stops the projector, checkpoints every build and flushes the store.
+    pub fn close(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.kick.notify_one();
+        self.checkpoint_all();
+        if let Err(error) = self.store.flush() {
+            warn!(%error, "flushing the projections failed; they will catch up from the log");
+        }
     }
 }
 
-/// Replays an account's whole stream, skipping retracted events.
-pub(crate) fn refold(log: &dyn EventLog, account_id: &AccountId) -> Result<Account, ReadError> {
-    let records: Vec<StoredEvent> = log.read_stream(account_id, 1, Direction::Forwards, usize::MAX)?;
-    let events = records.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
-    Account::replay(account_id.clone(), &events)
-        .ok_or_else(|| ReadError::Corrupt(format!("the stream of account \"{account_id}\" does not open the account")))
+/// The projector: keeps every build other than the active one caught up with the durable log,
+/// and checkpoints every build each `interval`. Runs until [`Projections::close`].
+pub(crate) async fn follow(projections: Arc<Projections>, interval: Duration) {
+    let mut durable = projections.durable_changed.subscribe();
+    let mut last_checkpoint = Instant::now();
+    while !projections.stopping.load(Ordering::Acquire) {
+        let active = projections.active();
+        for build in projections.builds() {
+            if Arc::ptr_eq(&build, &active) || build.position() >= projections.durable_position() {
+                continue;
+            }
+            let (p, b) = (Arc::clone(&projections), Arc::clone(&build));
+            let caught_up = tokio::task::spawn_blocking(move || {
+                let target = p.durable_position();
+                // Stop when the server stops or the build becomes the active one (the writer
+                // folds that one from then on).
+                let keep_going = || !p.stopping.load(Ordering::Acquire) && !Arc::ptr_eq(&p.active(), &b);
+                b.catch_up(p.log.as_ref(), target, keep_going)
+            })
+            .await;
+            match caught_up {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => warn!(build = %build.id, %error, "folding the log failed; retrying"),
+                Err(error) => warn!(build = %build.id, %error, "the fold task failed; retrying"),
+            }
+        }
+        if last_checkpoint.elapsed() >= interval {
+            let p = Arc::clone(&projections);
+            let _ = tokio::task::spawn_blocking(move || p.checkpoint_all()).await;
+            last_checkpoint = Instant::now();
+        }
+        tokio::select! {
+            _ = durable.changed() => {}
+            _ = projections.kick.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
 }

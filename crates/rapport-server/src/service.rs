@@ -11,10 +11,15 @@ use rapport_store::{Direction, EventLog, StoredEvent};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use crate::convert::{account_id_from_wire, account_to_wire, append_from_wire, outcome_to_wire, recorded_to_wire};
+use crate::convert::{
+    account_id_from_wire, account_to_wire, append_from_wire, contact_id_from_wire, handover_to_wire, movement_to_wire,
+    outcome_to_wire, recorded_to_wire, register_to_wire,
+};
 use crate::error::{AppendError, ReadError};
-use crate::projection::Projection;
+use crate::portfolio::PortfolioQuery;
+use crate::projection::{Build, Projections};
 use crate::writer::Writer;
+use rapport_projection::{AccountProjection, RuleSet, compare, gift_register, handover, scores};
 
 /// Events read from the log per step of a streamed read.
 const PAGE: u64 = 512;
@@ -25,9 +30,10 @@ pub type RecordedEventStream = Pin<Box<dyn Stream<Item = Result<pb::RecordedEven
 /// What every handler shares.
 pub(crate) struct Shared {
     pub log: Arc<dyn EventLog>,
-    pub projection: Arc<Projection>,
+    pub projections: Arc<Projections>,
     pub writer: Writer,
     pub limits: Limits,
+    pub clock: crate::Clock,
 }
 
 /// `rapport.v1.Ledger`.
@@ -55,7 +61,8 @@ impl pb::ledger_server::Ledger for LedgerService {
         let request = request.into_inner();
         let account_id =
             account_id_from_wire(&request.account_id, "account_id", &self.0.limits).map_err(ReadError::Invalid)?;
-        let projected = self.0.projection.get(&account_id).ok_or(ReadError::AccountNotFound(account_id.clone()))?;
+        let projected =
+            self.0.projections.active().get(&account_id)?.ok_or(ReadError::AccountNotFound(account_id.clone()))?;
         // Only durable events are shown: the projection's version is the durable head.
         let head = projected.account.version;
         let limit = limit_from_wire(request.limit);
@@ -85,7 +92,7 @@ impl pb::ledger_server::Ledger for LedgerService {
     #[instrument(skip_all, fields(from_position = request.get_ref().from_position))]
     async fn read_all(&self, request: Request<pb::ReadAllRequest>) -> Result<Response<RecordedEventStream>, Status> {
         let request = request.into_inner();
-        let durable = self.0.projection.durable_position();
+        let durable = self.0.projections.durable_position();
         let mut next = request.from_position.max(1);
         let available = (durable + 1).saturating_sub(next);
         let log = Arc::clone(&self.0.log);
@@ -98,14 +105,103 @@ impl pb::ledger_server::Ledger for LedgerService {
     }
 }
 
+impl Shared {
+    /// The build a request names (`name@version`), or the active one.
+    fn build(&self, rule_set: &str) -> Result<Arc<Build>, ReadError> {
+        self.projections.build(rule_set).ok_or_else(|| ReadError::RuleSetNotFound {
+            id: rule_set.to_owned(),
+            available: self.projections.builds().iter().map(|b| b.id.clone()).collect(),
+        })
+    }
+
+    /// An account as a build holds it.
+    fn account(&self, build: &Build, account_id: &str) -> Result<Arc<AccountProjection>, ReadError> {
+        let account_id = account_id_from_wire(account_id, "account_id", &self.limits).map_err(ReadError::Invalid)?;
+        build.get(&account_id)?.ok_or(ReadError::AccountNotFound(account_id))
+    }
+}
+
+/// Runs blocking work (store reads, scoring a portfolio) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(error) => Err(Status::internal(format!("a read task failed: {error}"))),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::accounts_server::Accounts for AccountsService {
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
     async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Result<Response<pb::AccountView>, Status> {
-        let account_id = account_id_from_wire(&request.get_ref().account_id, "account_id", &self.0.limits)
-            .map_err(ReadError::Invalid)?;
-        let projected = self.0.projection.get(&account_id).ok_or(ReadError::AccountNotFound(account_id))?;
-        Ok(Response::new(account_to_wire(&projected.account, projected.position)))
+        let shared = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let view = blocking(move || {
+            let build = shared.build(&request.rule_set)?;
+            let projected = shared.account(&build, &request.account_id)?;
+            let scores = scores(&projected, &build.rules, (shared.clock)());
+            Ok(account_to_wire(&projected, &build.rules, &scores))
+        })
+        .await?;
+        Ok(Response::new(view))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let shared = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let query = PortfolioQuery::from_wire(&request, (shared.clock)())?;
+        let response = blocking(move || {
+            let build = shared.build(&request.rule_set)?;
+            let (accounts, _, _) = build.all()?;
+            Ok(query.run(&accounts, &build.rules))
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn handover(&self, request: Request<pb::HandoverRequest>) -> Result<Response<pb::HandoverReport>, Status> {
+        let shared = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let report = blocking(move || {
+            let build = shared.build(&request.rule_set)?;
+            let projected = shared.account(&build, &request.account_id)?;
+            let as_of = (shared.clock)();
+            let report = handover(&projected, &build.rules, as_of);
+            Ok(handover_to_wire(&projected.account.id, &report, as_of, build.id.clone()))
+        })
+        .await?;
+        Ok(Response::new(report))
+    }
+
+    #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn gift_register(
+        &self,
+        request: Request<pb::GiftRegisterRequest>,
+    ) -> Result<Response<pb::GiftRegisterView>, Status> {
+        let shared = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let register = blocking(move || {
+            let build = shared.build(&request.rule_set)?;
+            let projected = shared.account(&build, &request.account_id)?;
+            let contact = if request.contact_id.is_empty() {
+                None
+            } else {
+                Some(
+                    contact_id_from_wire(&request.contact_id, "contact_id", &shared.limits)
+                        .map_err(ReadError::Invalid)?,
+                )
+            };
+            let register = gift_register(&projected, &build.rules, (shared.clock)(), contact.as_ref());
+            Ok(register_to_wire(&projected.account.id, &register, build.id.clone()))
+        })
+        .await?;
+        Ok(Response::new(register))
     }
 }
 
@@ -145,4 +241,145 @@ where
         }
     });
     Box::pin(pages.flat_map(stream::iter))
+}
+
+/// `rapport.v1.Projections`.
+pub(crate) struct ProjectionsService(pub Arc<Shared>);
+
+/// How often a rebuild's progress is reported at most.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The stream of a rebuild's progress.
+pub type RebuildProgressStream = Pin<Box<dyn Stream<Item = Result<pb::RebuildProgress, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::projections_server::Projections for ProjectionsService {
+    type RebuildStream = RebuildProgressStream;
+
+    #[instrument(skip_all)]
+    async fn rebuild(&self, request: Request<pb::RebuildRequest>) -> Result<Response<RebuildProgressStream>, Status> {
+        let request = request.into_inner();
+        let rules = RuleSet::parse(&request.rule_set).map_err(ReadError::from)?;
+        let shared = Arc::clone(&self.0);
+        let build = {
+            let shared = Arc::clone(&shared);
+            blocking(move || shared.projections.start_build(rules, request.from_scratch)).await?
+        };
+        let started = (std::time::Instant::now(), build.position());
+        let progress = build.progress();
+        let steps = stream::unfold(Some((build, progress)), move |state| {
+            let shared = Arc::clone(&shared);
+            async move {
+                let (build, mut progress) = state?;
+                loop {
+                    let total = shared.projections.durable_position();
+                    let done = build.position();
+                    if done >= total {
+                        let digest = {
+                            let build = Arc::clone(&build);
+                            blocking(move || build.digest()).await
+                        };
+                        let message = digest.map(|(digest, position, _)| pb::RebuildProgress {
+                            rule_set: build.id.clone(),
+                            events_done: position,
+                            events_total: position.max(total),
+                            events_per_second: progress.borrow().rate,
+                            eta_seconds: 0.0,
+                            caught_up: true,
+                            digest,
+                        });
+                        return Some((message, None));
+                    }
+                    let _ = tokio::time::timeout(PROGRESS_EVERY, progress.changed()).await;
+                    let (since, from) = started;
+                    let elapsed = since.elapsed().as_secs_f64();
+                    let done = build.position();
+                    let rate = if elapsed > 0.0 { done.saturating_sub(from) as f64 / elapsed } else { 0.0 };
+                    if done < total {
+                        let message = pb::RebuildProgress {
+                            rule_set: build.id.clone(),
+                            events_done: done,
+                            events_total: total,
+                            events_per_second: rate,
+                            eta_seconds: if rate > 0.0 { (total - done) as f64 / rate } else { 0.0 },
+                            caught_up: false,
+                            digest: String::new(),
+                        };
+                        return Some((Ok(message), Some((build, progress))));
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(steps)))
+    }
+
+    #[instrument(skip_all, fields(rule_set = %request.get_ref().rule_set))]
+    async fn activate(&self, request: Request<pb::ActivateRequest>) -> Result<Response<pb::ActivateResponse>, Status> {
+        let id = request.into_inner().rule_set;
+        if id.is_empty() {
+            return Err(ReadError::Invalid(
+                rapport_domain::InvalidValue::new("is required; name a built rule set as name@version").at("rule_set"),
+            )
+            .into());
+        }
+        let build = self.0.build(&id)?;
+        let previous = self.0.writer.activate(Arc::clone(&build)).await?;
+        Ok(Response::new(pb::ActivateResponse { rule_set: build.id.clone(), previous, position: build.position() }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_rule_sets(
+        &self,
+        _request: Request<pb::ListRuleSetsRequest>,
+    ) -> Result<Response<pb::ListRuleSetsResponse>, Status> {
+        let shared = Arc::clone(&self.0);
+        let rule_sets = blocking(move || {
+            let active = shared.projections.active();
+            let log_position = shared.projections.durable_position();
+            let mut infos = Vec::new();
+            for build in shared.projections.builds() {
+                let (digest, position, accounts) = build.digest()?;
+                infos.push(pb::RuleSetInfo {
+                    id: build.id.clone(),
+                    name: build.rules.name.clone(),
+                    version: build.rules.version,
+                    active: Arc::ptr_eq(&build, &active),
+                    position,
+                    log_position,
+                    digest,
+                    accounts: accounts as u64,
+                    rules: build.rules.to_toml(),
+                });
+            }
+            Ok(infos)
+        })
+        .await?;
+        Ok(Response::new(pb::ListRuleSetsResponse { rule_sets }))
+    }
+
+    #[instrument(skip_all)]
+    async fn compare(&self, request: Request<pb::CompareRequest>) -> Result<Response<pb::CompareResponse>, Status> {
+        let shared = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let response = blocking(move || {
+            let (a, b) = (shared.build(&request.rule_set_a)?, shared.build(&request.rule_set_b)?);
+            let as_of = (shared.clock)();
+            let (accounts, _, _) = a.all()?;
+            let mut movements = Vec::with_capacity(accounts.len());
+            for account in &accounts {
+                let Some(other) = b.get(&account.account.id)? else { continue };
+                movements.push(compare(account, &a.rules, &other, &b.rules, as_of));
+            }
+            movements.sort_by(|x, y| {
+                y.largest_change.total_cmp(&x.largest_change).then_with(|| x.account_id.cmp(&y.account_id))
+            });
+            let limit = if request.limit == 0 { 20 } else { request.limit as usize };
+            Ok(pb::CompareResponse {
+                accounts: movements.iter().take(limit).map(movement_to_wire).collect(),
+                as_of: Some(crate::convert::timestamp_to_wire(as_of)),
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
 }

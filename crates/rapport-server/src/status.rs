@@ -66,6 +66,14 @@ impl From<ReadError> for Status {
             ReadError::AccountNotFound(_) => Status::not_found(error.to_string()),
             ReadError::Corrupt(_) => Status::data_loss(error.to_string()),
             ReadError::Store(store) => store_status(store, "the read failed; retry later"),
+            ReadError::RuleSetNotFound { .. } => Status::not_found(error.to_string()),
+            ReadError::RuleSetChanged(_) => Status::already_exists(error.to_string()),
+            ReadError::InvalidRules(ref rules) => Status::with_error_details(
+                Code::InvalidArgument,
+                error.to_string(),
+                ErrorDetails::with_bad_request_violation("rule_set", rules.to_string()),
+            ),
+            ReadError::Busy(_) => Status::unavailable(error.to_string()),
         }
     }
 }

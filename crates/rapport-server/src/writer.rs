@@ -20,7 +20,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
-use rapport_domain::{AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, decide};
+use rapport_domain::{AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, Timestamp, decide};
+use rapport_projection::AccountProjection;
 use rapport_store::{AppendBatch, EventLog, NewEvent, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
@@ -28,7 +29,7 @@ use tracing::{debug, error, warn};
 use crate::ServerConfig;
 use crate::convert::decode_event;
 use crate::error::{AppendError, Expected, ReadError};
-use crate::projection::{ProjectedAccount, Projection, refold};
+use crate::projection::{Build, Projections, fold, replay};
 
 /// Requests that may wait for the writer; beyond this, handlers wait to enqueue.
 const QUEUE_CAPACITY: usize = 4_096;
@@ -58,7 +59,15 @@ pub(crate) struct AppendOutcome {
 }
 
 enum Command {
-    Append { append: Append, reply: oneshot::Sender<Result<AppendOutcome, AppendError>> },
+    Append {
+        append: Append,
+        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    },
+    /// Switch the served build, between groups (see [`Projections::activate`]).
+    Activate {
+        build: Arc<Build>,
+        reply: oneshot::Sender<Result<String, ReadError>>,
+    },
     Close,
 }
 
@@ -69,15 +78,21 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread over a log whose durable state `projection` shows.
+    /// Starts the writer thread over a log whose durable state `projections` show.
     pub fn start(
         log: Arc<dyn EventLog>,
-        projection: Arc<Projection>,
+        projections: Arc<Projections>,
         config: &ServerConfig,
     ) -> std::io::Result<Writer> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let sequencer =
-            Sequencer { log, projection, config: config.clone(), unpublished: HashMap::new(), unpublished_position: 0 };
+        let sequencer = Sequencer {
+            log,
+            projections,
+            config: config.clone(),
+            unpublished: HashMap::new(),
+            unpublished_position: 0,
+            unpublished_recorded_at: Timestamp::EPOCH,
+        };
         let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
         Ok(Writer { commands, thread: Mutex::new(Some(thread)) })
     }
@@ -88,6 +103,15 @@ impl Writer {
         self.commands.send(Command::Append { append, reply }).await.map_err(|_| AppendError::ShuttingDown)?;
         // A dropped reply means the writer stopped before it got to this request.
         outcome.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Makes `build` the served one, once every durable event is folded into it. Returns the
+    /// id of the build served before.
+    pub async fn activate(&self, build: Arc<Build>) -> Result<String, ReadError> {
+        let (reply, outcome) = oneshot::channel();
+        let shutting_down = || ReadError::Busy("the server is shutting down".to_owned());
+        self.commands.send(Command::Activate { build, reply }).await.map_err(|_| shutting_down())?;
+        outcome.await.map_err(|_| shutting_down())?
     }
 
     /// Lets the writer finish the requests queued before this call, then stops it. Requests
@@ -109,12 +133,15 @@ impl Writer {
 /// The writer thread's state.
 struct Sequencer {
     log: Arc<dyn EventLog>,
-    projection: Arc<Projection>,
+    projections: Arc<Projections>,
     config: ServerConfig,
-    /// Accounts changed by appends whose sync has not succeeded yet.
-    unpublished: HashMap<AccountId, Arc<ProjectedAccount>>,
+    /// Accounts changed by appends whose sync has not succeeded yet, folded under the active
+    /// build's rule set.
+    unpublished: HashMap<AccountId, Arc<AccountProjection>>,
     /// The log's last position once `unpublished` is durable.
     unpublished_position: u64,
+    /// The recording time of the event at `unpublished_position`.
+    unpublished_recorded_at: Timestamp,
 }
 
 impl Sequencer {
@@ -132,6 +159,7 @@ impl Sequencer {
                 }
             }
             let mut replies = Vec::with_capacity(group.len());
+            let mut activations = Vec::new();
             let mut events = 0;
             for command in group {
                 match command {
@@ -139,6 +167,7 @@ impl Sequencer {
                         events += append.events.len();
                         replies.push((reply, self.append(append)));
                     }
+                    Command::Activate { build, reply } => activations.push((build, reply)),
                     Command::Close => closing = true,
                 }
             }
@@ -152,6 +181,15 @@ impl Sequencer {
                 let _ = reply.send(outcome);
             }
             debug!(requests, events, elapsed_us = started.elapsed().as_micros() as u64, "group committed");
+            // Between groups every durable event is published, unless the sync failed.
+            for (build, reply) in activations {
+                let outcome = if self.unpublished.is_empty() {
+                    self.projections.activate(&build)
+                } else {
+                    Err(ReadError::Busy("the log cannot sync at the moment; retry the activation".to_owned()))
+                };
+                let _ = reply.send(outcome);
+            }
         }
         // Whatever was queued after Close is dropped here, and its senders see `ShuttingDown`.
         drop(queue);
@@ -169,19 +207,22 @@ impl Sequencer {
             warn!(%error, "sync failed; the group's appends are not acknowledged");
             return Err(error);
         }
-        self.projection.publish(self.unpublished.drain(), self.unpublished_position);
+        self.projections.publish(self.unpublished.drain(), self.unpublished_position, self.unpublished_recorded_at);
         Ok(())
     }
 
-    fn current(&self, account_id: &AccountId) -> Option<Arc<ProjectedAccount>> {
-        self.unpublished.get(account_id).cloned().or_else(|| self.projection.get(account_id))
+    fn current(&self, account_id: &AccountId) -> Result<Option<Arc<AccountProjection>>, AppendError> {
+        if let Some(found) = self.unpublished.get(account_id) {
+            return Ok(Some(Arc::clone(found)));
+        }
+        self.projections.active().get(account_id).map_err(read_to_append_error)
     }
 
     fn append(&mut self, append: Append) -> Result<AppendOutcome, AppendError> {
         if let Some(outcome) = self.find_earlier_try(&append)? {
             return Ok(outcome);
         }
-        let current = self.current(&append.account_id);
+        let current = self.current(&append.account_id)?;
         let current_version = current.as_ref().map_or(0, |c| c.account.version);
         if !append.expected.holds(current_version) {
             return Err(AppendError::WrongExpectedVersion {
@@ -193,7 +234,7 @@ impl Sequencer {
         let recorded = self.retraction_targets(&append.events)?;
         let now = (self.config.clock)();
         let context = AppendContext { now, limits: &self.config.limits, recorded: &recorded };
-        let mut account = decide(current.as_ref().map(|c| &c.account), &append.account_id, &append.events, &context)
+        decide(current.as_ref().map(|c| &c.account), &append.account_id, &append.events, &context)
             .map_err(AppendError::Invalid)?;
 
         let events: Vec<NewEvent> = append
@@ -213,12 +254,35 @@ impl Sequencer {
             .map_err(AppendError::Store)?;
         let count = events.len() as u64;
         let last_position = appended.first_position + count - 1;
-        if !recorded.is_empty() {
-            // `decide` marked the targets; undoing their effects takes a replay of the stream.
-            account = refold(self.log.as_ref(), &append.account_id).map_err(read_to_append_error)?;
+        let rules = Arc::clone(&self.projections.active().rules);
+        let projection = if recorded.is_empty() {
+            let mut projection = current.map(|c| (*c).clone());
+            for (offset, event) in append.events.iter().enumerate() {
+                let offset = offset as u64;
+                let record = rapport_store::StoredEvent {
+                    account_id: append.account_id.clone(),
+                    version: appended.first_version + offset,
+                    position: appended.first_position + offset,
+                    recorded_at: appended.recorded_at,
+                    event_id: event.id,
+                    payload: Bytes::new(),
+                    prev_hash: rapport_store::GENESIS_HASH,
+                    hash: rapport_store::GENESIS_HASH,
+                };
+                projection =
+                    Some(fold(self.log.as_ref(), &rules, projection, &record, event).map_err(read_to_append_error)?);
+            }
+            projection
+        } else {
+            // Undoing the retracted events' effects takes a replay of the stream.
+            let last_version = appended.first_version + count - 1;
+            Some(replay(self.log.as_ref(), &rules, &append.account_id, last_version).map_err(read_to_append_error)?)
+        };
+        if let Some(projection) = projection {
+            self.unpublished.insert(append.account_id, Arc::new(projection));
         }
-        self.unpublished.insert(append.account_id, Arc::new(ProjectedAccount { account, position: last_position }));
         self.unpublished_position = last_position;
+        self.unpublished_recorded_at = appended.recorded_at;
         Ok(AppendOutcome {
             first_version: appended.first_version,
             last_version: appended.first_version + count - 1,

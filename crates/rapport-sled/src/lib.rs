@@ -24,6 +24,8 @@
 //! acknowledge it. Positions and versions are assigned here, from the last key, never from
 //! sled's `generate_id` (which is not contiguous and jumps on restart).
 
+mod projections;
+
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -410,7 +412,7 @@ fn decode(key: &[u8], value: &[u8]) -> Result<StoredEvent, StoreError> {
 }
 
 /// sled's errors as the store's: out of space, other I/O, corruption.
-fn sled_error(error: sled::Error, doing: &str) -> StoreError {
+pub(crate) fn sled_error(error: sled::Error, doing: &str) -> StoreError {
     match error {
         sled::Error::Io(error) => io_error(&error, doing),
         sled::Error::Corruption { at, .. } => {

@@ -25,3 +25,10 @@ impl Harness for Sled {
 }
 
 rapport_store::contract_tests!(Sled(Vec::new()));
+
+#[test]
+fn sled_projections_keep_the_projection_contract() {
+    let mut harness = Sled(Vec::new());
+    let log = harness.fresh();
+    rapport_store::contract::projection_store(log, |log| harness.reopen(log));
+}

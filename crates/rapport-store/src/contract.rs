@@ -593,3 +593,44 @@ pub fn readers_during_appends_see_whole_prefixes<H: Harness>(harness: &mut H) {
     assert_eq!(log.last_position().unwrap(), 400);
     assert_chains(&everything(log.as_ref()), "the final log");
 }
+
+/// What every [`crate::ProjectionStore`] must do: namespaces appear with their first commit,
+/// commits replace entries and the checkpoint together, scans go in key order from a cursor,
+/// namespaces drop whole, settings stick. `reopen` closes the store and opens it again (after
+/// a flush), as a restarted server would; a store that keeps nothing across processes returns
+/// it as it is.
+pub fn projection_store<P: crate::ProjectionStore>(store: P, reopen: impl FnOnce(P) -> P) {
+    let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+    assert!(store.namespaces().unwrap().is_empty());
+    assert_eq!(store.checkpoint("x@1").unwrap(), None);
+    assert_eq!(store.get("x@1", b"k").unwrap(), None);
+    assert!(store.scan("x@1", None, 10).unwrap().is_empty());
+
+    store.commit("x@1", &[(b("b"), b("2")), (b("a"), b("1")), (b("c"), b("3"))], b("cp1")).unwrap();
+    store.commit("y@2", &[], b("cp-y")).unwrap();
+    assert_eq!(store.namespaces().unwrap(), vec!["x@1".to_owned(), "y@2".to_owned()]);
+    assert_eq!(store.checkpoint("x@1").unwrap(), Some(b("cp1")));
+    let keys = |entries: Vec<(Bytes, Bytes)>| entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(store.scan("x@1", None, 10).unwrap()), vec![b("a"), b("b"), b("c")]);
+    assert_eq!(keys(store.scan("x@1", Some(b"a"), 1).unwrap()), vec![b("b")]);
+    assert_eq!(keys(store.scan("x@1", Some(b"c"), 10).unwrap()), Vec::<Bytes>::new());
+    assert!(store.scan("y@2", None, 10).unwrap().is_empty(), "namespaces do not share entries");
+
+    store.commit("x@1", &[(b("b"), b("two")), (b("d"), b("4"))], b("cp2")).unwrap();
+    assert_eq!(store.get("x@1", b"b").unwrap(), Some(b("two")));
+    assert_eq!(store.get("x@1", b"a").unwrap(), Some(b("1")), "untouched entries stay");
+    assert_eq!(store.checkpoint("x@1").unwrap(), Some(b("cp2")));
+
+    store.set_setting("active", b("x@1")).unwrap();
+    store.flush().unwrap();
+    let store = reopen(store);
+    assert_eq!(store.setting("active").unwrap(), Some(b("x@1")));
+    assert_eq!(store.checkpoint("x@1").unwrap(), Some(b("cp2")));
+    assert_eq!(keys(store.scan("x@1", None, 10).unwrap()), vec![b("a"), b("b"), b("c"), b("d")]);
+
+    store.drop_namespace("x@1").unwrap();
+    store.drop_namespace("never@1").unwrap();
+    assert_eq!(store.namespaces().unwrap(), vec!["y@2".to_owned()]);
+    assert_eq!(store.get("x@1", b"a").unwrap(), None);
+    assert_eq!(store.checkpoint("x@1").unwrap(), None);
+}

@@ -11,6 +11,7 @@
 
 mod hash;
 mod memory;
+mod projection;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -20,6 +21,7 @@ use rapport_domain::{AccountId, EventId, Timestamp};
 
 pub use hash::{GENESIS_HASH, Hash, chain_hash};
 pub use memory::MemoryLog;
+pub use projection::{MemoryProjections, ProjectionStore};
 
 /// One recorded event: the envelope the log gave it and the event's encoded bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

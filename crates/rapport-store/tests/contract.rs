@@ -19,3 +19,8 @@ impl Harness for Memory {
 }
 
 rapport_store::contract_tests!(Memory);
+
+#[test]
+fn memory_projections_keep_the_projection_contract() {
+    rapport_store::contract::projection_store(rapport_store::MemoryProjections::new(), |store| store);
+}

@@ -115,7 +115,7 @@ pub(crate) async fn history(args: HistoryArgs) -> anyhow::Result<()> {
 pub(crate) async fn account(args: AccountArgs) -> anyhow::Result<()> {
     let mut accounts = pb::accounts_client::AccountsClient::new(connect(&args.server).await?);
     let view = accounts
-        .get_account(pb::GetAccountRequest { account_id: args.account_id.clone() })
+        .get_account(pb::GetAccountRequest { account_id: args.account_id.clone(), ..Default::default() })
         .await
         .map_err(|status| refused(&format!("could not get account \"{}\"", args.account_id), &status))?
         .into_inner();
@@ -139,7 +139,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     for account_id in &accounts {
-        match reader.get_account(pb::GetAccountRequest { account_id: account_id.clone() }).await {
+        match reader.get_account(pb::GetAccountRequest { account_id: account_id.clone(), ..Default::default() }).await {
             Err(status) if status.code() == Code::NotFound => {}
             Ok(_) => bail!(
                 "account \"{account_id}\" already exists on this server, so the demo was pushed before; look at it \
@@ -160,7 +160,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("pushed {events} events into {} accounts:", accounts.len());
     for account_id in &accounts {
         let view = reader
-            .get_account(pb::GetAccountRequest { account_id: account_id.clone() })
+            .get_account(pb::GetAccountRequest { account_id: account_id.clone(), ..Default::default() })
             .await
             .map_err(|status| refused(&format!("could not read back \"{account_id}\""), &status))?
             .into_inner();

@@ -29,7 +29,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;
-    rapport_server::serve(listener, Arc::new(log), ServerConfig::default(), shutdown_signal())
+    let log = Arc::new(log);
+    rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), shutdown_signal())
         .await
         .context("the server stopped with an error")?;
     Ok(())
