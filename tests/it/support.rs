@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 
 pub type Ledger = pb::ledger_client::LedgerClient<Channel>;
 pub type Accounts = pb::accounts_client::AccountsClient<Channel>;
+pub type Projections = pb::projections_client::ProjectionsClient<Channel>;
 
 /// 2026-01-01T00:00:00Z: the test servers' "now", so time checks are deterministic.
 pub const NOW_SECONDS: i64 = 1_767_225_600;
@@ -87,6 +88,11 @@ impl TestServer {
     /// An `Accounts` client.
     pub fn accounts(&self) -> Accounts {
         pb::accounts_client::AccountsClient::new(self.channel.clone())
+    }
+
+    /// A `Projections` client.
+    pub fn projections(&self) -> Projections {
+        pb::projections_client::ProjectionsClient::new(self.channel.clone())
     }
 
     /// The connection, for other services (health, reflection).

@@ -105,6 +105,18 @@ pub enum ReadError {
     /// The rule file is invalid.
     #[error("rule_set: {0}")]
     InvalidRules(#[from] rapport_projection::RuleSetError),
+    /// The build is still far behind the log.
+    #[error(
+        "rule set {id} is still building: at position {position} of {durable}; activate it once Rebuild reports it caught up"
+    )]
+    NotCaughtUp {
+        /// The build.
+        id: String,
+        /// Its position.
+        position: u64,
+        /// The log's durable position.
+        durable: u64,
+    },
     /// The server cannot do it now; retry later.
     #[error("{0}")]
     Busy(String),

@@ -32,6 +32,8 @@ use crate::error::ReadError;
 const CHUNK: usize = 4_096;
 /// Accounts read from the store per step of a full load.
 const LOAD_PAGE: usize = 1_024;
+/// A build at most this many events behind the log can be activated; it folds them first.
+const ACTIVATE_WITHIN: u64 = CHUNK as u64 * 4;
 /// The setting that names the active build.
 const ACTIVE: &str = "active";
 
@@ -182,20 +184,24 @@ impl Build {
     }
 
     /// Folds the log from this build's position up to `target`, in chunks. Stops early (and
-    /// returns `Ok(false)`) when `keep_going` turns false.
+    /// returns `Ok(false)`) when `keep_going` turns false. Holds the fold lock one chunk at a
+    /// time, so an activation waits for one chunk at most.
     pub fn catch_up(&self, log: &dyn EventLog, target: u64, keep_going: impl Fn() -> bool) -> Result<bool, ReadError> {
-        let _folding = self.fold.lock().unwrap_or_else(PoisonError::into_inner);
         let started = Instant::now();
         let start = self.position();
         self.progress.send_modify(|p| p.target = p.target.max(target));
-        let mut next = start + 1;
-        while next <= target {
+        loop {
             if !keep_going() {
                 return Ok(false);
             }
+            let _folding = self.fold.lock().unwrap_or_else(PoisonError::into_inner);
+            let next = self.position() + 1;
+            if next > target {
+                return Ok(true);
+            }
             let limit = usize::try_from(target - next + 1).unwrap_or(CHUNK).min(CHUNK);
             let chunk = log.read_all(next, limit)?;
-            let Some(last) = chunk.last() else { break };
+            let Some(last) = chunk.last() else { return Ok(true) };
             let (position, recorded_at) = (last.position, last.recorded_at);
             let mut changed: BTreeMap<AccountId, AccountProjection> = BTreeMap::new();
             for record in &chunk {
@@ -208,13 +214,11 @@ impl Build {
                 changed.insert(record.account_id.clone(), folded);
             }
             self.publish(changed.into_iter().map(|(id, p)| (id, Arc::new(p))), position, recorded_at);
-            next = position + 1;
             let seconds = started.elapsed().as_secs_f64();
             if seconds > 0.0 {
                 self.progress.send_modify(|p| p.rate = (position - start) as f64 / seconds);
             }
         }
-        Ok(true)
     }
 
     /// Commits the accounts changed since the last checkpoint, with the position they reflect.
@@ -470,6 +474,11 @@ impl Projections {
         let previous = self.active();
         if Arc::ptr_eq(&previous, build) {
             return Ok(previous.id.clone());
+        }
+        // Folding a long way behind would hold every append up meanwhile.
+        let (position, durable) = (build.position(), self.durable_position());
+        if durable - position.min(durable) > ACTIVATE_WITHIN {
+            return Err(ReadError::NotCaughtUp { id: build.id.clone(), position, durable });
         }
         build.catch_up(self.log.as_ref(), self.durable_position(), || true)?;
         build.checkpoint()?;

@@ -74,6 +74,7 @@ impl From<ReadError> for Status {
                 ErrorDetails::with_bad_request_violation("rule_set", rules.to_string()),
             ),
             ReadError::Busy(_) => Status::unavailable(error.to_string()),
+            ReadError::NotCaughtUp { .. } => Status::failed_precondition(error.to_string()),
         }
     }
 }

@@ -1,0 +1,216 @@
+//! Rebuilds of a generated log of 100k events: equal digests for equal rule sets, different
+//! ones for different rule sets, the same digest after a restart in the middle of a rebuild;
+//! and start-up that resumes from the checkpoint instead of folding the whole log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use rapport_demo::Workload;
+use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use rapport_proto::v1 as pb;
+use rapport_sled::SledLog;
+use rapport_store::{AppendBatch, Appended, Direction, EventLog, NewEvent, StoreError, StoredEvent, StreamHead};
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+fn variant(version: u32, support_weight: f64) -> String {
+    rapport_projection::DEFAULT_RULES.replacen("version = 1", &format!("version = {version}"), 1).replacen(
+        "support_weight = 0.6",
+        &format!("support_weight = {support_weight:?}"),
+        1,
+    )
+}
+
+async fn rebuild(projections: &mut Projections, rules: &str, from_scratch: bool) -> pb::RebuildProgress {
+    let mut stream = projections
+        .rebuild(pb::RebuildRequest { rule_set: rules.into(), from_scratch })
+        .await
+        .expect("the rebuild starts")
+        .into_inner();
+    let mut last = None;
+    while let Some(step) = stream.next().await {
+        last = Some(step.expect("progress arrives"));
+    }
+    let last = last.expect("a final message");
+    assert!(last.caught_up, "{last:?}");
+    last
+}
+
+/// Appends `total` events as 100-event requests from four concurrent clients.
+async fn generate(server: &TestServer, total: usize) {
+    let clients = 4;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut ledger = server.ledger();
+        let mut workload = Workload::new(c as u64 + 7, 50, NOW_SECONDS, &format!("gen{c}"));
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < total / clients {
+                let request = workload.next_request(100);
+                sent += request.events.len();
+                ledger.append(request).await.expect("generated events are accepted");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a generator joins");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilds_of_100k_events_are_deterministic_and_survive_a_restart() {
+    let server = TestServer::start().await;
+    generate(&server, 100_000).await;
+    let mut projections = server.projections();
+
+    let first = rebuild(&mut projections, &variant(2, 0.9), false).await;
+    assert!(first.events_done >= 100_000, "{first:?}");
+    let again = rebuild(&mut projections, &variant(2, 0.9), true).await;
+    assert_eq!((again.events_done, &again.digest), (first.events_done, &first.digest), "same log, same rules");
+    let other = rebuild(&mut projections, &variant(3, 0.9), false).await;
+    assert_ne!(other.digest, first.digest, "another rule set, another digest");
+
+    // Start a build and stop the server a third of the way through.
+    let mut stream = projections
+        .rebuild(pb::RebuildRequest { rule_set: variant(4, 0.3), from_scratch: false })
+        .await
+        .expect("the rebuild starts")
+        .into_inner();
+    while let Some(step) = stream.next().await {
+        let step = step.expect("progress arrives");
+        assert!(!step.caught_up, "the build finished before the test could interrupt it");
+        if step.events_done * 3 >= step.events_total {
+            break;
+        }
+    }
+    drop(stream);
+    drop(projections);
+    let server = server.restart().await;
+    let mut projections = server.projections();
+    let infos = projections.list_rule_sets(pb::ListRuleSetsRequest {}).await.unwrap().into_inner().rule_sets;
+    let resumed = infos.iter().find(|i| i.id == "default@4").expect("the interrupted build survives the restart");
+    assert!(resumed.position < first.events_done, "it resumes from its checkpoint: {resumed:?}");
+    let interrupted = rebuild(&mut projections, &variant(4, 0.3), false).await;
+    let uninterrupted = rebuild(&mut projections, &variant(4, 0.3), true).await;
+    assert_eq!(interrupted.digest, uninterrupted.digest);
+    assert_eq!(interrupted.events_done, uninterrupted.events_done);
+    server.stop().await;
+}
+
+/// The sled log, counting the events start-up reads from it.
+struct Counting {
+    log: Arc<SledLog>,
+    read: AtomicU64,
+}
+
+impl EventLog for Counting {
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        self.log.append(batch)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.log.sync()
+    }
+    fn last_position(&self) -> Result<u64, StoreError> {
+        self.log.last_position()
+    }
+    fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        self.log.stream_head(account_id)
+    }
+    fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.log.find_event(event_id)
+    }
+    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.log.read_all(from_position, limit)?;
+        self.read.fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(events)
+    }
+    fn read_stream(
+        &self,
+        account_id: &AccountId,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.log.read_stream(account_id, from_version, direction, limit)?;
+        self.read.fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(events)
+    }
+}
+
+/// Starts the server on `dir` over a counting log; returns it once it serves, with the count
+/// of events start-up read.
+async fn start_counting(
+    dir: &std::path::Path,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>, u64, String) {
+    let sled = Arc::new(SledLog::open(dir).expect("the log opens"));
+    let counting = Arc::new(Counting { log: Arc::clone(&sled), read: AtomicU64::new(0) });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let log: Arc<dyn EventLog> = counting.clone();
+    let task = tokio::spawn(async move {
+        rapport_server::serve(listener, log, sled, test_config(), async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server stops cleanly");
+    });
+    // Serving means start-up is over.
+    let channel = tonic::transport::Endpoint::from_shared(address.clone()).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("serving");
+    (task, stop, counting.read.load(Ordering::Relaxed), address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
+    let server = TestServer::start().await;
+    generate(&server, 20_000).await;
+    let dir = server.stop().await;
+
+    // A clean stop checkpoints everything: start-up reads nothing of the log.
+    let (task, stop, read, _) = start_counting(dir.path()).await;
+    assert_eq!(read, 0, "start-up after a clean stop folds no event");
+    let _ = stop.send(());
+    task.await.unwrap();
+
+    // A crash after the log write and before the projection caught up: events in the log that
+    // no checkpoint covers. Start-up folds exactly those.
+    let sled = SledLog::open(dir.path()).unwrap();
+    let limits = Limits::default();
+    let mut workload = Workload::new(1234, 1, NOW_SECONDS, "crash");
+    let requests: Vec<pb::AppendRequest> = (0..3).map(|_| workload.next_request(10)).collect();
+    let mut appended = 0;
+    for request in &requests {
+        let account_id = AccountId::parse(&request.account_id, &limits).unwrap();
+        let expected = sled.stream_head(&account_id).unwrap().map_or(0, |h| h.version);
+        let events: Vec<NewEvent> = request
+            .events
+            .iter()
+            .map(|e| NewEvent {
+                event_id: EventId::parse(&e.event_id).unwrap(),
+                payload: prost::Message::encode_to_vec(e).into(),
+            })
+            .collect();
+        appended += events.len() as u64;
+        sled.append(AppendBatch {
+            account_id: &account_id,
+            expected_version: expected,
+            recorded_at: Timestamp::from_unix_nanos(NOW_SECONDS * 1_000_000_000),
+            events: &events,
+        })
+        .unwrap();
+    }
+    sled.sync().unwrap();
+    drop(sled);
+    let (task, stop, read, address) = start_counting(dir.path()).await;
+    assert_eq!(read, appended, "start-up folds only the events after the checkpoint");
+    let channel = tonic::transport::Endpoint::from_shared(address).unwrap().connect().await.unwrap();
+    let mut accounts = pb::accounts_client::AccountsClient::new(channel);
+    let view = get_account(&mut accounts, "crash-0").await;
+    assert_eq!(view.version, appended, "the events the crash left unprojected are projected now");
+    let _ = stop.send(());
+    task.await.unwrap();
+}
