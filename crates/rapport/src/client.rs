@@ -13,7 +13,7 @@ use crate::input::{Defaults, fill_defaults, parse_requests};
 use crate::render;
 use crate::{AccountArgs, AppendArgs, DemoArgs, HistoryArgs, ServerArgs};
 
-async fn connect(server: &ServerArgs) -> anyhow::Result<Channel> {
+pub(crate) async fn connect(server: &ServerArgs) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(server.server.clone())
         .with_context(|| format!("--server \"{}\" is not a URL like http://127.0.0.1:50051", server.server))?;
     endpoint.connect().await.map_err(|error| {
@@ -37,7 +37,7 @@ fn source_chain(error: &(dyn std::error::Error + 'static)) -> String {
     last
 }
 
-fn refused(what: &str, status: &Status) -> anyhow::Error {
+pub(crate) fn refused(what: &str, status: &Status) -> anyhow::Error {
     anyhow!("{what}: {:?}: {}", status.code(), status.message())
 }
 

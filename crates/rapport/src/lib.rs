@@ -1,9 +1,11 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
-//! `append`, `history`, `account` and `demo` are a client for people, talking to a running
-//! server over gRPC like any other system would.
+//! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
+//! `rules` and `compare` are a client for people, talking to a running server over gRPC like
+//! any other system would.
 
 mod client;
 mod input;
+mod projections;
 mod render;
 mod serve;
 
@@ -34,6 +36,18 @@ enum Command {
     Account(AccountArgs),
     /// Push a realistic sample of accounts, contacts, meetings, gifts and an owner change.
     Demo(DemoArgs),
+    /// List the portfolio as a table: filter by tier, owner, value class, health, risk.
+    Accounts(projections::AccountsArgs),
+    /// What a new owner inherits: key contacts and who holds them, gifts, commitments, risk.
+    Handover(projections::HandoverArgs),
+    /// Build a projection under a rule file beside the live one, with a progress bar.
+    Rebuild(projections::RebuildArgs),
+    /// Serve a built rule set.
+    Activate(projections::ActivateArgs),
+    /// List the built rule sets with their positions and digests.
+    Rules(projections::RulesArgs),
+    /// List the accounts whose scores move most between two rule sets, and why.
+    Compare(projections::CompareArgs),
 }
 
 /// Options of `rapport serve`.
@@ -52,10 +66,10 @@ struct ServeArgs {
 
 /// How a client subcommand reaches the server.
 #[derive(Debug, Args)]
-struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// The server's URL.
     #[arg(long, env = "RAPPORT_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
-    server: String,
+    pub(crate) server: String,
 }
 
 /// Options of `rapport append`.
@@ -143,5 +157,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History(args) => client::history(args).await,
         Command::Account(args) => client::account(args).await,
         Command::Demo(args) => client::demo(args).await,
+        Command::Accounts(args) => projections::accounts(args).await,
+        Command::Handover(args) => projections::handover(args).await,
+        Command::Rebuild(args) => projections::rebuild(args).await,
+        Command::Activate(args) => projections::activate(args).await,
+        Command::Rules(args) => projections::rules(args).await,
+        Command::Compare(args) => projections::compare(args).await,
     }
 }

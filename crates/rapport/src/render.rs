@@ -209,6 +209,35 @@ pub(crate) fn account(view: &pb::AccountView) -> String {
     if view.retracted_events > 0 {
         let _ = writeln!(out, "\n{} event(s) retracted (still in the history)", view.retracted_events);
     }
+    if let Some(scores) = &view.scores {
+        let _ = writeln!(out, "\nScores under {} as of {}", view.rule_set, instant(scores.as_of.as_ref()));
+        out.push_str(&self::scores(scores));
+    }
+    out
+}
+
+/// The scores and their factors, as `rapport account` and `rapport compare` print them.
+pub(crate) fn scores(scores: &pb::Scores) -> String {
+    let mut out = String::new();
+    let rows = [
+        ("health", &scores.health),
+        ("key relationship", &scores.key_relationship),
+        ("general relationship", &scores.general_relationship),
+        ("organisational", &scores.organisational_relationship),
+        ("personalisation risk", &scores.personalisation_risk),
+    ];
+    for (name, score) in rows {
+        let Some(score) = score else { continue };
+        let _ = writeln!(out, "  {name:<22} {:>6.2}", score.value);
+        for factor in &score.factors {
+            let _ = writeln!(out, "      {:>+7.2}  {}", factor.points, factor.detail);
+        }
+    }
+    let class = if scores.value_class.is_empty() { "none (no outcome in the window)" } else { &scores.value_class };
+    let _ = writeln!(out, "  {:<22} {class}", "value class");
+    for reason in &scores.at_risk {
+        let _ = writeln!(out, "  AT RISK: {reason}");
+    }
     out
 }
 

@@ -133,3 +133,47 @@ fn clear_errors_for_a_missing_server_and_a_bad_file() {
     let missing = Command::new(RAPPORT).args(["append", "/nonexistent/events.json"]).output().unwrap();
     assert!(text(&missing.stderr).contains("could not read /nonexistent/events.json"), "{}", text(&missing.stderr));
 }
+
+#[test]
+fn an_analyst_changes_a_weight_rebuilds_compares_and_activates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let demo = server.run(&["demo"]);
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+
+    // A copy of the default rule set with one weight changed, under a new version.
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules/default.toml")).unwrap();
+    let mine =
+        rules.replacen("version = 1", "version = 2", 1).replacen("support_weight = 0.6", "support_weight = 0.9", 1);
+    let file = dir.path().join("mine.toml");
+    std::fs::write(&file, mine).unwrap();
+
+    let rebuilt = server.run(&["rebuild", "--rules", file.to_str().unwrap()]);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt.stderr));
+    let out = text(&rebuilt.stdout);
+    assert!(out.contains("default@2 caught up") && out.contains("digest "), "{out}");
+
+    let listed = text(&server.run(&["rules"]).stdout);
+    assert!(listed.contains("*   default@1") && listed.contains("default@2"), "{listed}");
+
+    let compared = server.run(&["compare", "default@1", "default@2", "--limit", "3"]);
+    let out = text(&compared.stdout);
+    assert!(compared.status.success() && out.contains("key_relationship"), "{out}{}", text(&compared.stderr));
+
+    let activated = text(&server.run(&["activate", "default@2"]).stdout);
+    assert!(activated.contains("serving default@2 (was default@1)"), "{activated}");
+
+    let accounts = server.run(&["accounts", "--sort", "risk"]);
+    let out = text(&accounts.stdout);
+    assert!(accounts.status.success() && out.contains("under default@2") && out.contains("health"), "{out}");
+    let first = out.lines().nth(2).and_then(|l| l.split_whitespace().next()).expect("a row").to_owned();
+    let handover = server.run(&["handover", &first]);
+    let out = text(&handover.stdout);
+    assert!(handover.status.success() && out.contains("Key contacts") && out.contains("personalisation risk"), "{out}");
+
+    // A broken rule file is refused with the key named, and nothing is built.
+    std::fs::write(&file, rules.replacen("breadth_target = 5", "breadth_target = 0", 1)).unwrap();
+    let refused = server.run(&["rebuild", "--rules", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("general_relationship.breadth_target"), "{}", text(&refused.stderr));
+}

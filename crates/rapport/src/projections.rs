@@ -1,0 +1,344 @@
+//! The analyst's and account manager's commands: `rebuild`, `activate`, `rules`, `compare`,
+//! `accounts` and `handover`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rapport_proto::v1 as pb;
+
+use crate::ServerArgs;
+use crate::client::{connect, refused};
+use crate::render;
+
+/// Options of `rapport rebuild`.
+#[derive(Debug, Args)]
+pub(crate) struct RebuildArgs {
+    /// The rule file (TOML; see rules/default.toml).
+    #[arg(long)]
+    rules: PathBuf,
+    /// Start again from the first event even if this rule set is built already.
+    #[arg(long)]
+    from_scratch: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport activate`.
+#[derive(Debug, Args)]
+pub(crate) struct ActivateArgs {
+    /// The built rule set to serve, as `name@version`.
+    rule_set: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport rules`.
+#[derive(Debug, Args)]
+pub(crate) struct RulesArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport compare`.
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The rule set to compare from (`name@version`).
+    a: String,
+    /// The rule set to compare to.
+    b: String,
+    /// Show this many accounts, largest change first.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport accounts`.
+#[derive(Debug, Args)]
+pub(crate) struct AccountsArgs {
+    /// Only this tier (S, A, B, C).
+    #[arg(long)]
+    tier: Option<String>,
+    /// Only accounts this person owns.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Only this value class (champion, "future star", harvest, cost).
+    #[arg(long)]
+    value_class: Option<String>,
+    /// Only accounts at risk.
+    #[arg(long)]
+    at_risk: bool,
+    /// Sort by: health, key, general, organisational, risk.
+    #[arg(long, default_value = "health")]
+    sort: String,
+    /// Lowest first.
+    #[arg(long)]
+    ascending: bool,
+    /// Only accounts whose health is at least this.
+    #[arg(long)]
+    min_health: Option<f64>,
+    /// Only accounts whose health is at most this.
+    #[arg(long)]
+    max_health: Option<f64>,
+    /// Show at most this many accounts.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Read a built rule set other than the active one (`name@version`).
+    #[arg(long)]
+    rule_set: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport handover`.
+#[derive(Debug, Args)]
+pub(crate) struct HandoverArgs {
+    /// The account.
+    account_id: String,
+    /// Read a built rule set other than the active one (`name@version`).
+    #[arg(long)]
+    rule_set: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+async fn client(
+    server: &ServerArgs,
+) -> anyhow::Result<pb::projections_client::ProjectionsClient<tonic::transport::Channel>> {
+    Ok(pb::projections_client::ProjectionsClient::new(connect(server).await?))
+}
+
+pub(crate) async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.rules)
+        .with_context(|| format!("could not read the rule file {}", args.rules.display()))?;
+    let mut projections = client(&args.server).await?;
+    let mut stream = projections
+        .rebuild(pb::RebuildRequest { rule_set: text, from_scratch: args.from_scratch })
+        .await
+        .map_err(|status| refused(&format!("the rebuild under {} was refused", args.rules.display()), &status))?
+        .into_inner();
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} events  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    while let Some(step) = stream.message().await.map_err(|status| refused("the rebuild stopped", &status))? {
+        bar.set_prefix(step.rule_set.clone());
+        bar.set_length(step.events_total);
+        bar.set_position(step.events_done);
+        bar.set_message(format!("{:.0} events/s, {:.0} s left", step.events_per_second, step.eta_seconds));
+        if step.caught_up {
+            bar.finish_and_clear();
+            println!(
+                "{} caught up at position {} ({:.0} events/s)\ndigest {}\nIt follows new appends until you activate it: `rapport activate {}`",
+                step.rule_set, step.events_done, step.events_per_second, step.digest, step.rule_set
+            );
+            return Ok(());
+        }
+    }
+    bar.abandon();
+    anyhow::bail!("the server ended the rebuild before it caught up; run the same command again to resume it")
+}
+
+pub(crate) async fn activate(args: ActivateArgs) -> anyhow::Result<()> {
+    let activated = client(&args.server)
+        .await?
+        .activate(pb::ActivateRequest { rule_set: args.rule_set.clone() })
+        .await
+        .map_err(|status| refused(&format!("could not activate {}", args.rule_set), &status))?
+        .into_inner();
+    println!("serving {} (was {}) at position {}", activated.rule_set, activated.previous, activated.position);
+    Ok(())
+}
+
+pub(crate) async fn rules(args: RulesArgs) -> anyhow::Result<()> {
+    let listed = client(&args.server)
+        .await?
+        .list_rule_sets(pb::ListRuleSetsRequest {})
+        .await
+        .map_err(|status| refused("could not list the rule sets", &status))?
+        .into_inner();
+    println!("{:<3} {:<24} {:>12} {:>10}  digest", "", "rule set", "position", "accounts");
+    for info in &listed.rule_sets {
+        let marker = if info.active { "*" } else { "" };
+        let position = if info.position < info.log_position {
+            format!("{}/{}", info.position, info.log_position)
+        } else {
+            info.position.to_string()
+        };
+        println!("{marker:<3} {:<24} {position:>12} {:>10}  {}", info.id, info.accounts, info.digest);
+    }
+    Ok(())
+}
+
+pub(crate) async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let compared = client(&args.server)
+        .await?
+        .compare(pb::CompareRequest { rule_set_a: args.a.clone(), rule_set_b: args.b.clone(), limit: args.limit })
+        .await
+        .map_err(|status| refused(&format!("could not compare {} and {}", args.a, args.b), &status))?
+        .into_inner();
+    println!(
+        "{} accounts whose scores move most from {} to {} (as of {})",
+        compared.accounts.len(),
+        args.a,
+        args.b,
+        render::instant(compared.as_of.as_ref())
+    );
+    for movement in &compared.accounts {
+        let health = |s: &Option<pb::Scores>| s.as_ref().and_then(|s| s.health.as_ref()).map_or(0.0, |h| h.value);
+        println!(
+            "\n{:<24} largest change {:.2}; health {:.2} -> {:.2}",
+            movement.account_id,
+            movement.largest_change,
+            health(&movement.a),
+            health(&movement.b)
+        );
+        for factor in movement.factors.iter().take(6) {
+            println!("    {:<28} {:<24} {:>7.2} -> {:>7.2}", factor.score, factor.factor, factor.a, factor.b);
+        }
+    }
+    Ok(())
+}
+
+fn score_kind(name: &str) -> anyhow::Result<pb::ScoreKind> {
+    Ok(match name {
+        "health" => pb::ScoreKind::Health,
+        "key" => pb::ScoreKind::KeyRelationship,
+        "general" => pb::ScoreKind::GeneralRelationship,
+        "organisational" => pb::ScoreKind::OrganisationalRelationship,
+        "risk" => pb::ScoreKind::PersonalisationRisk,
+        other => anyhow::bail!("--sort {other:?}: use health, key, general, organisational or risk"),
+    })
+}
+
+pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
+    let mut ranges = Vec::new();
+    if args.min_health.is_some() || args.max_health.is_some() {
+        ranges.push(pb::ScoreRange {
+            score: pb::ScoreKind::Health as i32,
+            min: args.min_health.unwrap_or(0.0),
+            max: args.max_health.unwrap_or(100.0),
+        });
+    }
+    let request = pb::ListAccountsRequest {
+        rule_set: args.rule_set.unwrap_or_default(),
+        tier: args.tier.unwrap_or_default(),
+        owner: args.owner.unwrap_or_default(),
+        value_class: args.value_class.unwrap_or_default(),
+        ranges,
+        at_risk: args.at_risk,
+        sort_by: score_kind(&args.sort)? as i32,
+        ascending: args.ascending,
+        page_size: args.limit,
+        page_token: String::new(),
+    };
+    let listed = pb::accounts_client::AccountsClient::new(connect(&args.server).await?)
+        .list_accounts(request)
+        .await
+        .map_err(|status| refused("could not list the accounts", &status))?
+        .into_inner();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} of {} accounts under {} as of {}",
+        listed.accounts.len(),
+        listed.total,
+        listed.rule_set,
+        render::instant(listed.as_of.as_ref())
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:<24} {:<4} {:<16} {:>6} {:>6} {:>6} {:>6} {:>6}  {:<12} risk?",
+        "account", "name", "tier", "owner", "health", "key", "gen", "org", "risk", "value"
+    );
+    for a in &listed.accounts {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<24} {:<4} {:<16} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1}  {:<12} {}",
+            a.account_id,
+            a.name.chars().take(24).collect::<String>(),
+            a.tier,
+            a.owner,
+            a.health,
+            a.key_relationship,
+            a.general_relationship,
+            a.organisational_relationship,
+            a.personalisation_risk,
+            a.value_class,
+            if a.at_risk.is_empty() { "" } else { "AT RISK" }
+        );
+    }
+    print!("{out}");
+    Ok(())
+}
+
+pub(crate) async fn handover(args: HandoverArgs) -> anyhow::Result<()> {
+    let report = pb::accounts_client::AccountsClient::new(connect(&args.server).await?)
+        .handover(pb::HandoverRequest {
+            account_id: args.account_id.clone(),
+            rule_set: args.rule_set.unwrap_or_default(),
+        })
+        .await
+        .map_err(|status| refused(&format!("could not get the handover of \"{}\"", args.account_id), &status))?
+        .into_inner();
+    let mut out = String::new();
+    let _ = writeln!(out, "Handover of {} to {} (under {})", report.account_id, report.owner, report.rule_set);
+    if let Some(previous) = &report.previous {
+        let _ = writeln!(out, "previous owner {} since {}", previous.owner, render::instant(previous.from.as_ref()));
+    }
+    if !report.handover_note.is_empty() {
+        let _ = writeln!(out, "note: {}", report.handover_note);
+    }
+    let risk = report.personalisation_risk.as_ref().map_or(0.0, |r| r.value);
+    let _ = writeln!(
+        out,
+        "personalisation risk {risk:.1}; if {} left: {:.1}\n\nKey contacts",
+        report.owner, report.risk_if_owner_leaves
+    );
+    for c in &report.contacts {
+        let Some(contact) = &c.contact else { continue };
+        let held: Vec<String> =
+            c.held_by.iter().map(|t| format!("{} ({})", t.by, render::instant(t.at.as_ref()))).collect();
+        let _ = writeln!(
+            out,
+            "  {:<10} {} ({}, {})  stance {:+}, closeness {}\n        held by: {}{}",
+            contact.contact_id,
+            contact.name,
+            contact.title,
+            contact.department,
+            contact.support,
+            contact.intimacy,
+            if held.is_empty() { "nobody in the window".to_owned() } else { held.join(", ") },
+            if c.only_through_owner { "  <- only through the owner" } else { "" }
+        );
+    }
+    if !report.recent_gifts.is_empty() {
+        let _ = writeln!(out, "\nRecent gifts");
+        for g in &report.recent_gifts {
+            let value = g.value.as_ref().map(|v| format!("{} {}", v.minor, v.currency)).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {} -> {}: {} ({value} minor units){}",
+                render::instant(g.at.as_ref()),
+                g.giver,
+                g.recipient_contact_id,
+                g.description,
+                if g.approval_ref.is_empty() { ", NO APPROVAL" } else { "" }
+            );
+        }
+    }
+    if !report.open_outcomes.is_empty() {
+        let _ = writeln!(out, "\nRunning commitments");
+        for o in &report.open_outcomes {
+            let _ = writeln!(out, "  {} {}", render::instant(o.at.as_ref()), o.title);
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
