@@ -76,7 +76,23 @@ pub struct ContactActivity {
     /// The latest support signals, oldest first.
     pub assessments: Vec<Assessment>,
     /// The latest touch by each of our people.
-    pub touched_by: BTreeMap<StaffId, Touch>,
+    pub touched_by: BTreeMap<StaffId, LastTouch>,
+}
+
+/// When one of our people last reached a contact, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTouch {
+    /// When.
+    pub at: Timestamp,
+    /// How.
+    pub kind: TouchKind,
+}
+
+impl LastTouch {
+    /// The touch as the domain names it, by `person`.
+    pub fn by(self, person: &StaffId) -> Touch {
+        Touch { at: self.at, by: person.clone(), kind: self.kind }
+    }
 }
 
 /// A support signal as history keeps it.
@@ -88,8 +104,8 @@ pub struct Assessment {
     pub version: u64,
 }
 
-/// A meeting as the projection keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A meeting as the projection keeps it: what the organisational score counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingRecord {
     /// When it took place.
     pub at: Timestamp,
@@ -97,8 +113,6 @@ pub struct MeetingRecord {
     pub version: u64,
     /// What kind of meeting.
     pub kind: MeetingKind,
-    /// Our lead.
-    pub lead: Option<StaffId>,
 }
 
 /// A gift as the register keeps it.
@@ -178,10 +192,38 @@ impl AccountProjection {
     /// target's effect takes the whole stream, which [`AccountProjection::replay`] has.
     pub fn apply(&mut self, folded: Folded<'_>, rules: &RuleSet) {
         self.account.apply(folded.event);
+        self.record(folded, rules);
+    }
+
+    /// Folds the next event of the stream into everything but [`AccountProjection::account`],
+    /// for a caller that has folded the account already (the writer, whose `decide` returns
+    /// the account after the batch). Equivalent to [`AccountProjection::apply`] once the
+    /// account is set, because what this reads of the account (which contacts were ever
+    /// added, the latest activity) is the same after a valid batch as during it.
+    pub fn record(&mut self, folded: Folded<'_>, rules: &RuleSet) {
         self.position = folded.position;
         self.recorded_at = folded.recorded_at;
-        self.record(folded);
+        self.record_event(folded);
         self.trim(rules);
+    }
+
+    /// This projection with `account` in place of its account: the start of a batch the
+    /// caller folds with [`AccountProjection::record`].
+    pub fn with_account(&self, account: Account) -> AccountProjection {
+        AccountProjection {
+            account,
+            position: self.position,
+            recorded_at: self.recorded_at,
+            tier_history: self.tier_history.clone(),
+            contacts: self.contacts.clone(),
+            meetings: self.meetings.clone(),
+            meetings_by_kind: self.meetings_by_kind.clone(),
+            gifts: self.gifts.clone(),
+            gift_totals: self.gift_totals.clone(),
+            outcomes: self.outcomes.clone(),
+            feedback: self.feedback.clone(),
+            handover_note: self.handover_note.clone(),
+        }
     }
 
     /// Folds a whole stream, oldest first, leaving out the events that later retractions name.
@@ -210,16 +252,14 @@ impl AccountProjection {
         Some(projection)
     }
 
-    fn record(&mut self, folded: Folded<'_>) {
+    fn record_event(&mut self, folded: Folded<'_>) {
         let event = folded.event;
         let at = event.occurred_at;
         let version = folded.version;
         match &event.body {
-            EventBody::TierAssigned(_) => {
-                if let Some(tier) = &self.account.tier {
-                    self.tier_history.push(tier.clone());
-                    self.tier_history.sort_by_key(|t| t.since);
-                }
+            EventBody::TierAssigned(assigned) => {
+                let tier = TierState { tier: assigned.tier, reason: assigned.reason.clone(), since: at };
+                insert_sorted(&mut self.tier_history, tier, |t| t.since);
             }
             EventBody::SupportSignal(signal) => {
                 let history = &mut self.contacts.entry(signal.contact_id.clone()).or_default().assessments;
@@ -232,8 +272,7 @@ impl AccountProjection {
             }
             EventBody::MeetingHeld(meeting) => {
                 *self.meetings_by_kind.entry(meeting.kind).or_default() += 1;
-                let lead = meeting.staff.first().cloned();
-                insert_sorted(&mut self.meetings, MeetingRecord { at, version, kind: meeting.kind, lead }, |m| {
+                insert_sorted(&mut self.meetings, MeetingRecord { at, version, kind: meeting.kind }, |m| {
                     (m.at, m.version)
                 });
                 for contact_id in &meeting.contact_ids {
@@ -242,14 +281,14 @@ impl AccountProjection {
                     }
                     let activity = self.contacts.entry(contact_id.clone()).or_default();
                     for person in &meeting.staff {
-                        touch(activity, person, Touch { at, by: person.clone(), kind: TouchKind::Meeting });
+                        touch(activity, person, LastTouch { at, kind: TouchKind::Meeting });
                     }
                 }
             }
             EventBody::GiftGiven(gift) => {
                 if self.account.contacts.contains_key(&gift.recipient) {
                     let activity = self.contacts.entry(gift.recipient.clone()).or_default();
-                    touch(activity, &gift.giver, Touch { at, by: gift.giver.clone(), kind: TouchKind::Gift });
+                    touch(activity, &gift.giver, LastTouch { at, kind: TouchKind::Gift });
                 }
                 let total = self
                     .gift_totals
@@ -330,7 +369,7 @@ impl AccountProjection {
     }
 }
 
-fn touch(activity: &mut ContactActivity, person: &StaffId, touch: Touch) {
+fn touch(activity: &mut ContactActivity, person: &StaffId, touch: LastTouch) {
     match activity.touched_by.get_mut(person) {
         Some(latest) if latest.at > touch.at => {}
         Some(latest) => *latest = touch,

@@ -24,7 +24,7 @@ mod scores;
 
 pub use account::{
     ASSESSMENT_HISTORY, AccountProjection, Assessment, ContactActivity, FEEDBACK_HISTORY, FeedbackRecord, Folded,
-    GiftRecord, MeetingRecord, OUTCOME_HISTORY, OutcomeRecord,
+    GiftRecord, LastTouch, MeetingRecord, OUTCOME_HISTORY, OutcomeRecord,
 };
 pub use calendar::date_of;
 pub use compare::{Movement, compare};
@@ -39,7 +39,7 @@ pub use scores::{Factor, Score, Scores, ValueClass, round2, scores};
 
 /// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
 /// version is rebuilt from the log rather than read.
-pub const ENCODING_VERSION: u8 = 1;
+pub const ENCODING_VERSION: u8 = 2;
 
 /// Encodes a projection for storage (and for digests): a version byte, then postcard.
 pub fn encode(projection: &AccountProjection) -> Vec<u8> {

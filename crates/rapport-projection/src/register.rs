@@ -135,9 +135,9 @@ pub fn handover(projection: &AccountProjection, rules: &RuleSet, as_of: Timestam
         let activity = projection.contacts.get(&contact.id);
         let mut held_by: Vec<Touch> = activity
             .into_iter()
-            .flat_map(|a| a.touched_by.values())
-            .filter(|t| t.at >= window_from && t.at <= as_of)
-            .cloned()
+            .flat_map(|a| a.touched_by.iter())
+            .filter(|(_, t)| t.at >= window_from && t.at <= as_of)
+            .map(|(person, t)| t.by(person))
             .collect();
         held_by.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.by.cmp(&b.by)));
         let only_through_owner = held_by.len() == 1 && held_by[0].by == account.owner;

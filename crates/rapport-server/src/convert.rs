@@ -602,7 +602,9 @@ fn contact_to_wire(c: &domain::Contact, activity: Option<&ContactActivity>) -> p
                     .collect()
             })
             .unwrap_or_default(),
-        touched_by: activity.map(|a| a.touched_by.values().map(touch_to_wire).collect()).unwrap_or_default(),
+        touched_by: activity
+            .map(|a| a.touched_by.iter().map(|(person, t)| touch_to_wire(&t.by(person))).collect())
+            .unwrap_or_default(),
     }
 }
 

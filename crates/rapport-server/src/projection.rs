@@ -328,6 +328,9 @@ pub(crate) struct Projections {
     durable_changed: watch::Sender<u64>,
     /// Wakes the projector when a build is added.
     kick: Notify,
+    /// Held while builds are checkpointed or replaced, so that a checkpoint of a build being
+    /// thrown away cannot land in the namespace of its replacement.
+    checkpoints: Mutex<()>,
     stopping: AtomicBool,
 }
 
@@ -398,6 +401,7 @@ impl Projections {
             durable: AtomicU64::new(last),
             durable_changed: watch::channel(last).0,
             kick: Notify::new(),
+            checkpoints: Mutex::new(()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -418,6 +422,12 @@ impl Projections {
     /// Every build, by id.
     pub fn builds(&self) -> Vec<Arc<Build>> {
         self.builds.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    /// Whether `build` is still the registered build of its rule set (a rebuild from scratch
+    /// replaces it).
+    fn is_registered(&self, build: &Arc<Build>) -> bool {
+        self.builds.read().unwrap_or_else(PoisonError::into_inner).get(&build.id).is_some_and(|b| Arc::ptr_eq(b, build))
     }
 
     /// The position up to which every event of the log is durable and visible.
@@ -447,6 +457,7 @@ impl Projections {
     /// holds other values.
     pub fn start_build(&self, rules: RuleSet, from_scratch: bool) -> Result<Arc<Build>, ReadError> {
         let id = rules.id();
+        let _checkpoints = self.checkpoints.lock().unwrap_or_else(PoisonError::into_inner);
         let mut builds = self.builds.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = builds.get(&id) {
             if existing.rules.fingerprint() != rules.fingerprint() {
@@ -475,6 +486,13 @@ impl Projections {
         if Arc::ptr_eq(&previous, build) {
             return Ok(previous.id.clone());
         }
+        let _checkpoints = self.checkpoints.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.is_registered(build) {
+            return Err(ReadError::Busy(format!(
+                "rule set {} is being rebuilt from scratch; activate it once caught up",
+                build.id
+            )));
+        }
         // Folding a long way behind would hold every append up meanwhile.
         let (position, durable) = (build.position(), self.durable_position());
         if durable - position.min(durable) > ACTIVATE_WITHIN {
@@ -493,6 +511,7 @@ impl Projections {
 
     /// Commits every build's changes.
     pub fn checkpoint_all(&self) {
+        let _checkpoints = self.checkpoints.lock().unwrap_or_else(PoisonError::into_inner);
         for build in self.builds() {
             if let Err(error) = build.checkpoint() {
                 warn!(build = %build.id, %error, "checkpoint failed; it will be retried");
@@ -525,9 +544,10 @@ pub(crate) async fn follow(projections: Arc<Projections>, interval: Duration) {
             let (p, b) = (Arc::clone(&projections), Arc::clone(&build));
             let caught_up = tokio::task::spawn_blocking(move || {
                 let target = p.durable_position();
-                // Stop when the server stops or the build becomes the active one (the writer
-                // folds that one from then on).
-                let keep_going = || !p.stopping.load(Ordering::Acquire) && !Arc::ptr_eq(&p.active(), &b);
+                // Stop when the server stops, when the build becomes the active one (the writer
+                // folds that one from then on) or when a rebuild from scratch replaces it.
+                let keep_going =
+                    || !p.stopping.load(Ordering::Acquire) && !Arc::ptr_eq(&p.active(), &b) && p.is_registered(&b);
                 b.catch_up(p.log.as_ref(), target, keep_going)
             })
             .await;

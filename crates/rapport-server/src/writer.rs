@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use rapport_domain::{AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, Timestamp, decide};
-use rapport_projection::AccountProjection;
+use rapport_projection::{AccountProjection, Folded};
 use rapport_store::{AppendBatch, EventLog, NewEvent, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
@@ -29,7 +29,7 @@ use tracing::{debug, error, warn};
 use crate::ServerConfig;
 use crate::convert::decode_event;
 use crate::error::{AppendError, Expected, ReadError};
-use crate::projection::{Build, Projections, fold, replay};
+use crate::projection::{Build, Projections, replay};
 
 /// Requests that may wait for the writer; beyond this, handlers wait to enqueue.
 const QUEUE_CAPACITY: usize = 4_096;
@@ -234,7 +234,7 @@ impl Sequencer {
         let recorded = self.retraction_targets(&append.events)?;
         let now = (self.config.clock)();
         let context = AppendContext { now, limits: &self.config.limits, recorded: &recorded };
-        decide(current.as_ref().map(|c| &c.account), &append.account_id, &append.events, &context)
+        let account = decide(current.as_ref().map(|c| &c.account), &append.account_id, &append.events, &context)
             .map_err(AppendError::Invalid)?;
 
         let events: Vec<NewEvent> = append
@@ -255,28 +255,34 @@ impl Sequencer {
         let count = events.len() as u64;
         let last_position = appended.first_position + count - 1;
         let rules = Arc::clone(&self.projections.active().rules);
-        let projection = if recorded.is_empty() {
-            let mut projection = current.map(|c| (*c).clone());
-            for (offset, event) in append.events.iter().enumerate() {
-                let offset = offset as u64;
-                let record = rapport_store::StoredEvent {
-                    account_id: append.account_id.clone(),
-                    version: appended.first_version + offset,
-                    position: appended.first_position + offset,
-                    recorded_at: appended.recorded_at,
-                    event_id: event.id,
-                    payload: Bytes::new(),
-                    prev_hash: rapport_store::GENESIS_HASH,
-                    hash: rapport_store::GENESIS_HASH,
-                };
-                projection =
-                    Some(fold(self.log.as_ref(), &rules, projection, &record, event).map_err(read_to_append_error)?);
-            }
-            projection
-        } else {
+        let folded = |offset: usize, event| Folded {
+            event,
+            version: appended.first_version + offset as u64,
+            position: appended.first_position + offset as u64,
+            recorded_at: appended.recorded_at,
+        };
+        let projection = if !recorded.is_empty() {
             // Undoing the retracted events' effects takes a replay of the stream.
             let last_version = appended.first_version + count - 1;
             Some(replay(self.log.as_ref(), &rules, &append.account_id, last_version).map_err(read_to_append_error)?)
+        } else if let Some(current) = current {
+            // `decide` folded the account already; only the rest of the picture is left.
+            let mut projection = current.with_account(account);
+            for (offset, event) in append.events.iter().enumerate() {
+                projection.record(folded(offset, event), &rules);
+            }
+            Some(projection)
+        } else {
+            let mut events = append.events.iter().enumerate();
+            let opened = events
+                .next()
+                .and_then(|(offset, event)| AccountProjection::open(append.account_id.clone(), folded(offset, event)));
+            opened.map(|mut projection| {
+                for (offset, event) in events {
+                    projection.apply(folded(offset, event), &rules);
+                }
+                projection
+            })
         };
         if let Some(projection) = projection {
             self.unpublished.insert(append.account_id, Arc::new(projection));
