@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use futures::StreamExt;
 use rapport_demo::Workload;
 use rapport_proto::v1 as pb;
 use tonic::Code;
@@ -198,58 +197,14 @@ async fn portfolio_handover_and_gift_register() {
     server.stop().await;
 }
 
-/// The default rule set under another version, with one value changed.
-fn variant(version: u32, support_weight: f64) -> String {
-    let text = rapport_projection::DEFAULT_RULES.replacen("version = 1", &format!("version = {version}"), 1).replacen(
-        "support_weight = 0.6",
-        &format!("support_weight = {support_weight:?}"),
-        1,
-    );
-    assert!(text.contains(&format!("version = {version}")));
-    text
-}
-
-/// Rebuilds and returns the progress messages; the last one is the caught-up one.
-async fn rebuild(projections: &mut Projections, rules: &str, from_scratch: bool) -> Vec<pb::RebuildProgress> {
-    let mut stream = projections
-        .rebuild(pb::RebuildRequest { rule_set: rules.into(), from_scratch })
-        .await
-        .expect("the rebuild starts")
-        .into_inner();
-    let mut steps = Vec::new();
-    while let Some(step) = stream.next().await {
-        steps.push(step.expect("progress arrives"));
-    }
-    let last = steps.last().expect("at least the final message");
-    assert!(last.caught_up && !last.digest.is_empty(), "{last:?}");
-    steps
-}
-
 async fn rule_sets(projections: &mut Projections) -> Vec<pb::RuleSetInfo> {
     projections.list_rule_sets(pb::ListRuleSetsRequest {}).await.expect("rule sets list").into_inner().rule_sets
-}
-
-/// Appends `requests` requests of `events` events from `workloads` concurrent clients.
-async fn load(server: &TestServer, prefix: &str, workloads: u64, requests: usize, events: usize) {
-    let mut tasks = Vec::new();
-    for w in 0..workloads {
-        let mut ledger = server.ledger();
-        let mut workload = Workload::new(w + 1, 40, NOW_SECONDS, &format!("{prefix}{w}"));
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..requests {
-                ledger.append(workload.next_request(events)).await.expect("the load is accepted");
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("the load task joins");
-    }
 }
 
 #[tokio::test]
 async fn a_rule_set_is_built_beside_the_live_one_and_activated_while_appends_continue() {
     let server = TestServer::start().await;
-    load(&server, "warm", 2, 100, 10).await;
+    generate(&server, "warm", 2, 40, 2_000, 10).await;
     open_account(&mut server.ledger(), "watched", "alice").await;
 
     // Appends and reads of the live projection keep going through the rebuild and the switch.
@@ -284,7 +239,7 @@ async fn a_rule_set_is_built_beside_the_live_one_and_activated_while_appends_con
     };
 
     let mut projections = server.projections();
-    let steps = rebuild(&mut projections, &variant(2, 0.9), false).await;
+    let steps = rebuild(&mut projections, &rules_variant(2, 0.9), false).await;
     assert!(steps.iter().all(|s| s.rule_set == "default@2" && s.events_done <= s.events_total), "{steps:?}");
     let activated = projections
         .activate(pb::ActivateRequest { rule_set: "default@2".into() })
@@ -352,7 +307,7 @@ async fn rule_set_mistakes_and_unknown_builds_are_refused() {
     let mut projections = server.projections();
     let bad = projections
         .rebuild(pb::RebuildRequest {
-            rule_set: variant(2, 0.6).replace("breadth_target = 5", ""),
+            rule_set: rules_variant(2, 0.6).replace("breadth_target = 5", ""),
             ..Default::default()
         })
         .await
@@ -360,9 +315,11 @@ async fn rule_set_mistakes_and_unknown_builds_are_refused() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("breadth_target"), "{}", bad.message());
 
-    rebuild(&mut projections, &variant(2, 0.7), false).await;
-    let changed =
-        projections.rebuild(pb::RebuildRequest { rule_set: variant(2, 0.8), ..Default::default() }).await.unwrap_err();
+    rebuild(&mut projections, &rules_variant(2, 0.7), false).await;
+    let changed = projections
+        .rebuild(pb::RebuildRequest { rule_set: rules_variant(2, 0.8), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(changed.code(), Code::AlreadyExists);
     assert!(changed.message().contains("new version"), "{}", changed.message());
 

@@ -15,66 +15,27 @@ use tokio::net::TcpListener;
 
 use crate::support::*;
 
-fn variant(version: u32, support_weight: f64) -> String {
-    rapport_projection::DEFAULT_RULES.replacen("version = 1", &format!("version = {version}"), 1).replacen(
-        "support_weight = 0.6",
-        &format!("support_weight = {support_weight:?}"),
-        1,
-    )
-}
-
-async fn rebuild(projections: &mut Projections, rules: &str, from_scratch: bool) -> pb::RebuildProgress {
-    let mut stream = projections
-        .rebuild(pb::RebuildRequest { rule_set: rules.into(), from_scratch })
-        .await
-        .expect("the rebuild starts")
-        .into_inner();
-    let mut last = None;
-    while let Some(step) = stream.next().await {
-        last = Some(step.expect("progress arrives"));
-    }
-    let last = last.expect("a final message");
-    assert!(last.caught_up, "{last:?}");
-    last
-}
-
-/// Appends `total` events as 100-event requests from four concurrent clients.
-async fn generate(server: &TestServer, total: usize) {
-    let clients = 4;
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let mut ledger = server.ledger();
-        let mut workload = Workload::new(c as u64 + 7, 50, NOW_SECONDS, &format!("gen{c}"));
-        tasks.push(tokio::spawn(async move {
-            let mut sent = 0;
-            while sent < total / clients {
-                let request = workload.next_request(100);
-                sent += request.events.len();
-                ledger.append(request).await.expect("generated events are accepted");
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("a generator joins");
-    }
+/// Rebuilds under `rules` and returns the caught-up message.
+async fn rebuilt(projections: &mut Projections, rules: &str, from_scratch: bool) -> pb::RebuildProgress {
+    rebuild(projections, rules, from_scratch).await.pop().expect("a final message")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilds_of_100k_events_are_deterministic_and_survive_a_restart() {
     let server = TestServer::start().await;
-    generate(&server, 100_000).await;
+    generate(&server, "gen", 4, 50, 100_000, 100).await;
     let mut projections = server.projections();
 
-    let first = rebuild(&mut projections, &variant(2, 0.9), false).await;
+    let first = rebuilt(&mut projections, &rules_variant(2, 0.9), false).await;
     assert!(first.events_done >= 100_000, "{first:?}");
-    let again = rebuild(&mut projections, &variant(2, 0.9), true).await;
+    let again = rebuilt(&mut projections, &rules_variant(2, 0.9), true).await;
     assert_eq!((again.events_done, &again.digest), (first.events_done, &first.digest), "same log, same rules");
-    let other = rebuild(&mut projections, &variant(3, 0.9), false).await;
+    let other = rebuilt(&mut projections, &rules_variant(3, 0.9), false).await;
     assert_ne!(other.digest, first.digest, "another rule set, another digest");
 
     // Start a build and stop the server a third of the way through.
     let mut stream = projections
-        .rebuild(pb::RebuildRequest { rule_set: variant(4, 0.3), from_scratch: false })
+        .rebuild(pb::RebuildRequest { rule_set: rules_variant(4, 0.3), from_scratch: false })
         .await
         .expect("the rebuild starts")
         .into_inner();
@@ -92,8 +53,8 @@ async fn rebuilds_of_100k_events_are_deterministic_and_survive_a_restart() {
     let infos = projections.list_rule_sets(pb::ListRuleSetsRequest {}).await.unwrap().into_inner().rule_sets;
     let resumed = infos.iter().find(|i| i.id == "default@4").expect("the interrupted build survives the restart");
     assert!(resumed.position < first.events_done, "it resumes from its checkpoint: {resumed:?}");
-    let interrupted = rebuild(&mut projections, &variant(4, 0.3), false).await;
-    let uninterrupted = rebuild(&mut projections, &variant(4, 0.3), true).await;
+    let interrupted = rebuilt(&mut projections, &rules_variant(4, 0.3), false).await;
+    let uninterrupted = rebuilt(&mut projections, &rules_variant(4, 0.3), true).await;
     assert_eq!(interrupted.digest, uninterrupted.digest);
     assert_eq!(interrupted.events_done, uninterrupted.events_done);
     server.stop().await;
@@ -167,7 +128,7 @@ async fn start_counting(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
     let server = TestServer::start().await;
-    generate(&server, 20_000).await;
+    generate(&server, "gen", 4, 50, 20_000, 100).await;
     let dir = server.stop().await;
 
     // A clean stop checkpoints everything: start-up reads nothing of the log.
@@ -218,7 +179,7 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_projection_equals_a_rebuild_of_the_same_log() {
     let server = TestServer::start().await;
-    generate(&server, 20_000).await;
+    generate(&server, "gen", 4, 50, 20_000, 100).await;
     // Corrections too: the writer replays a stream on a retraction, as a rebuild does.
     let mut ledger = server.ledger();
     open_account(&mut ledger, "fixed", "alice").await;

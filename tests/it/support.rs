@@ -293,3 +293,64 @@ pub async fn open_account(ledger: &mut Ledger, account_id: &str, owner: &str) ->
     let events = vec![opened(account_id, owner), contact("c1", "IT", true), contact("c2", "Finance", true)];
     ledger.append(request(account_id, Expected::NoStream, events)).await.expect("the account opens").into_inner()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Projections and generated load.
+
+/// The default rule set under another version, with the stance weight changed.
+pub fn rules_variant(version: u32, support_weight: f64) -> String {
+    let text = rapport_projection::DEFAULT_RULES.replacen("version = 1", &format!("version = {version}"), 1).replacen(
+        "support_weight = 0.6",
+        &format!("support_weight = {support_weight:?}"),
+        1,
+    );
+    assert!(text.contains(&format!("version = {version}")), "the default rules changed shape");
+    text
+}
+
+/// Rebuilds under `rules` and returns every progress message; the last one is the caught-up
+/// one, with the digest.
+pub async fn rebuild(projections: &mut Projections, rules: &str, from_scratch: bool) -> Vec<pb::RebuildProgress> {
+    use futures::StreamExt;
+    let mut stream = projections
+        .rebuild(pb::RebuildRequest { rule_set: rules.into(), from_scratch })
+        .await
+        .expect("the rebuild starts")
+        .into_inner();
+    let mut steps = Vec::new();
+    while let Some(step) = stream.next().await {
+        steps.push(step.expect("progress arrives"));
+    }
+    let last = steps.last().expect("at least the final message");
+    assert!(last.caught_up && !last.digest.is_empty(), "{last:?}");
+    steps
+}
+
+/// Appends at least `total` generated events: `clients` concurrent clients, each with its own
+/// workload of `accounts` accounts named `{prefix}{client}-{n}`, `per_request` events a request.
+pub async fn generate(
+    server: &TestServer,
+    prefix: &str,
+    clients: usize,
+    accounts: usize,
+    total: usize,
+    per_request: usize,
+) {
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let mut ledger = server.ledger();
+        let mut workload =
+            rapport_demo::Workload::new(client as u64 + 7, accounts, NOW_SECONDS, &format!("{prefix}{client}"));
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < total / clients {
+                let request = workload.next_request(per_request);
+                sent += request.events.len();
+                ledger.append(request).await.expect("generated events are accepted");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a generator joins");
+    }
+}
