@@ -127,12 +127,13 @@ pub enum StoreError {
         /// What the stream holds.
         current: u64,
     },
-    /// An event id of the batch is already recorded. Nothing was written.
+    /// An event id of the batch is already recorded, or repeats within the batch. Nothing
+    /// was written.
     #[error("event {event_id} is already recorded at position {position}")]
     DuplicateEventId {
         /// The id.
         event_id: EventId,
-        /// Where the recorded event with this id is.
+        /// Where the recorded event with this id is; 0 when the id repeats within the batch.
         position: u64,
     },
     /// The batch breaks the contract (no events, say). Nothing was written. A caller bug.
@@ -158,6 +159,9 @@ pub enum StoreError {
 /// the batches appended since the last successful sync, and only whole batches, latest first
 /// (the log after recovery is a prefix of the log before the crash).
 ///
+/// A store closed (or a process killed) without a sync keeps a whole-batch prefix of what
+/// was appended since the last sync: possibly all of it, possibly none.
+///
 /// `append` and `sync` are called by one writer at a time; reads may run concurrently with
 /// them and with each other. Reads return appended events whether or not they are synced yet:
 /// a server that must only show durable events caps reads at its own durable position.
@@ -166,18 +170,24 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// Assigns versions after the stream's head and positions after the log's last position,
     /// and chains each event's hash to the previous event of its stream. Fails with
-    /// `WrongVersion` if the stream's head is not `batch.expected_version`, with
-    /// `DuplicateEventId` if an id is already recorded (or repeats within the batch), with
-    /// `InvalidBatch` if the batch holds no events; in those cases nothing is written.
+    /// `InvalidBatch` if the batch holds no events, else with `WrongVersion` if the stream's
+    /// head is not `batch.expected_version`, else with `DuplicateEventId` if an id is already
+    /// recorded or repeats within the batch (checked in that order); in those cases nothing is
+    /// written. A caller that retries a request must therefore look its ids up first
+    /// ([`EventLog::find_event`]): the retry's expected version no longer holds.
     fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError>;
 
     /// Makes every event appended so far durable. Returns only once they are on stable storage.
     fn sync(&self) -> Result<(), StoreError>;
 
-    /// The position of the log's last event; 0 when the log is empty.
+    /// The position of the log's last event; 0 when the log is empty. It moves only once a
+    /// whole batch is readable; a read beyond it while an append runs may see part of that
+    /// batch, so readers that need whole batches cap their reads at it (or at their own
+    /// durable position).
     fn last_position(&self) -> Result<u64, StoreError>;
 
-    /// The last event of a stream; `None` when the stream is empty.
+    /// The last event of a stream; `None` when the stream is empty. Like `last_position`, it
+    /// moves once the whole batch is readable.
     fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError>;
 
     /// The recorded event with this id, if any.
@@ -187,8 +197,9 @@ pub trait EventLog: Send + Sync + 'static {
     fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Up to `limit` events of one stream in version order, starting at `from_version`.
-    /// Forwards, 0 reads from version 1; backwards, 0 reads from the last version, and a
-    /// version beyond the head reads from the head.
+    /// Forwards, 0 reads from version 1 and a version beyond the head reads nothing;
+    /// backwards, 0 reads from the last version, and a version beyond the head reads from the
+    /// head.
     fn read_stream(
         &self,
         account_id: &AccountId,
