@@ -32,21 +32,12 @@ use crate::error::ReadError;
 const CHUNK: usize = 4_096;
 /// Accounts read from the store per step of a full load.
 const LOAD_PAGE: usize = 1_024;
-/// A build at most this many events behind the log can be activated; it folds them first.
-const ACTIVATE_WITHIN: u64 = CHUNK as u64 * 4;
+/// A build at most this many events behind the durable log counts as caught up: it follows
+/// the log live (under a steady load it is always a group or a chunk behind), and it can be
+/// activated (it folds the rest first, holding appends up for no longer than that).
+const CAUGHT_UP_WITHIN: u64 = CHUNK as u64;
 /// The setting that names the active build.
 const ACTIVE: &str = "active";
-
-/// How far a build has come.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Progress {
-    /// Position folded so far.
-    pub position: u64,
-    /// The durable position it is catching up to.
-    pub target: u64,
-    /// Events per second over the current catch-up.
-    pub rate: f64,
-}
 
 /// One rule set's projection.
 pub(crate) struct Build {
@@ -58,7 +49,8 @@ pub(crate) struct Build {
     state: RwLock<BuildState>,
     /// One folder at a time (the writer for the active build, the projector for the others).
     fold: Mutex<()>,
-    progress: watch::Sender<Progress>,
+    /// The position folded so far, for those who watch the build's progress.
+    progress: watch::Sender<u64>,
     digest: Mutex<Option<(u64, String)>>,
 }
 
@@ -88,7 +80,7 @@ impl Build {
                 dirty: HashSet::new(),
             }),
             fold: Mutex::new(()),
-            progress: watch::channel(Progress { position, target: position, rate: 0.0 }).0,
+            progress: watch::channel(position).0,
             digest: Mutex::new(None),
         }
     }
@@ -106,8 +98,8 @@ impl Build {
         self.read().position
     }
 
-    /// Follows this build's progress.
-    pub fn progress(&self) -> watch::Receiver<Progress> {
+    /// Follows this build's position.
+    pub fn progress(&self) -> watch::Receiver<u64> {
         self.progress.subscribe()
     }
 
@@ -176,20 +168,13 @@ impl Build {
             state.position = position;
             state.recorded_at = recorded_at;
         }
-        let target = self.progress.borrow().target.max(position);
-        self.progress.send_modify(|p| {
-            p.position = position;
-            p.target = target;
-        });
+        self.progress.send_replace(state.position);
     }
 
     /// Folds the log from this build's position up to `target`, in chunks. Stops early (and
     /// returns `Ok(false)`) when `keep_going` turns false. Holds the fold lock one chunk at a
     /// time, so an activation waits for one chunk at most.
     pub fn catch_up(&self, log: &dyn EventLog, target: u64, keep_going: impl Fn() -> bool) -> Result<bool, ReadError> {
-        let started = Instant::now();
-        let start = self.position();
-        self.progress.send_modify(|p| p.target = p.target.max(target));
         loop {
             if !keep_going() {
                 return Ok(false);
@@ -214,10 +199,6 @@ impl Build {
                 changed.insert(record.account_id.clone(), folded);
             }
             self.publish(changed.into_iter().map(|(id, p)| (id, Arc::new(p))), position, recorded_at);
-            let seconds = started.elapsed().as_secs_f64();
-            if seconds > 0.0 {
-                self.progress.send_modify(|p| p.rate = (position - start) as f64 / seconds);
-            }
         }
     }
 
@@ -426,8 +407,13 @@ impl Projections {
 
     /// Whether `build` is still the registered build of its rule set (a rebuild from scratch
     /// replaces it).
-    fn is_registered(&self, build: &Arc<Build>) -> bool {
+    pub fn is_registered(&self, build: &Arc<Build>) -> bool {
         self.builds.read().unwrap_or_else(PoisonError::into_inner).get(&build.id).is_some_and(|b| Arc::ptr_eq(b, build))
+    }
+
+    /// Whether `build` is close enough behind the durable log to follow it live.
+    pub fn is_caught_up(&self, build: &Build) -> bool {
+        build.position() + CAUGHT_UP_WITHIN >= self.durable_position()
     }
 
     /// The position up to which every event of the log is durable and visible.
@@ -494,8 +480,8 @@ impl Projections {
             )));
         }
         // Folding a long way behind would hold every append up meanwhile.
-        let (position, durable) = (build.position(), self.durable_position());
-        if durable - position.min(durable) > ACTIVATE_WITHIN {
+        if !self.is_caught_up(build) {
+            let (position, durable) = (build.position(), self.durable_position());
             return Err(ReadError::NotCaughtUp { id: build.id.clone(), position, durable });
         }
         build.catch_up(self.log.as_ref(), self.durable_position(), || true)?;

@@ -265,49 +265,20 @@ impl pb::projections_server::Projections for ProjectionsService {
             let shared = Arc::clone(&shared);
             blocking(move || shared.projections.start_build(rules, request.from_scratch)).await?
         };
-        let started = (std::time::Instant::now(), build.position());
-        let progress = build.progress();
-        let steps = stream::unfold(Some((build, progress)), move |state| {
+        let watch = RebuildWatch {
+            started: std::time::Instant::now(),
+            from: build.position(),
+            progress: build.progress(),
+            build,
+            finish_at: None,
+        };
+        let steps = stream::unfold(Some(watch), move |state| {
             let shared = Arc::clone(&shared);
             async move {
-                let (build, mut progress) = state?;
-                loop {
-                    let total = shared.projections.durable_position();
-                    let done = build.position();
-                    if done >= total {
-                        let digest = {
-                            let build = Arc::clone(&build);
-                            blocking(move || build.digest()).await
-                        };
-                        let message = digest.map(|(digest, position, _)| pb::RebuildProgress {
-                            rule_set: build.id.clone(),
-                            events_done: position,
-                            events_total: position.max(total),
-                            events_per_second: progress.borrow().rate,
-                            eta_seconds: 0.0,
-                            caught_up: true,
-                            digest,
-                        });
-                        return Some((message, None));
-                    }
-                    let _ = tokio::time::timeout(PROGRESS_EVERY, progress.changed()).await;
-                    let (since, from) = started;
-                    let elapsed = since.elapsed().as_secs_f64();
-                    let done = build.position();
-                    let rate = if elapsed > 0.0 { done.saturating_sub(from) as f64 / elapsed } else { 0.0 };
-                    if done < total {
-                        let message = pb::RebuildProgress {
-                            rule_set: build.id.clone(),
-                            events_done: done,
-                            events_total: total,
-                            events_per_second: rate,
-                            eta_seconds: if rate > 0.0 { (total - done) as f64 / rate } else { 0.0 },
-                            caught_up: false,
-                            digest: String::new(),
-                        };
-                        return Some((Ok(message), Some((build, progress))));
-                    }
-                }
+                let mut watch = state?;
+                let step = watch.next(&shared).await;
+                let more = matches!(&step, Ok(p) if !p.caught_up);
+                Some((step, more.then_some(watch)))
             }
         });
         Ok(Response::new(Box::pin(steps)))
@@ -381,5 +352,64 @@ impl pb::projections_server::Projections for ProjectionsService {
         })
         .await?;
         Ok(Response::new(response))
+    }
+}
+
+/// One client's view of a build's progress, for the `Rebuild` stream.
+struct RebuildWatch {
+    build: Arc<Build>,
+    progress: tokio::sync::watch::Receiver<u64>,
+    started: std::time::Instant,
+    /// The build's position when the client started watching.
+    from: u64,
+    /// Once the build is within a chunk of the log: the durable position it must reach before
+    /// the final message (so that a quiet log gives a digest at its very end).
+    finish_at: Option<u64>,
+}
+
+impl RebuildWatch {
+    /// The next message: progress while the build catches up, then the final one with the
+    /// digest.
+    async fn next(&mut self, shared: &Shared) -> Result<pb::RebuildProgress, Status> {
+        loop {
+            if !shared.projections.is_registered(&self.build) {
+                return Err(Status::aborted(format!(
+                    "the build of {} was replaced by a rebuild from scratch; run Rebuild again to follow the new one",
+                    self.build.id
+                )));
+            }
+            let total = shared.projections.durable_position();
+            if self.finish_at.is_none() && shared.projections.is_caught_up(&self.build) {
+                self.finish_at = Some(total);
+            }
+            let done = self.build.position();
+            let elapsed = self.started.elapsed().as_secs_f64();
+            let rate = if elapsed > 0.0 { done.saturating_sub(self.from) as f64 / elapsed } else { 0.0 };
+            if self.finish_at.is_some_and(|target| done >= target) {
+                let build = Arc::clone(&self.build);
+                let (digest, position, _) = blocking(move || build.digest()).await?;
+                return Ok(pb::RebuildProgress {
+                    rule_set: self.build.id.clone(),
+                    events_done: position,
+                    events_total: position.max(total),
+                    events_per_second: rate,
+                    eta_seconds: 0.0,
+                    caught_up: true,
+                    digest,
+                });
+            }
+            let _ = tokio::time::timeout(PROGRESS_EVERY, self.progress.changed()).await;
+            if self.finish_at.is_none() {
+                return Ok(pb::RebuildProgress {
+                    rule_set: self.build.id.clone(),
+                    events_done: done,
+                    events_total: total,
+                    events_per_second: rate,
+                    eta_seconds: if rate > 0.0 { total.saturating_sub(done) as f64 / rate } else { 0.0 },
+                    caught_up: false,
+                    digest: String::new(),
+                });
+            }
+        }
     }
 }
