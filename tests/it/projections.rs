@@ -201,7 +201,7 @@ async fn rule_sets(projections: &mut Projections) -> Vec<pb::RuleSetInfo> {
     projections.list_rule_sets(pb::ListRuleSetsRequest {}).await.expect("rule sets list").into_inner().rule_sets
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_set_is_built_beside_the_live_one_and_activated_while_appends_continue() {
     let server = TestServer::start().await;
     generate(&server, "warm", 2, 40, 2_000, 10).await;
@@ -210,18 +210,20 @@ async fn a_rule_set_is_built_beside_the_live_one_and_activated_while_appends_con
     // Appends and reads of the live projection keep going through the rebuild and the switch.
     let stop = Arc::new(AtomicBool::new(false));
     let appended = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (mut ledger, stop, appended) = (server.ledger(), Arc::clone(&stop), Arc::clone(&appended));
-        let mut workload = Workload::new(99, 30, NOW_SECONDS, "live");
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let request = workload.next_request(5);
-                let n = request.events.len() as u64;
-                ledger.append(request).await.expect("appends continue");
-                appended.fetch_add(n, Ordering::Relaxed);
-            }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (mut ledger, stop, appended) = (server.ledger(), Arc::clone(&stop), Arc::clone(&appended));
+            let mut workload = Workload::new(99 + w, 30, NOW_SECONDS, &format!("live{w}"));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let request = workload.next_request(5);
+                    let n = request.events.len() as u64;
+                    ledger.append(request).await.expect("appends continue");
+                    appended.fetch_add(n, Ordering::Relaxed);
+                }
+            })
         })
-    };
+        .collect();
     let reader = {
         let (mut accounts, stop) = (server.accounts(), Arc::clone(&stop));
         tokio::spawn(async move {
@@ -249,7 +251,9 @@ async fn a_rule_set_is_built_beside_the_live_one_and_activated_while_appends_con
     assert_eq!((activated.rule_set.as_str(), activated.previous.as_str()), ("default@2", "default@1"));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
-    writer.await.expect("the writer task joins");
+    for writer in writers {
+        writer.await.expect("a writer task joins");
+    }
     let reads = reader.await.expect("the reader task joins");
     assert!(reads > 0 && appended.load(Ordering::Relaxed) > 0);
 
