@@ -81,7 +81,7 @@ pub(crate) fn outcome_to_wire(outcome: AppendOutcome) -> pb::AppendResponse {
 pub(crate) fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) -> Result<domain::Event, Violation> {
     let at = |field: &str| format!("{prefix}.{field}");
     let id = EventId::parse(&event.event_id).map_err(|e| e.at(at("event_id")))?;
-    let occurred_at = timestamp_from_wire(event.occurred_at.as_ref(), &at("occurred_at"))?;
+    let occurred_at = timestamp_from_wire(event.occurred_at.as_ref(), || at("occurred_at"))?;
     let actor = StaffId::parse(&event.actor, limits).map_err(|e| e.at(at("actor")))?;
     let source = SourceSystem::parse(&event.source, limits).map_err(|e| e.at(at("source")))?;
     let body = match &event.body {
@@ -96,9 +96,9 @@ pub(crate) fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) 
     Ok(domain::Event { id, occurred_at, actor, source, body })
 }
 
-fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: &str) -> Result<Timestamp, Violation> {
-    let ts = ts.ok_or_else(|| Violation::new(field, "is required; give the time the event happened"))?;
-    Timestamp::from_parts(ts.seconds, ts.nanos).map_err(|e| e.at(field))
+fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: impl Fn() -> String) -> Result<Timestamp, Violation> {
+    let ts = ts.ok_or_else(|| Violation::new(field(), "is required; give the time the event happened"))?;
+    Timestamp::from_parts(ts.seconds, ts.nanos).map_err(|e| e.at(field()))
 }
 
 /// Parses a wire enum value: 0 (unspecified) is missing, unknown numbers are named as such.
@@ -196,17 +196,21 @@ fn outcome_kind_from_wire(value: i32, field: &str) -> Result<OutcomeKind, Violat
 
 /// Field parsers for one body, sharing its path prefix (`events[3].gift_given`).
 struct Fields<'a> {
-    prefix: String,
+    /// The event's path (`events[3]`).
+    prefix: &'a str,
+    /// The body's field name (`gift_given`).
+    body: &'a str,
     limits: &'a Limits,
 }
 
 impl Fields<'_> {
     fn path(&self, field: &str) -> String {
-        format!("{}.{field}", self.prefix)
+        format!("{}.{}.{field}", self.prefix, self.body)
     }
-    fn at(&self, field: &str) -> impl FnOnce(InvalidValue) -> Violation + '_ {
-        let path = self.path(field);
-        move |e| e.at(path)
+    /// Names the field in a violation. The path is built only on failure: valid events (and
+    /// every stored event a rebuild decodes) allocate nothing for it.
+    fn at<'s>(&'s self, field: &'s str) -> impl FnOnce(InvalidValue) -> Violation + 's {
+        move |e| e.at(self.path(field))
     }
     fn staff(&self, field: &str, value: &str) -> Result<StaffId, Violation> {
         StaffId::parse(value, self.limits).map_err(self.at(field))
@@ -231,15 +235,19 @@ impl Fields<'_> {
         &self,
         field: &str,
         values: &[String],
-        parse: impl Fn(&str, &str) -> Result<T, Violation>,
+        parse: impl Fn(&str, &Limits) -> Result<T, InvalidValue>,
     ) -> Result<Vec<T>, Violation> {
-        values.iter().enumerate().map(|(i, v)| parse(&format!("{field}[{i}]"), v)).collect()
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse(v, self.limits).map_err(|e| e.at(self.path(&format!("{field}[{i}]")))))
+            .collect()
     }
 }
 
 fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Result<EventBody, Violation> {
     use pb::event::Body as B;
-    let f = |name: &str| Fields { prefix: format!("{prefix}.{name}"), limits };
+    let f = |body| Fields { prefix, body, limits };
     Ok(match body {
         B::AccountOpened(b) => {
             let f = f("account_opened");
@@ -288,8 +296,8 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
         B::MeetingHeld(b) => {
             let f = f("meeting_held");
             EventBody::MeetingHeld(domain::MeetingHeld {
-                staff: f.list("staff", &b.staff, |p, v| f.staff(p, v))?,
-                contact_ids: f.list("contact_ids", &b.contact_ids, |p, v| f.contact(p, v))?,
+                staff: f.list("staff", &b.staff, StaffId::parse)?,
+                contact_ids: f.list("contact_ids", &b.contact_ids, ContactId::parse)?,
                 kind: meeting_kind_from_wire(b.kind, &f.path("kind"))?,
                 topic: f.required_label("topic", &b.topic)?,
                 notes: f.note("notes", &b.notes)?,

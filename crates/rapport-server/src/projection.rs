@@ -28,8 +28,11 @@ use tracing::{info, warn};
 use crate::convert::decode_event;
 use crate::error::ReadError;
 
-/// Events folded per step of a catch-up (one write-lock per step).
+/// Events read from the log at a time.
 const CHUNK: usize = 4_096;
+/// Events folded per step of a catch-up: one fold-lock, one copy of each account touched and
+/// one publication per step.
+const STEP: u64 = 65_536;
 /// Accounts read from the store per step of a full load.
 const LOAD_PAGE: usize = 1_024;
 /// A build at most this many events behind the durable log counts as caught up: it follows
@@ -180,24 +183,34 @@ impl Build {
                 return Ok(false);
             }
             let _folding = self.fold.lock().unwrap_or_else(PoisonError::into_inner);
-            let next = self.position() + 1;
+            let mut next = self.position() + 1;
             if next > target {
                 return Ok(true);
             }
-            let limit = usize::try_from(target - next + 1).unwrap_or(CHUNK).min(CHUNK);
-            let chunk = log.read_all(next, limit)?;
-            let Some(last) = chunk.last() else { return Ok(true) };
-            let (position, recorded_at) = (last.position, last.recorded_at);
-            let mut changed: BTreeMap<AccountId, AccountProjection> = BTreeMap::new();
-            for record in &chunk {
-                let event = decode_event(record)?;
-                let current = match changed.remove(&record.account_id) {
-                    Some(projection) => Some(projection),
-                    None => self.get(&record.account_id)?.map(|p| (*p).clone()),
-                };
-                let folded = fold(log, &self.rules, current, record, &event)?;
-                changed.insert(record.account_id.clone(), folded);
+            // Accounts are copied out of the build once per step and folded in place; a step
+            // spans several chunks so that each copy serves many events.
+            let mut changed: HashMap<AccountId, AccountProjection> = HashMap::new();
+            let mut end = None;
+            let step_start = next;
+            // Stopping is checked per chunk, so a shutdown waits for one chunk at most.
+            while next <= target && next - step_start < STEP && (next == step_start || keep_going()) {
+                let limit = usize::try_from(target - next + 1).unwrap_or(CHUNK).min(CHUNK);
+                let chunk = log.read_all(next, limit)?;
+                let Some(last) = chunk.last() else { break };
+                end = Some((last.position, last.recorded_at));
+                next = last.position + 1;
+                for record in &chunk {
+                    let event = decode_event(record)?;
+                    if let Some(projection) = changed.get_mut(&record.account_id) {
+                        fold_into(log, &self.rules, projection, record, &event)?;
+                    } else {
+                        let current = self.get(&record.account_id)?.map(|p| (*p).clone());
+                        let folded = fold(log, &self.rules, current, record, &event)?;
+                        changed.insert(record.account_id.clone(), folded);
+                    }
+                }
             }
+            let Some((position, recorded_at)) = end else { return Ok(true) };
             self.publish(changed.into_iter().map(|(id, p)| (id, Arc::new(p))), position, recorded_at);
         }
     }
@@ -253,7 +266,7 @@ fn decode_projection(namespace: &str, bytes: &[u8]) -> Result<AccountProjection,
 
 /// Folds one recorded event into its account's projection. A retraction replays the stream up
 /// to it, so that the retracted event's effect is gone.
-pub(crate) fn fold(
+fn fold(
     log: &dyn EventLog,
     rules: &RuleSet,
     current: Option<AccountProjection>,
@@ -270,14 +283,29 @@ pub(crate) fn fold(
                 event.body.kind()
             ))
         }),
-        Some(_) if matches!(event.body, EventBody::EventRetracted(_)) => {
-            replay(log, rules, &record.account_id, record.version)
-        }
         Some(mut projection) => {
-            projection.apply(folded, rules);
+            fold_into(log, rules, &mut projection, record, event)?;
             Ok(projection)
         }
     }
+}
+
+/// Folds one recorded event into an account's projection in place.
+fn fold_into(
+    log: &dyn EventLog,
+    rules: &RuleSet,
+    projection: &mut AccountProjection,
+    record: &StoredEvent,
+    event: &Event,
+) -> Result<(), ReadError> {
+    if matches!(event.body, EventBody::EventRetracted(_)) {
+        *projection = replay(log, rules, &record.account_id, record.version)?;
+    } else {
+        let folded =
+            Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at };
+        projection.apply(folded, rules);
+    }
+    Ok(())
 }
 
 /// Replays an account's stream up to `version` under `rules`, leaving out retracted events.
