@@ -872,3 +872,16 @@ pub(crate) fn movement_to_wire(movement: &Movement) -> pb::AccountMovement {
             .collect(),
     }
 }
+
+/// A chain break on the wire.
+pub(crate) fn chain_break_to_wire(found: &rapport_store::ChainBreak) -> pb::ChainBreak {
+    pb::ChainBreak {
+        account_id: found.account_id.to_string(),
+        version: found.version,
+        position: found.position,
+        check: found.check.to_owned(),
+        expected: found.expected.clone(),
+        found: found.found.clone(),
+        message: found.to_string(),
+    }
+}

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt, stream};
 use rapport_domain::Limits;
 use rapport_proto::v1 as pb;
-use rapport_store::{Direction, EventLog, StoredEvent};
+use rapport_store::{ChainBreak, ChainCheck, Direction, EventLog, StoredEvent, hex};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::convert::{
-    account_id_from_wire, account_to_wire, append_from_wire, contact_id_from_wire, handover_to_wire, movement_to_wire,
-    outcome_to_wire, recorded_to_wire, register_to_wire,
+    account_id_from_wire, account_to_wire, append_from_wire, chain_break_to_wire, contact_id_from_wire,
+    handover_to_wire, movement_to_wire, outcome_to_wire, recorded_to_wire, register_to_wire,
 };
 use crate::error::{AppendError, ReadError};
 use crate::portfolio::PortfolioQuery;
@@ -102,6 +102,57 @@ impl pb::ledger_server::Ledger for LedgerService {
             Ok(page)
         });
         Ok(Response::new(stream))
+    }
+
+    #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let shared = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let response = blocking(move || {
+            let account_id = if request.account_id.is_empty() {
+                None
+            } else {
+                let id = account_id_from_wire(&request.account_id, "account_id", &shared.limits)
+                    .map_err(ReadError::Invalid)?;
+                shared.projections.active().get(&id)?.ok_or_else(|| ReadError::AccountNotFound(id.clone()))?;
+                Some(id)
+            };
+            let (check, found) =
+                verify_log(shared.log.as_ref(), account_id.as_ref(), shared.projections.durable_position())?;
+            Ok(pb::VerifyResponse {
+                intact: found.is_none(),
+                events_checked: check.events(),
+                streams_checked: check.streams_seen() as u64,
+                last_position: check.position(),
+                first_break: found.map(|b| chain_break_to_wire(&b)),
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all, fields(position = request.get_ref().position))]
+    async fn digest(&self, request: Request<pb::DigestRequest>) -> Result<Response<pb::DigestResponse>, Status> {
+        let shared = Arc::clone(&self.0);
+        let requested = request.into_inner().position;
+        let durable = shared.projections.durable_position();
+        if requested > durable {
+            return Err(Status::out_of_range(format!(
+                "position: {requested} is beyond the end of the log ({durable}); ask for {durable} or less, or 0 for the end"
+            )));
+        }
+        let position = if requested == 0 { durable } else { requested };
+        let response = blocking(move || {
+            let (check, found) = verify_log(shared.log.as_ref(), None, position)?;
+            if let Some(found) = found {
+                return Err(ReadError::Corrupt(format!(
+                    "the log's hash chain is broken, so it has no digest: {found}"
+                )));
+            }
+            Ok(pb::DigestResponse { position, digest: hex(&check.digest()), streams: check.streams_seen() as u64 })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 }
 
@@ -412,4 +463,32 @@ impl RebuildWatch {
             }
         }
     }
+}
+
+/// Checks chains in the log up to the durable position: the whole log, or one stream.
+pub(crate) fn verify_log(
+    log: &dyn EventLog,
+    account_id: Option<&rapport_domain::AccountId>,
+    up_to: u64,
+) -> Result<(ChainCheck, Option<ChainBreak>), ReadError> {
+    let mut check = if account_id.is_some() { ChainCheck::streams() } else { ChainCheck::whole_log() };
+    let mut next = 1;
+    loop {
+        let page = match account_id {
+            Some(id) => log.read_stream(id, next, Direction::Forwards, PAGE as usize)?,
+            None if next > up_to => Vec::new(),
+            None => log.read_all(next, (up_to - next + 1).min(PAGE * 8) as usize)?,
+        };
+        let Some(last) = page.last() else { break };
+        next = if account_id.is_some() { last.version + 1 } else { last.position + 1 };
+        for event in &page {
+            if event.position > up_to {
+                return Ok((check, None));
+            }
+            if let Err(found) = check.check(event) {
+                return Ok((check, Some(found)));
+            }
+        }
+    }
+    Ok((check, None))
 }

@@ -12,6 +12,7 @@
 mod hash;
 mod memory;
 mod projection;
+mod verify;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -22,6 +23,7 @@ use rapport_domain::{AccountId, EventId, Timestamp};
 pub use hash::{GENESIS_HASH, Hash, chain_hash};
 pub use memory::MemoryLog;
 pub use projection::{MemoryProjections, ProjectionStore};
+pub use verify::{ChainBreak, ChainCheck, hex};
 
 /// One recorded event: the envelope the log gave it and the event's encoded bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
-//! `rules` and `compare` are a client for people, talking to a running server over gRPC like
+//! `rules`, `compare`, `verify` and `digest` are a client for people, talking to a running server over gRPC like
 //! any other system would.
 
+mod audit;
 mod client;
 mod input;
 mod projections;
@@ -48,6 +49,10 @@ enum Command {
     Rules(projections::RulesArgs),
     /// List the accounts whose scores move most between two rule sets, and why.
     Compare(projections::CompareArgs),
+    /// Check the hash chain of an account or of the whole log; report the first break.
+    Verify(audit::VerifyArgs),
+    /// Print the log's root hash at a position, or check it against one kept earlier.
+    Digest(audit::DigestArgs),
 }
 
 /// Options of `rapport serve`.
@@ -163,5 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Activate(args) => projections::activate(args).await,
         Command::Rules(args) => projections::rules(args).await,
         Command::Compare(args) => projections::compare(args).await,
+        Command::Verify(args) => audit::verify(args).await,
+        Command::Digest(args) => audit::digest(args).await,
     }
 }

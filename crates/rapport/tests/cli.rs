@@ -177,3 +177,24 @@ fn an_analyst_changes_a_weight_rebuilds_compares_and_activates() {
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("general_relationship.breadth_target"), "{}", text(&refused.stderr));
 }
+
+#[test]
+fn an_auditor_verifies_and_keeps_a_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    assert!(server.run(&["demo"]).status.success());
+    let verified = server.run(&["verify"]);
+    let out = text(&verified.stdout);
+    assert!(verified.status.success() && out.contains("the whole log: intact"), "{out}{}", text(&verified.stderr));
+    let one = text(&server.run(&["verify", "nordwind-logistics"]).stdout);
+    assert!(one.contains("account \"nordwind-logistics\": intact"), "{one}");
+
+    let taken = text(&server.run(&["digest"]).stdout);
+    let digest = taken.split_whitespace().last().expect("a digest").to_owned();
+    let position = taken.split_whitespace().nth(1).expect("a position").to_owned();
+    let same = server.run(&["digest", "--at", &position, "--expect", &digest]);
+    assert!(same.status.success() && text(&same.stdout).contains("unchanged"), "{}", text(&same.stderr));
+    let other = server.run(&["digest", "--at", &position, "--expect", &"0".repeat(64)]);
+    assert!(!other.status.success());
+    assert!(text(&other.stderr).contains("has changed"), "{}", text(&other.stderr));
+}

@@ -1,0 +1,74 @@
+//! The auditor's commands: `verify` and `digest`.
+
+use anyhow::bail;
+use clap::Args;
+use rapport_proto::v1 as pb;
+
+use crate::ServerArgs;
+use crate::client::{connect, refused};
+
+/// Options of `rapport verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Check only this account; without it, the whole log.
+    account_id: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of `rapport digest`.
+#[derive(Debug, Args)]
+pub(crate) struct DigestArgs {
+    /// Take the digest at this position (default: the end of the log).
+    #[arg(long, default_value_t = 0)]
+    at: u64,
+    /// Compare with a digest kept earlier (at the same position); exits non-zero if they differ.
+    #[arg(long)]
+    expect: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let what = args.account_id.as_deref().map_or_else(|| "the whole log".to_owned(), |a| format!("account \"{a}\""));
+    let report = pb::ledger_client::LedgerClient::new(connect(&args.server).await?)
+        .verify(pb::VerifyRequest { account_id: args.account_id.clone().unwrap_or_default() })
+        .await
+        .map_err(|status| refused(&format!("could not verify {what}"), &status))?
+        .into_inner();
+    match report.first_break {
+        None => {
+            println!(
+                "{what}: intact ({} events in {} streams, up to position {})",
+                report.events_checked, report.streams_checked, report.last_position
+            );
+            Ok(())
+        }
+        Some(found) => bail!(
+            "{what} is NOT intact: {}\n{} events checked before the break; restore the data directory from an export \
+             or a backup, and keep this one for investigation",
+            found.message,
+            report.events_checked
+        ),
+    }
+}
+
+pub(crate) async fn digest(args: DigestArgs) -> anyhow::Result<()> {
+    let digest = pb::ledger_client::LedgerClient::new(connect(&args.server).await?)
+        .digest(pb::DigestRequest { position: args.at })
+        .await
+        .map_err(|status| refused("could not take the digest", &status))?
+        .into_inner();
+    println!("position {}  streams {}  digest {}", digest.position, digest.streams, digest.digest);
+    match args.expect {
+        Some(expected) if !expected.eq_ignore_ascii_case(&digest.digest) => bail!(
+            "the digest at position {} differs from the one expected ({expected}): the history up to there has changed",
+            digest.position
+        ),
+        Some(_) => {
+            println!("matches the digest kept earlier: the history up to position {} is unchanged", digest.position);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}

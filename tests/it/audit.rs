@@ -1,0 +1,80 @@
+//! Tamper evidence for real: a stored event's bytes altered in the data directory (through
+//! sled, not the API) is found by `Verify` exactly where it is, and the log's digest at a
+//! position stays the same while nothing before it changes, and not after.
+
+use prost::Message;
+use rapport_proto::storage::v1 as record;
+use rapport_proto::v1 as pb;
+use tonic::Code;
+
+use crate::support::*;
+
+async fn verify(ledger: &mut Ledger, account_id: &str) -> pb::VerifyResponse {
+    ledger.verify(pb::VerifyRequest { account_id: account_id.into() }).await.expect("verify answers").into_inner()
+}
+
+async fn digest(ledger: &mut Ledger, position: u64) -> Result<pb::DigestResponse, tonic::Status> {
+    ledger.digest(pb::DigestRequest { position }).await.map(|r| r.into_inner())
+}
+
+/// Changes the note of the meeting stored at `position`, keeping its stored hashes: what a
+/// person editing the database behind the service's back would do.
+fn tamper(dir: &std::path::Path, position: u64) {
+    let db = sled::open(dir).expect("the data directory opens as a sled database");
+    let mut key = vec![b'e'];
+    key.extend_from_slice(&position.to_be_bytes());
+    let stored = db.get(&key).unwrap().expect("an event at that position");
+    let mut envelope = record::StoredEvent::decode(stored.as_ref()).unwrap();
+    let mut event = pb::Event::decode(envelope.event.as_slice()).unwrap();
+    let Some(pb::event::Body::MeetingHeld(meeting)) = event.body.as_mut() else { panic!("a meeting at {position}") };
+    meeting.notes = "Nothing was promised.".into();
+    envelope.event = event.encode_to_vec();
+    db.insert(&key, envelope.encode_to_vec()).unwrap();
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn verify_finds_a_tampered_event_and_the_digest_exposes_it() {
+    let server = TestServer::start().await;
+    let mut ledger = server.ledger();
+    open_account(&mut ledger, "acme", "alice").await;
+    open_account(&mut ledger, "globex", "bob").await;
+    let meeting =
+        ledger.append(request("acme", Expected::Any, vec![meeting(&["alice"], &["c1"])])).await.unwrap().into_inner();
+    ledger.append(request("acme", Expected::Any, vec![signal("c1", 1, 2)])).await.unwrap();
+
+    let intact = verify(&mut ledger, "").await;
+    assert!(intact.intact && intact.first_break.is_none());
+    assert_eq!((intact.events_checked, intact.streams_checked, intact.last_position), (8, 2, 8));
+    let kept = digest(&mut ledger, 0).await.unwrap();
+    assert_eq!((kept.position, kept.streams), (8, 2));
+    // More history after the kept position leaves the digest at that position unchanged.
+    ledger.append(request("globex", Expected::Any, vec![signal("c2", -1, 1)])).await.unwrap();
+    assert_eq!(digest(&mut ledger, 8).await.unwrap().digest, kept.digest);
+    assert_ne!(digest(&mut ledger, 0).await.unwrap().digest, kept.digest);
+    let beyond = digest(&mut ledger, 99).await.unwrap_err();
+    assert_eq!(beyond.code(), Code::OutOfRange);
+
+    let dir = server.stop().await;
+    tamper(dir.path(), meeting.first_position);
+    let server = TestServer::start_in(dir, test_config()).await;
+    let mut ledger = server.ledger();
+
+    let whole = verify(&mut ledger, "").await;
+    assert!(!whole.intact);
+    let found = whole.first_break.expect("the break is reported");
+    assert_eq!(
+        (found.account_id.as_str(), found.version, found.position, found.check.as_str()),
+        ("acme", 4, meeting.first_position, "hash")
+    );
+    assert_ne!(found.expected, found.found);
+    assert!(found.message.contains("acme") && found.message.contains("version 4"), "{}", found.message);
+    assert_eq!(whole.events_checked, meeting.first_position - 1, "everything before it checked out");
+    let acme = verify(&mut ledger, "acme").await;
+    assert_eq!(acme.first_break.map(|b| (b.version, b.check)), Some((4, "hash".to_owned())));
+    assert!(verify(&mut ledger, "globex").await.intact, "other streams are untouched");
+    let refused = digest(&mut ledger, 8).await.unwrap_err();
+    assert_eq!(refused.code(), Code::DataLoss);
+    assert!(refused.message().contains("version 4"), "{}", refused.message());
+    server.stop().await;
+}
