@@ -12,5 +12,6 @@ mod read;
 mod rebuild;
 mod restart;
 mod services;
+mod subscribe;
 mod support;
 mod validation;

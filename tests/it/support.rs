@@ -33,6 +33,7 @@ pub fn fixed_clock() -> Clock {
 /// A running server over a temporary data directory.
 pub struct TestServer {
     dir: TempDir,
+    address: std::net::SocketAddr,
     channel: Channel,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServeError>>,
@@ -63,7 +64,7 @@ impl TestServer {
             .connect()
             .await
             .expect("the server accepts connections");
-        TestServer { dir, channel, shutdown, task }
+        TestServer { dir, address, channel, shutdown, task }
     }
 
     /// Stops the server gracefully and returns its data directory.
@@ -88,6 +89,18 @@ impl TestServer {
     /// An `Accounts` client.
     pub fn accounts(&self) -> Accounts {
         pb::accounts_client::AccountsClient::new(self.channel.clone())
+    }
+
+    /// A `Ledger` client on a connection of its own. HTTP/2 flow control is per connection as
+    /// well as per stream: a subscription its client does not read holds up every other stream
+    /// of the same connection, so each subscriber gets its own, as a real one would.
+    pub async fn ledger_on_own_connection(&self) -> Ledger {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
+            .expect("a valid URL")
+            .connect()
+            .await
+            .expect("the server accepts connections");
+        pb::ledger_client::LedgerClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
     }
 
     /// A `Projections` client.

@@ -86,6 +86,24 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in the contract's order.
+    pub const ALL: [EventKind; 14] = [
+        EventKind::AccountOpened,
+        EventKind::TierAssigned,
+        EventKind::ContactAdded,
+        EventKind::ContactUpdated,
+        EventKind::ContactLeft,
+        EventKind::MeetingHeld,
+        EventKind::GiftGiven,
+        EventKind::SupportSignal,
+        EventKind::OwnerChanged,
+        EventKind::TeamMemberJoined,
+        EventKind::TeamMemberLeft,
+        EventKind::FeedbackReceived,
+        EventKind::OutcomeRecorded,
+        EventKind::EventRetracted,
+    ];
+
     /// The contract's name of the kind, e.g. `meeting_held`.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,13 +1,15 @@
 //! Generated code for Rapport's protobuf contract.
 //!
-//! `rapport.v1` is the client contract (the `Ledger` and `Accounts` services and their
-//! messages); `rapport.storage.v1` is the on-disk envelope of a recorded event. Messages carry
+//! `rapport.v1` is the client contract (the `Ledger`, `Accounts` and `Projections` services
+//! and their messages); `rapport.storage.v1` is the on-disk envelope of a recorded event. Messages carry
 //! serde impls following the proto3 JSON mapping, with the proto field names (`account_id`,
 //! not `accountId`) on output; both spellings are accepted on input.
 
 #![allow(missing_docs)]
 
 /// The client contract, package `rapport.v1`.
+// Generated: a `oneof` holding a whole recorded event next to a small checkpoint is expected.
+#[allow(clippy::large_enum_variant)]
 pub mod v1 {
     tonic::include_proto!("rapport.v1");
     include!(concat!(env!("OUT_DIR"), "/rapport.v1.serde.rs"));

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use prost::Message;
 use rapport_domain as domain;
 use rapport_domain::{
-    AccountId, ContactId, ContactRole, Currency, EventBody, EventId, InvalidValue, Label, Limits, MeetingKind, Money,
-    Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
+    AccountId, ContactId, ContactRole, Currency, EventBody, EventId, EventKind, InvalidValue, Label, Limits,
+    MeetingKind, Money, Note, OutcomeKind, SourceSystem, StaffId, TeamRole, Tier, Timestamp, Violation,
 };
 use rapport_projection::{
     AccountProjection, ContactActivity, Factor, GiftFlag, GiftRecord, GiftRegister, HandoverReport, Movement,
@@ -883,5 +883,26 @@ pub(crate) fn chain_break_to_wire(found: &rapport_store::ChainBreak) -> pb::Chai
         expected: found.expected.clone(),
         found: found.found.clone(),
         message: found.to_string(),
+    }
+}
+
+/// The kind of a wire event's body.
+pub(crate) fn kind_of(body: &pb::event::Body) -> EventKind {
+    use pb::event::Body as B;
+    match body {
+        B::AccountOpened(_) => EventKind::AccountOpened,
+        B::TierAssigned(_) => EventKind::TierAssigned,
+        B::ContactAdded(_) => EventKind::ContactAdded,
+        B::ContactUpdated(_) => EventKind::ContactUpdated,
+        B::ContactLeft(_) => EventKind::ContactLeft,
+        B::MeetingHeld(_) => EventKind::MeetingHeld,
+        B::GiftGiven(_) => EventKind::GiftGiven,
+        B::SupportSignal(_) => EventKind::SupportSignal,
+        B::OwnerChanged(_) => EventKind::OwnerChanged,
+        B::TeamMemberJoined(_) => EventKind::TeamMemberJoined,
+        B::TeamMemberLeft(_) => EventKind::TeamMemberLeft,
+        B::FeedbackReceived(_) => EventKind::FeedbackReceived,
+        B::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
+        B::EventRetracted(_) => EventKind::EventRetracted,
     }
 }

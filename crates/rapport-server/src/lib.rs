@@ -16,6 +16,7 @@ mod portfolio;
 mod projection;
 mod service;
 mod status;
+mod subscribe;
 mod writer;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use tracing::info;
 
 pub use error::{AppendError, Expected, ReadError, ServeError};
 pub use service::{RebuildProgressStream, RecordedEventStream};
+pub use subscribe::SubscriptionStream;
 
 use crate::projection::Projections;
 use crate::service::{AccountsService, LedgerService, ProjectionsService, Shared};
@@ -64,6 +66,9 @@ pub struct ServerConfig {
     pub default_rules: RuleSet,
     /// How often changed projections are checkpointed to the store.
     pub checkpoint_interval: Duration,
+    /// How long a subscription waits for a client that does not read before it ends it
+    /// (`RESOURCE_EXHAUSTED`, with the position to resume from).
+    pub subscriber_stall_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +80,7 @@ impl Default for ServerConfig {
             clock: system_clock(),
             default_rules: RuleSet::default_rules(),
             checkpoint_interval: Duration::from_secs(1),
+            subscriber_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -121,13 +127,25 @@ pub async fn serve(
     let projections = Arc::new(projections);
     let projector = tokio::spawn(projection::follow(Arc::clone(&projections), config.checkpoint_interval));
     let writer = Writer::start(Arc::clone(&log), Arc::clone(&projections), &config).map_err(ServeError::Writer)?;
+    let (closing_sender, closing) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
         log,
         projections: Arc::clone(&projections),
         writer,
         limits: config.limits.clone(),
         clock: Arc::clone(&config.clock),
+        closing,
+        subscriber_stall_timeout: config.subscriber_stall_timeout,
     });
+    // Subscriptions never end by themselves: tell them first, so that the transport's graceful
+    // shutdown, which waits for open streams, can finish.
+    let stopping = Arc::clone(&projections);
+    let shutdown = async move {
+        shutdown.await;
+        closing_sender.send_replace(true);
+        // Rebuilds stop at once rather than run on while the transport drains.
+        stopping.stop_following();
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::ledger_server::LedgerServer<LedgerService>>().await;

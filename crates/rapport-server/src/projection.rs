@@ -32,7 +32,7 @@ use crate::error::ReadError;
 const CHUNK: usize = 4_096;
 /// Events folded per step of a catch-up: one fold-lock, one copy of each account touched and
 /// one publication per step.
-const STEP: u64 = 65_536;
+const STEP: u64 = 32_768;
 /// Accounts read from the store per step of a full load.
 const LOAD_PAGE: usize = 1_024;
 /// A build at most this many events behind the durable log counts as caught up: it follows
@@ -444,6 +444,11 @@ impl Projections {
         build.position() + CAUGHT_UP_WITHIN >= self.durable_position()
     }
 
+    /// Follows the durable position.
+    pub fn durable_watch(&self) -> watch::Receiver<u64> {
+        self.durable_changed.subscribe()
+    }
+
     /// The position up to which every event of the log is durable and visible.
     pub fn durable_position(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
@@ -533,10 +538,15 @@ impl Projections {
         }
     }
 
-    /// Stops the projector, checkpoints every build and flushes the store.
-    pub fn close(&self) {
+    /// Stops the projector at its next chunk; what it folded stays, to be checkpointed.
+    pub fn stop_following(&self) {
         self.stopping.store(true, Ordering::Release);
         self.kick.notify_one();
+    }
+
+    /// Stops the projector, checkpoints every build and flushes the store.
+    pub fn close(&self) {
+        self.stop_following();
         self.checkpoint_all();
         if let Err(error) = self.store.flush() {
             warn!(%error, "flushing the projections failed; they will catch up from the log");

@@ -34,6 +34,10 @@ pub(crate) struct Shared {
     pub writer: Writer,
     pub limits: Limits,
     pub clock: crate::Clock,
+    /// Turns true when the server starts shutting down; subscriptions end with a reason.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+    /// How long a subscription waits for its client before it ends.
+    pub subscriber_stall_timeout: std::time::Duration,
 }
 
 /// `rapport.v1.Ledger`.
@@ -102,6 +106,16 @@ impl pb::ledger_server::Ledger for LedgerService {
             Ok(page)
         });
         Ok(Response::new(stream))
+    }
+
+    type SubscribeStream = crate::subscribe::SubscriptionStream;
+
+    #[instrument(skip_all, fields(from_position = request.get_ref().from_position))]
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<crate::subscribe::SubscriptionStream>, Status> {
+        Ok(Response::new(crate::subscribe::subscribe(Arc::clone(&self.0), request.get_ref())?))
     }
 
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]

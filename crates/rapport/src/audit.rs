@@ -1,4 +1,4 @@
-//! The auditor's commands: `verify` and `digest`.
+//! The auditor's and follower's commands: `verify`, `digest` and `tail`.
 
 use anyhow::bail;
 use clap::Args;
@@ -71,4 +71,79 @@ pub(crate) async fn digest(args: DigestArgs) -> anyhow::Result<()> {
         }
         None => Ok(()),
     }
+}
+
+/// Options of `rapport tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// Start at this position (default: only what is appended from now on).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Only events of this type (`meeting_held`, `gift_given`, ...); repeat for several.
+    #[arg(long = "type")]
+    types: Vec<String>,
+    /// Only this account; repeat for several.
+    #[arg(long = "account")]
+    accounts: Vec<String>,
+    /// Only accounts whose id starts with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Print recorded events as JSON lines instead of a timeline.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many events (default: follow until interrupted).
+    #[arg(long)]
+    limit: Option<u64>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub(crate) async fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let mut ledger = pb::ledger_client::LedgerClient::new(connect(&args.server).await?);
+    let from_position = match args.from {
+        Some(position) => position,
+        None => {
+            let end = ledger
+                .digest(pb::DigestRequest { position: 0 })
+                .await
+                .map_err(|status| refused("could not find the end of the log", &status))?;
+            end.into_inner().position + 1
+        }
+    };
+    let request = pb::SubscribeRequest {
+        from_position,
+        filter: Some(pb::SubscribeFilter {
+            event_types: args.types,
+            account_ids: args.accounts,
+            account_id_prefix: args.prefix.unwrap_or_default(),
+        }),
+        ..Default::default()
+    };
+    let mut stream = ledger
+        .subscribe(request)
+        .await
+        .map_err(|status| refused("the subscription was refused", &status))?
+        .into_inner();
+    let mut shown = 0;
+    let mut resume_from = from_position;
+    while args.limit.is_none_or(|limit| shown < limit) {
+        let message = stream.message().await.map_err(|status| {
+            refused(&format!("the subscription ended (resume with --from {resume_from})"), &status)
+        })?;
+        let Some(message) = message else { break };
+        match message.kind {
+            Some(pb::subscribe_response::Kind::Event(event)) => {
+                resume_from = event.position + 1;
+                shown += 1;
+                if args.json {
+                    println!("{}", serde_json::to_string(&event)?);
+                } else {
+                    println!("{}", crate::render::timeline_line(&event));
+                }
+            }
+            Some(pb::subscribe_response::Kind::Checkpoint(checkpoint)) => resume_from = checkpoint.position + 1,
+            Some(pb::subscribe_response::Kind::Heartbeat(_)) | None => {}
+        }
+    }
+    Ok(())
 }

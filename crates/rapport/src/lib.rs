@@ -1,6 +1,6 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
-//! `rules`, `compare`, `verify` and `digest` are a client for people, talking to a running server over gRPC like
+//! `rules`, `compare`, `verify`, `digest` and `tail` are a client for people, talking to a running server over gRPC like
 //! any other system would.
 
 mod audit;
@@ -53,6 +53,8 @@ enum Command {
     Verify(audit::VerifyArgs),
     /// Print the log's root hash at a position, or check it against one kept earlier.
     Digest(audit::DigestArgs),
+    /// Follow the log live (optionally from a position, filtered by type or account).
+    Tail(audit::TailArgs),
 }
 
 /// Options of `rapport serve`.
@@ -170,5 +172,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => projections::compare(args).await,
         Command::Verify(args) => audit::verify(args).await,
         Command::Digest(args) => audit::digest(args).await,
+        Command::Tail(args) => audit::tail(args).await,
     }
 }

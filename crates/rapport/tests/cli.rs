@@ -1,10 +1,10 @@
 //! The `rapport` binary as a person uses it: a real `rapport serve` child process on a free
 //! loopback port and a temporary data directory, and the client subcommands against it.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
 
@@ -14,22 +14,42 @@ struct Server {
 }
 
 impl Server {
+    /// Starts `rapport serve` on a port the OS picks (picking a free port first and passing it
+    /// would race with the other tests), and reads the address from its "serving" log line.
     fn start(data_dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(RAPPORT)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--log-level", "warn"])
+        let mut child = Command::new(RAPPORT)
+            .args(["serve", "--addr", "127.0.0.1:0", "--log-level", "info"])
             .arg("--data-dir")
             .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("rapport serve starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the server did not listen within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
+        let (found, address) = std::sync::mpsc::channel();
+        for output in [
+            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let found = found.clone();
+            // Keeps draining the pipe for the server's whole life, so that it never blocks on it.
+            std::thread::spawn(move || {
+                for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    if let Some(at) = line.find("address=") {
+                        let address: String = line[at + 8..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                            .collect();
+                        let _ = found.send(address);
+                    }
+                }
+            });
         }
-        Server { child, url: format!("http://127.0.0.1:{port}") }
+        let address = address.recv_timeout(Duration::from_secs(20)).expect("the server logs its address within 20 s");
+        Server { child, url: format!("http://{address}") }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -114,11 +134,8 @@ fn the_demo_shows_accounts_with_owner_history_and_contacts() {
 #[test]
 fn clear_errors_for_a_missing_server_and_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let nobody = Command::new(RAPPORT)
-        .args(["account", "acme", "--server", &format!("http://127.0.0.1:{port}")])
-        .output()
-        .unwrap();
+    // Port 1 (tcpmux): nothing listens there, and no other test's server can take it.
+    let nobody = Command::new(RAPPORT).args(["account", "acme", "--server", "http://127.0.0.1:1"]).output().unwrap();
     assert!(!nobody.status.success());
     let message = text(&nobody.stderr);
     assert!(message.contains("cannot reach the Rapport server") && message.contains("rapport serve"), "{message}");
@@ -182,7 +199,8 @@ fn an_analyst_changes_a_weight_rebuilds_compares_and_activates() {
 fn an_auditor_verifies_and_keeps_a_digest() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
-    assert!(server.run(&["demo"]).status.success());
+    let demo = server.run(&["demo"]);
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
     let verified = server.run(&["verify"]);
     let out = text(&verified.stdout);
     assert!(verified.status.success() && out.contains("the whole log: intact"), "{out}{}", text(&verified.stderr));
@@ -197,4 +215,22 @@ fn an_auditor_verifies_and_keeps_a_digest() {
     let other = server.run(&["digest", "--at", &position, "--expect", &"0".repeat(64)]);
     assert!(!other.status.success());
     assert!(text(&other.stderr).contains("has changed"), "{}", text(&other.stderr));
+}
+
+#[test]
+fn tail_prints_the_log_from_a_position_filtered_by_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    assert!(server.run(&["demo"]).status.success());
+    let tail = server.run(&["tail", "--from", "1", "--type", "gift_given", "--limit", "2"]);
+    let out = text(&tail.stdout);
+    assert!(tail.status.success(), "{}", text(&tail.stderr));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().all(|l| l.contains("gift")), "{out}");
+    let json = server.run(&["tail", "--from", "1", "--limit", "3", "--json"]);
+    let positions: Vec<u64> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["position"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(positions, vec![1, 2, 3]);
 }
