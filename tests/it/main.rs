@@ -4,6 +4,7 @@
 mod accounts;
 mod append;
 mod architecture;
+mod as_of;
 mod audit;
 mod concurrency;
 mod demo;

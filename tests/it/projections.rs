@@ -279,7 +279,11 @@ async fn a_rule_set_is_built_beside_the_live_one_and_activated_while_appends_con
         heads.insert(event.account_id.clone(), event.version);
     }
     for (account_id, version) in &heads {
-        let get = |rule_set: &str| pb::GetAccountRequest { account_id: account_id.clone(), rule_set: rule_set.into() };
+        let get = |rule_set: &str| pb::GetAccountRequest {
+            account_id: account_id.clone(),
+            rule_set: rule_set.into(),
+            ..Default::default()
+        };
         let old = accounts.get_account(get("default@1")).await.unwrap().into_inner();
         let new = accounts.get_account(get("")).await.unwrap().into_inner();
         assert_eq!((old.version, new.version), (*version, *version), "{account_id}");
@@ -336,7 +340,7 @@ async fn rule_set_mistakes_and_unknown_builds_are_refused() {
     );
     let read = server
         .accounts()
-        .get_account(pb::GetAccountRequest { account_id: "x".into(), rule_set: "other@1".into() })
+        .get_account(pb::GetAccountRequest { account_id: "x".into(), rule_set: "other@1".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(read.code(), Code::NotFound);

@@ -19,6 +19,7 @@ use rapport_proto::{v1 as pb, wkt};
 use rapport_store::StoredEvent;
 
 use crate::error::{Expected, ReadError};
+use crate::projection::Cut;
 use crate::writer::{Append, AppendOutcome};
 
 /// Parses the expected-version clause of an append; unset means `any`.
@@ -904,5 +905,27 @@ pub(crate) fn kind_of(body: &pb::event::Body) -> EventKind {
         B::FeedbackReceived(_) => EventKind::FeedbackReceived,
         B::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
         B::EventRetracted(_) => EventKind::EventRetracted,
+    }
+}
+
+/// Which past state a `GetAccount` asks for; `None` for the current one.
+pub(crate) fn cut_from_wire(request: &pb::GetAccountRequest) -> Result<Option<Cut>, ReadError> {
+    let invalid = |field: &str, reason: &str| ReadError::Invalid(Violation::new(field, reason));
+    let kind = pb::AsOf::try_from(request.as_of_kind)
+        .map_err(|_| invalid("as_of_kind", "is not a known value; use AS_OF_KNOWN or AS_OF_OCCURRED"))?;
+    match (&request.as_of, request.as_of_version) {
+        (Some(_), v) if v > 0 => Err(invalid("as_of_version", "cannot be combined with as_of; give one or the other")),
+        (Some(ts), _) => {
+            let at = Timestamp::from_parts(ts.seconds, ts.nanos).map_err(|e| ReadError::Invalid(e.at("as_of")))?;
+            Ok(Some(match kind {
+                pb::AsOf::Unspecified | pb::AsOf::Known => Cut::Known(at),
+                pb::AsOf::Occurred => Cut::Occurred(at),
+            }))
+        }
+        (None, 0) if kind != pb::AsOf::Unspecified => {
+            Err(invalid("as_of", "is required with as_of_kind; give the instant to look back to"))
+        }
+        (None, 0) => Ok(None),
+        (None, version) => Ok(Some(Cut::Version(version))),
     }
 }

@@ -85,6 +85,9 @@ pub enum ReadError {
     /// No such account.
     #[error("account \"{0}\" does not exist; open it with an account_opened event")]
     AccountNotFound(AccountId),
+    /// The account exists, but not yet at the instant or version asked for.
+    #[error("account \"{0}\" was not opened yet at the instant or version asked for")]
+    NotYetOpened(AccountId),
     /// Stored data does not decode.
     #[error("{0}")]
     Corrupt(String),

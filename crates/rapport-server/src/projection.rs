@@ -593,3 +593,50 @@ pub(crate) async fn follow(projections: Arc<Projections>, interval: Duration) {
         }
     }
 }
+
+/// Which past state of an account to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// What we knew: events recorded up to the instant.
+    Known(Timestamp),
+    /// What was true: events that occurred up to the instant, whenever recorded, with every
+    /// correction recorded since (a retracted event was never true).
+    Occurred(Timestamp),
+    /// The stream's first N events.
+    Version(u64),
+}
+
+/// An account as it was, replayed from its durable stream under `rules`; `None` if it did not
+/// exist then (its opening is not among the events the cut keeps). Its version and position
+/// are those of the last event the cut keeps.
+pub(crate) fn replay_as_of(
+    log: &dyn EventLog,
+    rules: &RuleSet,
+    account_id: &AccountId,
+    durable: u64,
+    cut: Cut,
+) -> Result<Option<AccountProjection>, ReadError> {
+    let records: Vec<StoredEvent> = log
+        .read_stream(account_id, 1, Direction::Forwards, usize::MAX)?
+        .into_iter()
+        .filter(|r| r.position <= durable)
+        .collect();
+    let events = records.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+    let kept: Vec<Folded<'_>> = records
+        .iter()
+        .zip(&events)
+        .filter(|(record, event)| match cut {
+            Cut::Known(at) => record.recorded_at <= at,
+            Cut::Occurred(at) => event.occurred_at <= at || matches!(event.body, EventBody::EventRetracted(_)),
+            Cut::Version(version) => record.version <= version,
+        })
+        .map(|(r, event)| Folded { event, version: r.version, position: r.position, recorded_at: r.recorded_at })
+        .collect();
+    let Some(last) = kept.last().copied() else { return Ok(None) };
+    let Some(mut projection) = AccountProjection::replay(account_id.clone(), &kept, rules) else { return Ok(None) };
+    // The last event taken into account (under `Occurred`, kept events need not be a prefix).
+    projection.account.version = last.version;
+    projection.position = last.position;
+    projection.recorded_at = last.recorded_at;
+    Ok(Some(projection))
+}

@@ -11,13 +11,14 @@ use rapport_store::{ChainBreak, ChainCheck, Direction, EventLog, StoredEvent, he
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use crate::convert::cut_from_wire;
 use crate::convert::{
     account_id_from_wire, account_to_wire, append_from_wire, chain_break_to_wire, contact_id_from_wire,
     handover_to_wire, movement_to_wire, outcome_to_wire, recorded_to_wire, register_to_wire,
 };
 use crate::error::{AppendError, ReadError};
 use crate::portfolio::PortfolioQuery;
-use crate::projection::{Build, Projections};
+use crate::projection::{Build, Cut, Projections, replay_as_of};
 use crate::writer::Writer;
 use rapport_projection::{AccountProjection, RuleSet, compare, gift_register, handover, scores};
 
@@ -202,11 +203,23 @@ impl pb::accounts_server::Accounts for AccountsService {
     async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Result<Response<pb::AccountView>, Status> {
         let shared = Arc::clone(&self.0);
         let request = request.into_inner();
+        let cut = cut_from_wire(&request)?;
         let view = blocking(move || {
             let build = shared.build(&request.rule_set)?;
             let projected = shared.account(&build, &request.account_id)?;
-            let scores = scores(&projected, &build.rules, (shared.clock)());
-            Ok(account_to_wire(&projected, &build.rules, &scores))
+            let Some(cut) = cut else {
+                let scores = scores(&projected, &build.rules, (shared.clock)());
+                return Ok(account_to_wire(&projected, &build.rules, &scores));
+            };
+            let account_id = projected.account.id.clone();
+            let durable = shared.projections.durable_position();
+            let past = replay_as_of(shared.log.as_ref(), &build.rules, &account_id, durable, cut)?
+                .ok_or_else(|| ReadError::NotYetOpened(account_id.clone()))?;
+            let at = match cut {
+                Cut::Known(at) | Cut::Occurred(at) => at,
+                Cut::Version(_) => past.recorded_at,
+            };
+            Ok(account_to_wire(&past, &build.rules, &scores(&past, &build.rules, at)))
         })
         .await?;
         Ok(Response::new(view))

@@ -63,7 +63,7 @@ impl From<ReadError> for Status {
                 violation.to_string(),
                 ErrorDetails::with_bad_request_violation(violation.field, violation.reason),
             ),
-            ReadError::AccountNotFound(_) => Status::not_found(error.to_string()),
+            ReadError::AccountNotFound(_) | ReadError::NotYetOpened(_) => Status::not_found(error.to_string()),
             ReadError::Corrupt(_) => Status::data_loss(error.to_string()),
             ReadError::Store(store) => store_status(store, "the read failed; retry later"),
             ReadError::RuleSetNotFound { .. } => Status::not_found(error.to_string()),

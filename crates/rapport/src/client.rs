@@ -114,8 +114,24 @@ pub(crate) async fn history(args: HistoryArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn account(args: AccountArgs) -> anyhow::Result<()> {
     let mut accounts = pb::accounts_client::AccountsClient::new(connect(&args.server).await?);
+    let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
+    if (args.known || args.occurred) && as_of.is_none() {
+        bail!("--known and --occurred say which question --as-of answers; give --as-of too");
+    }
+    let as_of_kind = match (as_of.is_some(), args.occurred) {
+        (false, _) => pb::AsOf::Unspecified,
+        (true, true) => pb::AsOf::Occurred,
+        (true, false) => pb::AsOf::Known,
+    };
+    let request = pb::GetAccountRequest {
+        account_id: args.account_id.clone(),
+        as_of,
+        as_of_kind: as_of_kind as i32,
+        as_of_version: args.version.unwrap_or(0),
+        ..Default::default()
+    };
     let view = accounts
-        .get_account(pb::GetAccountRequest { account_id: args.account_id.clone(), ..Default::default() })
+        .get_account(request)
         .await
         .map_err(|status| refused(&format!("could not get account \"{}\"", args.account_id), &status))?
         .into_inner();
@@ -177,4 +193,18 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("\nnext: `rapport account {first}` and `rapport history {first}`");
     }
     Ok(())
+}
+
+/// An instant from the command line: a date means the end of that day (UTC), so that
+/// "as of 2025-06-30" includes everything of June 30; otherwise an RFC 3339 time.
+fn parse_instant(text: &str) -> anyhow::Result<wkt::Timestamp> {
+    let instant = if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        let next_day = date.tomorrow().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))?;
+        next_day.timestamp() - jiff::SignedDuration::from_nanos(1)
+    } else {
+        text.parse::<jiff::Timestamp>().with_context(|| {
+            format!("--as-of {text:?} is neither a date (2025-06-30) nor an RFC 3339 time (2025-06-30T12:00:00Z)")
+        })?
+    };
+    Ok(wkt::Timestamp { seconds: instant.as_second(), nanos: instant.subsec_nanosecond() })
 }

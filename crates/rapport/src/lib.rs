@@ -120,6 +120,19 @@ struct HistoryArgs {
 struct AccountArgs {
     /// The account.
     account_id: String,
+    /// Show the account as it was at this instant: a date (`2025-06-30`, meaning the end of
+    /// that day, UTC) or an RFC 3339 time (`2025-06-30T12:00:00Z`).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// With --as-of: what we knew then (events recorded by then). The default.
+    #[arg(long, conflicts_with = "occurred")]
+    known: bool,
+    /// With --as-of: what was true then (events that occurred by then, even if recorded later).
+    #[arg(long)]
+    occurred: bool,
+    /// Show the account as of this version of its stream.
+    #[arg(long, conflicts_with = "as_of")]
+    version: Option<u64>,
     /// Print the view as JSON (the proto3 JSON mapping).
     #[arg(long)]
     json: bool,

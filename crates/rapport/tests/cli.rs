@@ -207,6 +207,15 @@ fn an_auditor_verifies_and_keeps_a_digest() {
     let one = text(&server.run(&["verify", "nordwind-logistics"]).stdout);
     assert!(one.contains("account \"nordwind-logistics\": intact"), "{one}");
 
+    // The account as of its first event, and before it existed.
+    let first = text(&server.run(&["account", "nordwind-logistics", "--version", "1"]).stdout);
+    assert!(first.contains("version 1 ") && first.contains("owner li.wei"), "{first}");
+    let before = server.run(&["account", "nordwind-logistics", "--as-of", "2000-01-01", "--occurred"]);
+    assert!(!before.status.success());
+    assert!(text(&before.stderr).contains("not opened yet"), "{}", text(&before.stderr));
+    let bad = server.run(&["account", "nordwind-logistics", "--as-of", "last june"]);
+    assert!(text(&bad.stderr).contains("neither a date"), "{}", text(&bad.stderr));
+
     let taken = text(&server.run(&["digest"]).stdout);
     let digest = taken.split_whitespace().last().expect("a digest").to_owned();
     let position = taken.split_whitespace().nth(1).expect("a position").to_owned();
