@@ -12,6 +12,12 @@ use crate::client::{connect, refused};
 pub(crate) struct VerifyArgs {
     /// Check only this account; without it, the whole log.
     account_id: Option<String>,
+    /// Check an export file instead, offline (no server needed).
+    #[arg(long, conflicts_with = "account_id")]
+    file: Option<std::path::PathBuf>,
+    /// With --file: the digest the whole log had when exported, kept earlier.
+    #[arg(long, requires = "file")]
+    expect: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -30,6 +36,9 @@ pub(crate) struct DigestArgs {
 }
 
 pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.file {
+        return crate::export::verify_file(file, args.expect.as_deref());
+    }
     let what = args.account_id.as_deref().map_or_else(|| "the whole log".to_owned(), |a| format!("account \"{a}\""));
     let report = pb::ledger_client::LedgerClient::new(connect(&args.server).await?)
         .verify(pb::VerifyRequest { account_id: args.account_id.clone().unwrap_or_default() })

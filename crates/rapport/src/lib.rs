@@ -1,10 +1,12 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
-//! `rules`, `compare`, `verify`, `digest` and `tail` are a client for people, talking to a running server over gRPC like
+//! `rules`, `compare`, `verify`, `digest`, `tail` and `export` are a client (`import` restores an export
+//! offline) for people, talking to a running server over gRPC like
 //! any other system would.
 
 mod audit;
 mod client;
+mod export;
 mod input;
 mod projections;
 mod render;
@@ -55,6 +57,10 @@ enum Command {
     Digest(audit::DigestArgs),
     /// Follow the log live (optionally from a position, filtered by type or account).
     Tail(audit::TailArgs),
+    /// Write the whole log, or one account, as JSON lines with their hashes.
+    Export(export::ExportArgs),
+    /// Restore a whole-log export into an empty data directory (no server running on it).
+    Import(export::ImportArgs),
 }
 
 /// Options of `rapport serve`.
@@ -186,5 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => audit::verify(args).await,
         Command::Digest(args) => audit::digest(args).await,
         Command::Tail(args) => audit::tail(args).await,
+        Command::Export(args) => export::export(args).await,
+        Command::Import(args) => tokio::task::spawn_blocking(move || export::import(args)).await?,
     }
 }

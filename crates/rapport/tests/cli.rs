@@ -243,3 +243,66 @@ fn tail_prints_the_log_from_a_position_filtered_by_type() {
         .collect();
     assert_eq!(positions, vec![1, 2, 3]);
 }
+
+#[test]
+fn an_export_verifies_offline_catches_an_altered_line_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    assert!(server.run(&["demo"]).status.success());
+    let taken = text(&server.run(&["digest"]).stdout);
+    let digest = taken.split_whitespace().last().expect("a digest").to_owned();
+    let file = dir.path().join("all.jsonl");
+    let exported = server.run(&["export", "--out", file.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+
+    // Offline: no server involved, and the file's digest is the log's.
+    let offline =
+        Command::new(RAPPORT).args(["verify", "--file", file.to_str().unwrap(), "--expect", &digest]).output();
+    let offline = offline.unwrap();
+    assert!(offline.status.success(), "{}", text(&offline.stderr));
+    assert!(text(&offline.stdout).contains("intact, a whole-log export"), "{}", text(&offline.stdout));
+
+    // One changed word in one line.
+    let original = std::fs::read_to_string(&file).unwrap();
+    let (number, _) = original.lines().enumerate().find(|(_, l)| l.contains("\"meeting_held\"")).expect("a meeting");
+    let altered: Vec<String> = original
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == number { l.replacen("\"topic\":\"", "\"topic\":\"Not ", 1) } else { l.to_owned() })
+        .collect();
+    assert_ne!(altered.join("\n"), original.trim_end());
+    let bad = dir.path().join("altered.jsonl");
+    std::fs::write(&bad, altered.join("\n")).unwrap();
+    let refused = Command::new(RAPPORT).args(["verify", "--file", bad.to_str().unwrap()]).output().unwrap();
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains(&format!("line {} breaks the chain", number + 1)) && message.contains("hash"),
+        "{message}"
+    );
+
+    // Restored into an empty directory, it serves the same history: the same digest.
+    let restored = dir.path().join("restored");
+    let import = Command::new(RAPPORT).args(["import", file.to_str().unwrap(), "--data-dir"]).arg(&restored).output();
+    let import = import.unwrap();
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    let again = Command::new(RAPPORT).args(["import", file.to_str().unwrap(), "--data-dir"]).arg(&restored).output();
+    assert!(text(&again.unwrap().stderr).contains("empty data directory only"));
+    let copy = Server::start(&restored);
+    let restored_digest = text(&copy.run(&["digest"]).stdout);
+    assert!(restored_digest.contains(&digest), "{restored_digest} vs {digest}");
+    let verified = text(&copy.run(&["verify"]).stdout);
+    assert!(verified.contains("intact"), "{verified}");
+
+    // A one-account export verifies on its own, but cannot be restored with its positions.
+    let one = dir.path().join("one.jsonl");
+    assert!(server.run(&["export", "--account", "helios-energy", "--out", one.to_str().unwrap()]).status.success());
+    let partial = Command::new(RAPPORT).args(["verify", "--file", one.to_str().unwrap()]).output().unwrap();
+    assert!(text(&partial.stdout).contains("intact, a partial export"), "{}", text(&partial.stdout));
+    let refused = Command::new(RAPPORT)
+        .args(["import", one.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(text(&refused.stderr).contains("partial export"), "{}", text(&refused.stderr));
+}
