@@ -78,3 +78,19 @@ async fn verify_finds_a_tampered_event_and_the_digest_exposes_it() {
     assert!(refused.message().contains("version 4"), "{}", refused.message());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_retracted_event_stays_in_the_history_marked_by_its_retraction() {
+    let server = TestServer::start().await;
+    let mut ledger = server.ledger();
+    open_account(&mut ledger, "acme", "alice").await;
+    let wrong = signal("c1", -2, 0);
+    let wrong_id = wrong.event_id.clone();
+    ledger.append(request("acme", Expected::Any, vec![wrong])).await.unwrap();
+    ledger.append(request("acme", Expected::Any, vec![retracted(&wrong_id)])).await.unwrap();
+    let history = read_stream(&mut ledger, "acme").await;
+    let marks: Vec<(u64, u64)> = history.iter().map(|e| (e.version, e.retracted_by)).collect();
+    assert_eq!(marks, vec![(1, 0), (2, 0), (3, 0), (4, 5), (5, 0)]);
+    assert!(verify(&mut ledger, "acme").await.intact, "a correction is history, not an edit");
+    server.stop().await;
+}

@@ -33,8 +33,9 @@ pub struct Account {
     pub team: BTreeMap<StaffId, TeamMember>,
     /// Every contact ever added, current and former.
     pub contacts: BTreeMap<ContactId, Contact>,
-    /// Events of this stream retracted by later corrections.
-    pub retracted: BTreeSet<EventId>,
+    /// Events of this stream retracted by later corrections, with the version of the
+    /// retraction that names each.
+    pub retracted: BTreeMap<EventId, u64>,
     /// Number of events in the stream, retracted ones and retractions included.
     pub version: u64,
     /// Business time of the latest event folded in (corrections do not count as activity).
@@ -157,7 +158,7 @@ impl Account {
             tier: None,
             team: BTreeMap::new(),
             contacts: BTreeMap::new(),
-            retracted: BTreeSet::new(),
+            retracted: BTreeMap::new(),
             version: 1,
             last_activity_at: event.occurred_at,
         })
@@ -264,7 +265,7 @@ impl Account {
             // Feedback and outcomes do not shape the account picture yet; they count as activity.
             EventBody::FeedbackReceived(_) | EventBody::OutcomeRecorded(_) => {}
             EventBody::EventRetracted(retraction) => {
-                self.retracted.insert(retraction.target);
+                self.retracted.insert(retraction.target, self.version);
             }
         }
     }

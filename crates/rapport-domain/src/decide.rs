@@ -256,7 +256,7 @@ fn check_retraction(account: &Account, target: EventId, context: &AppendContext<
             FIELD,
             format!("event {target} is itself a retraction; to restore an event, record it again with a new id"),
         )),
-        _ if account.retracted.contains(&target) => {
+        _ if account.retracted.contains_key(&target) => {
             Err(Violation::new(FIELD, format!("event {target} is already retracted")))
         }
         _ => Ok(()),

@@ -39,7 +39,7 @@ pub use scores::{Factor, Score, Scores, ValueClass, round2, scores};
 
 /// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
 /// version is rebuilt from the log rather than read.
-pub const ENCODING_VERSION: u8 = 2;
+pub const ENCODING_VERSION: u8 = 3;
 
 /// Encodes a projection for storage (and for digests): a version byte, then postcard.
 pub fn encode(projection: &AccountProjection) -> Vec<u8> {

@@ -227,7 +227,7 @@ fn a_retraction_removes_the_signal() {
     let fade = (-11.0_f64 / 180.0).exp2();
     let expected = 100.0 * (0.6 * (0.5 + (0.0 - 0.5) * fade) + 0.4 * 0.25 * fade);
     close(scores(&projection, &rules, day(21)).key_relationship.value, expected);
-    assert!(projection.account.retracted.contains(&coach));
+    assert_eq!(projection.account.retracted.get(&coach), Some(&5), "retracted by the event at version 5");
     assert_eq!(projection.contacts[&contact_id("k.li")].assessments.len(), 1);
     assert_eq!(projection.account.version, 5, "the retracted signal is still a version of the stream");
 }

@@ -565,6 +565,7 @@ pub(crate) fn recorded_to_wire(record: &StoredEvent) -> Result<pb::RecordedEvent
         event: Some(event),
         hash: record.hash.to_vec(),
         prev_hash: record.prev_hash.to_vec(),
+        retracted_by: 0,
     })
 }
 

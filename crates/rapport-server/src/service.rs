@@ -70,6 +70,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             self.0.projections.active().get(&account_id)?.ok_or(ReadError::AccountNotFound(account_id.clone()))?;
         // Only durable events are shown: the projection's version is the durable head.
         let head = projected.account.version;
+        let retracted = projected.account.retracted.clone();
         let limit = limit_from_wire(request.limit);
         let log = Arc::clone(&self.0.log);
         let stream = if request.backwards {
@@ -89,7 +90,16 @@ impl pb::ledger_server::Ledger for LedgerService {
                 Ok(page)
             })
         };
-        Ok(Response::new(stream))
+        // Corrections are shown where they apply: each retracted event names its retraction.
+        let stream = stream.map(move |event| {
+            event.map(|mut event| {
+                if let Some(id) = event.event.as_ref().and_then(|e| rapport_domain::EventId::parse(&e.event_id).ok()) {
+                    event.retracted_by = retracted.get(&id).copied().unwrap_or(0);
+                }
+                event
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type ReadAllStream = RecordedEventStream;

@@ -14,15 +14,19 @@ pub(crate) fn instant(ts: Option<&wkt::Timestamp>) -> String {
 /// One line of `rapport history`.
 pub(crate) fn timeline_line(recorded: &pb::RecordedEvent) -> String {
     let event = recorded.event.clone().unwrap_or_default();
+    let hash: String = recorded.hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let retracted =
+        if recorded.retracted_by > 0 { format!("  [RETRACTED by v{}]", recorded.retracted_by) } else { String::new() };
     format!(
-        "v{:<4} #{:<6} {}  {:<18} {}  (by {} via {})",
+        "v{:<4} #{:<6} {}  {:<18} {}  (by {} via {}; recorded {}; hash {hash}){retracted}",
         recorded.version,
         recorded.position,
         instant(event.occurred_at.as_ref()),
         kind_name(&event),
         summary(&event),
         event.actor,
-        event.source
+        event.source,
+        instant(recorded.recorded_at.as_ref()),
     )
 }
 
