@@ -1,68 +1,11 @@
 //! The `rapport` binary as a person uses it: a real `rapport serve` child process on a free
 //! loopback port and a temporary data directory, and the client subcommands against it.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
+mod common;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    /// Starts `rapport serve` on a port the OS picks (picking a free port first and passing it
-    /// would race with the other tests), and reads the address from its "serving" log line.
-    fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(RAPPORT)
-            .args(["serve", "--addr", "127.0.0.1:0", "--log-level", "info"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rapport serve starts");
-        let (found, address) = std::sync::mpsc::channel();
-        for output in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
-            child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let found = found.clone();
-            // Keeps draining the pipe for the server's whole life, so that it never blocks on it.
-            std::thread::spawn(move || {
-                for line in BufReader::new(output).lines().map_while(Result::ok) {
-                    if let Some(at) = line.find("address=") {
-                        let address: String = line[at + 8..]
-                            .chars()
-                            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                            .collect();
-                        let _ = found.send(address);
-                    }
-                }
-            });
-        }
-        let address = address.recv_timeout(Duration::from_secs(20)).expect("the server logs its address within 20 s");
-        Server { child, url: format!("http://{address}") }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(RAPPORT).args(args).env("RAPPORT_SERVER", &self.url).output().expect("rapport runs")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{RAPPORT, Server};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
