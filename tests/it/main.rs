@@ -8,6 +8,7 @@ mod as_of;
 mod audit;
 mod concurrency;
 mod demo;
+mod faults;
 mod projections;
 mod read;
 mod rebuild;
