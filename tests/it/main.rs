@@ -9,6 +9,7 @@ mod audit;
 mod concurrency;
 mod demo;
 mod faults;
+mod fixtures;
 mod projections;
 mod read;
 mod rebuild;

@@ -1,0 +1,247 @@
+//! Schema fixtures: one event of every kind, every field set, as the current format stores it
+//! (`tests/fixtures/events-v1/`: the canonical `rapport.v1.Event` bytes). They must decode,
+//! re-encode to the same bytes, and fold, forever. When the event schema changes, old fixtures
+//! stay and new ones are added beside them (rules: only add fields, never renumber or change a
+//! type, `reserved` for removed ones).
+//!
+//! `RAPPORT_WRITE_FIXTURES=1 cargo test --test it fixtures` writes the files afresh; do that only
+//! for a new fixture set in a new directory, never over an old one.
+
+use std::path::PathBuf;
+
+use prost::Message;
+use rapport_proto::{v1 as pb, wkt};
+
+use crate::support::*;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events-v1")
+}
+
+fn at(day: i64) -> Option<wkt::Timestamp> {
+    Some(wkt::Timestamp { seconds: 1_735_689_600 + day * 86_400, nanos: 250_000_000 })
+}
+
+/// One account's history with every kind of event, every field set.
+fn history() -> Vec<(&'static str, pb::Event)> {
+    use pb::event::Body as B;
+    let event = |n: u8, day: i64, body: B| pb::Event {
+        event_id: format!("00000000-0000-4000-8000-0000000000{n:02x}"),
+        occurred_at: at(day),
+        actor: "li.wei".into(),
+        source: "crm".into(),
+        body: Some(body),
+    };
+    vec![
+        (
+            "account_opened",
+            event(
+                1,
+                1,
+                B::AccountOpened(pb::AccountOpened {
+                    name: "Acme Steel".into(),
+                    industry: "Steel".into(),
+                    owner: "li.wei".into(),
+                }),
+            ),
+        ),
+        (
+            "tier_assigned",
+            event(2, 2, B::TierAssigned(pb::TierAssigned { tier: pb::Tier::S as i32, reason: "strategic".into() })),
+        ),
+        (
+            "contact_added",
+            event(
+                3,
+                3,
+                B::ContactAdded(pb::ContactAdded {
+                    contact_id: "k.hartmann".into(),
+                    name: "Katrin Hartmann".into(),
+                    title: "CIO".into(),
+                    department: "IT".into(),
+                    role: pb::ContactRole::DecisionMaker as i32,
+                    key: true,
+                }),
+            ),
+        ),
+        (
+            "contact_updated",
+            event(
+                4,
+                4,
+                B::ContactUpdated(pb::ContactUpdated {
+                    contact_id: "k.hartmann".into(),
+                    name: Some("Dr. Katrin Hartmann".into()),
+                    title: Some("CTO".into()),
+                    department: Some("Technology".into()),
+                    role: Some(pb::ContactRole::Approver as i32),
+                    key: Some(true),
+                }),
+            ),
+        ),
+        (
+            "meeting_held",
+            event(
+                5,
+                5,
+                B::MeetingHeld(pb::MeetingHeld {
+                    staff: vec!["li.wei".into(), "anna.berg".into()],
+                    contact_ids: vec!["k.hartmann".into()],
+                    kind: pb::MeetingKind::ExecutiveVisit as i32,
+                    topic: "Roadmap".into(),
+                    notes: "Agreed on a pilot.".into(),
+                }),
+            ),
+        ),
+        (
+            "gift_given",
+            event(
+                6,
+                6,
+                B::GiftGiven(pb::GiftGiven {
+                    giver: "li.wei".into(),
+                    recipient_contact_id: "k.hartmann".into(),
+                    description: "Book".into(),
+                    value_minor: 4_500,
+                    currency: "EUR".into(),
+                    approval_ref: "AP-7".into(),
+                }),
+            ),
+        ),
+        (
+            "support_signal",
+            event(
+                7,
+                7,
+                B::SupportSignal(pb::SupportSignal {
+                    contact_id: "k.hartmann".into(),
+                    support: 2,
+                    intimacy: 3,
+                    evidence: "Introduced us to the board.".into(),
+                }),
+            ),
+        ),
+        (
+            "owner_changed",
+            event(
+                8,
+                8,
+                B::OwnerChanged(pb::OwnerChanged {
+                    from_owner: "li.wei".into(),
+                    to_owner: "anna.berg".into(),
+                    reason: "rotation".into(),
+                    handover_note: "Met everyone.".into(),
+                }),
+            ),
+        ),
+        (
+            "team_member_joined",
+            event(
+                9,
+                9,
+                B::TeamMemberJoined(pb::TeamMemberJoined {
+                    member: "omar.rahim".into(),
+                    role: pb::TeamRole::Solution as i32,
+                }),
+            ),
+        ),
+        (
+            "team_member_left",
+            event(
+                10,
+                10,
+                B::TeamMemberLeft(pb::TeamMemberLeft { member: "omar.rahim".into(), reason: "reassigned".into() }),
+            ),
+        ),
+        (
+            "feedback_received",
+            event(
+                11,
+                11,
+                B::FeedbackReceived(pb::FeedbackReceived {
+                    contact_id: "k.hartmann".into(),
+                    score: 9,
+                    text: "Great pilot.".into(),
+                }),
+            ),
+        ),
+        (
+            "outcome_recorded",
+            event(
+                12,
+                12,
+                B::OutcomeRecorded(pb::OutcomeRecorded {
+                    kind: pb::OutcomeKind::DealWon as i32,
+                    title: "Pilot".into(),
+                    value_minor: 12_000_000,
+                    currency: "EUR".into(),
+                    reference: "CRM-1".into(),
+                }),
+            ),
+        ),
+        (
+            "contact_left",
+            event(
+                13,
+                13,
+                B::ContactLeft(pb::ContactLeft { contact_id: "k.hartmann".into(), reason: "retired".into() }),
+            ),
+        ),
+        (
+            "event_retracted",
+            event(
+                14,
+                14,
+                B::EventRetracted(pb::EventRetracted {
+                    event_id: "00000000-0000-4000-8000-00000000000b".into(),
+                    reason: "entered twice".into(),
+                }),
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn stored_events_of_every_kind_decode_forever() {
+    let history = history();
+    if std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some() {
+        std::fs::create_dir_all(dir()).unwrap();
+        for (n, (kind, event)) in history.iter().enumerate() {
+            std::fs::write(dir().join(format!("{:02}-{kind}.bin", n + 1)), event.encode_to_vec()).unwrap();
+        }
+    }
+    // The checked-in bytes, whatever the code builds today.
+    let mut fixtures = Vec::new();
+    for (n, (kind, _)) in history.iter().enumerate() {
+        let path = dir().join(format!("{:02}-{kind}.bin", n + 1));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let event = pb::Event::decode(bytes.as_slice()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        fixtures.push((bytes, event));
+    }
+    assert_eq!(fixtures.len(), 14, "one fixture per kind of event");
+
+    // Appended as a client would send them, they are accepted, stored as the same bytes and
+    // folded into the account the history describes.
+    let server = TestServer::start().await;
+    let mut ledger = server.ledger();
+    let mut events: Vec<pb::Event> = fixtures.iter().map(|(_, e)| e.clone()).collect();
+    // A retraction travels in a request of its own.
+    let retraction = events.pop().expect("the retraction is last");
+    ledger.append(request("acme", Expected::NoStream, events)).await.expect("every fixture is valid");
+    ledger.append(request("acme", Expected::Exact(13), vec![retraction])).await.expect("the retraction is valid");
+    let stored = read_stream(&mut ledger, "acme").await;
+    for ((bytes, _), recorded) in fixtures.iter().zip(&stored) {
+        assert_eq!(
+            &recorded.event.as_ref().unwrap().encode_to_vec(),
+            bytes,
+            "v{} re-encodes to its bytes",
+            recorded.version
+        );
+    }
+    let view = get_account(&mut server.accounts(), "acme").await;
+    assert_eq!((view.owner.as_str(), view.tier.as_str(), view.version), ("anna.berg", "S", 14));
+    assert_eq!(view.former_contacts[0].title, "CTO");
+    assert_eq!(view.retracted_events, 1);
+    assert_eq!(stored[10].retracted_by, 14, "the feedback is retracted by the last event");
+    server.stop().await;
+}
