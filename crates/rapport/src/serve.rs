@@ -21,7 +21,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dir = args.data_dir.clone();
     let log = tokio::task::spawn_blocking(move || SledLog::open(&dir)).await?.with_context(|| {
         format!(
-            "could not open the log in {}; if the store is damaged, restore the directory from a backup or an export",
+            "could not open the log in {}; if the store is damaged, keep it for investigation and restore from a backup, \
+             or import an export into a fresh directory (`rapport import FILE --data-dir NEW`)",
             args.data_dir.display()
         )
     })?;

@@ -47,3 +47,28 @@ fn sigterm_ends_subscriptions_with_a_reason_and_keeps_everything_acknowledged() 
     let after = String::from_utf8_lossy(&restarted.run(&["digest"]).stdout).into_owned();
     assert_eq!(after, before);
 }
+
+#[test]
+fn a_damaged_store_is_refused_at_start_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let server = Server::start(&data);
+        assert!(server.run(&["demo"]).status.success());
+    }
+    // Garble the last event's stored envelope, as a torn or flipped sector would.
+    {
+        let db = sled::open(&data).unwrap();
+        let (key, _) = db.scan_prefix([b'e']).next_back().unwrap().unwrap();
+        db.insert(key, &b"\xff\xfe not an envelope"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let refused = Command::new(RAPPORT)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("rapport serve runs");
+    assert!(!refused.status.success(), "a damaged store is never served");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("corrupt") && said.contains("rapport import"), "{said}");
+}
