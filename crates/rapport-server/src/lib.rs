@@ -1,14 +1,16 @@
 //! Rapport's gRPC service, as a library.
 //!
-//! [`serve`] runs the `rapport.v1.Ledger` and `rapport.v1.Accounts` services, the standard
-//! health service and server reflection on a listener the caller bound, over any
-//! [`EventLog`]. The binary and the end-to-end tests both start the service this way.
+//! [`serve`] runs the `rapport.v1.Ledger`, `rapport.v1.Accounts` and `rapport.v1.Projections`
+//! services, the standard health service and server reflection on a listener the caller
+//! bound, over any [`EventLog`] and [`ProjectionStore`]. The binary and the end-to-end tests
+//! both start the service this way.
 //!
-//! Inside: handlers parse requests into domain types (`convert`), appends go to the single
-//! writer thread that validates them against the account, appends them and commits them in
-//! groups (`writer`), reads come from the in-memory account projection and from the log
-//! capped at the durable position (`projection`, `service`), and every error becomes a gRPC
-//! status in one place (`status`).
+//! Inside: handlers parse requests into domain types (`convert`); appends go to the single
+//! writer thread that validates them against the account, appends them, commits them in
+//! groups and folds them into the active projection build (`writer`); builds, checkpoints and
+//! rebuilds live in `projection`, the portfolio query in `portfolio`, subscriptions in
+//! `subscribe`; reads come from the builds and from the log capped at the durable position
+//! (`service`); and every error becomes a gRPC status in one place (`status`).
 
 mod convert;
 mod error;
