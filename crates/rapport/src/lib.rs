@@ -75,6 +75,30 @@ struct ServeArgs {
     /// Log filter, as in RUST_LOG (`info`, `rapport_server=debug`, ...).
     #[arg(long, env = "RAPPORT_LOG", default_value = "info")]
     log_level: String,
+    /// Largest request accepted, in bytes; a larger one is refused before it is decoded.
+    #[arg(long, env = "RAPPORT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// Most events in one append request.
+    #[arg(long, env = "RAPPORT_MAX_EVENTS_PER_APPEND", default_value_t = 1_000)]
+    max_events_per_append: usize,
+    /// Longest identifier (account, contact, staff, source), in bytes.
+    #[arg(long, env = "RAPPORT_MAX_ID_LEN", default_value_t = 128)]
+    max_id_len: usize,
+    /// Longest short text (names, titles, topics), in characters.
+    #[arg(long, env = "RAPPORT_MAX_LABEL_CHARS", default_value_t = 256)]
+    max_label_chars: usize,
+    /// Longest note (meeting notes, evidence), in bytes.
+    #[arg(long, env = "RAPPORT_MAX_NOTE_BYTES", default_value_t = 16 * 1024)]
+    max_note_bytes: usize,
+    /// Most entries in a list field (meeting staff, contacts).
+    #[arg(long, env = "RAPPORT_MAX_LIST_LEN", default_value_t = 100)]
+    max_list_len: usize,
+    /// How far in the future an event's business time may lie, in seconds (clock skew).
+    #[arg(long, env = "RAPPORT_MAX_FUTURE_SKEW_SECONDS", default_value_t = 86_400)]
+    max_future_skew_seconds: u64,
+    /// How long a subscription may go unread before the server ends it, in seconds.
+    #[arg(long, env = "RAPPORT_SUBSCRIBER_STALL_SECONDS", default_value_t = 30)]
+    subscriber_stall_seconds: u64,
 }
 
 /// How a client subcommand reaches the server.

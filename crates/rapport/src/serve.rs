@@ -2,8 +2,10 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use rapport_domain::Limits;
 use rapport_server::ServerConfig;
 use rapport_sled::SledLog;
 use tokio::net::TcpListener;
@@ -31,7 +33,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;
     let log = Arc::new(log);
-    rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), shutdown_signal())
+    let config = ServerConfig {
+        limits: Limits {
+            max_events_per_append: args.max_events_per_append,
+            max_id_len: args.max_id_len,
+            max_label_chars: args.max_label_chars,
+            max_note_bytes: args.max_note_bytes,
+            max_list_len: args.max_list_len,
+            max_future_skew: Duration::from_secs(args.max_future_skew_seconds),
+        },
+        max_request_bytes: args.max_request_bytes,
+        subscriber_stall_timeout: Duration::from_secs(args.subscriber_stall_seconds),
+        ..ServerConfig::default()
+    };
+    rapport_server::serve(listener, log.clone(), log, config, shutdown_signal())
         .await
         .context("the server stopped with an error")?;
     Ok(())

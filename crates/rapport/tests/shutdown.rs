@@ -72,3 +72,20 @@ fn a_damaged_store_is_refused_at_start_with_what_to_do() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("corrupt") && said.contains("rapport import"), "{said}");
 }
+
+#[test]
+fn limits_are_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(&dir.path().join("data"), &["--max-events-per-append", "2"]);
+    let acme = r#"{"account_id": "acme", "events": [
+      {"actor": "li.wei", "account_opened": {"name": "Acme", "owner": "li.wei"}},
+      {"actor": "li.wei", "tier_assigned": {"tier": "TIER_A"}},
+      {"actor": "li.wei", "tier_assigned": {"tier": "TIER_S"}}]}"#;
+    let file = dir.path().join("acme.json");
+    std::fs::write(&file, acme).unwrap();
+    let refused = server.run(&["append", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("3 events in one request; at most 2"), "{said}");
+    let _ = server.child.kill();
+}

@@ -18,8 +18,14 @@ impl Server {
     /// Starts `rapport serve` on a port the OS picks (picking a free port first and passing it
     /// would race with the other tests), and reads the address from its "serving" log line.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Like [`Server::start`], with more options for `rapport serve`.
+    pub fn start_with(data_dir: &Path, options: &[&str]) -> Server {
         let mut child = Command::new(RAPPORT)
             .args(["serve", "--addr", "127.0.0.1:0", "--log-level", "info"])
+            .args(options)
             .arg("--data-dir")
             .arg(data_dir)
             .env("NO_COLOR", "1")
