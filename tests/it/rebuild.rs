@@ -3,14 +3,14 @@
 //! and start-up that resumes from the checkpoint instead of folding the whole log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use rapport_demo::Workload;
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_proto::v1 as pb;
 use rapport_sled::SledLog;
-use rapport_store::{AppendBatch, Appended, Direction, EventLog, NewEvent, StoreError, StoredEvent, StreamHead};
+use rapport_store::{AppendBatch, EventLog, NewEvent};
 use tokio::net::TcpListener;
 
 use crate::support::*;
@@ -60,53 +60,13 @@ async fn rebuilds_of_100k_events_are_deterministic_and_survive_a_restart() {
     server.stop().await;
 }
 
-/// The sled log, counting the events start-up reads from it.
-struct Counting {
-    log: Arc<SledLog>,
-    read: AtomicU64,
-}
-
-impl EventLog for Counting {
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
-        self.log.append(batch)
-    }
-    fn sync(&self) -> Result<(), StoreError> {
-        self.log.sync()
-    }
-    fn last_position(&self) -> Result<u64, StoreError> {
-        self.log.last_position()
-    }
-    fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
-        self.log.stream_head(account_id)
-    }
-    fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
-        self.log.find_event(event_id)
-    }
-    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.log.read_all(from_position, limit)?;
-        self.read.fetch_add(events.len() as u64, Ordering::Relaxed);
-        Ok(events)
-    }
-    fn read_stream(
-        &self,
-        account_id: &AccountId,
-        from_version: u64,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.log.read_stream(account_id, from_version, direction, limit)?;
-        self.read.fetch_add(events.len() as u64, Ordering::Relaxed);
-        Ok(events)
-    }
-}
-
 /// Starts the server on `dir` over a counting log; returns it once it serves, with the count
 /// of events start-up read.
 async fn start_counting(
     dir: &std::path::Path,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>, u64, String) {
     let sled = Arc::new(SledLog::open(dir).expect("the log opens"));
-    let counting = Arc::new(Counting { log: Arc::clone(&sled), read: AtomicU64::new(0) });
+    let counting = Arc::new(Hooked::new(Arc::clone(&sled)));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -122,7 +82,7 @@ async fn start_counting(
     let channel = tonic::transport::Endpoint::from_shared(address.clone()).unwrap().connect().await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("serving");
-    (task, stop, counting.read.load(Ordering::Relaxed), address)
+    (task, stop, counting.events_read.load(Ordering::Relaxed), address)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

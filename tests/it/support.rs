@@ -12,6 +12,7 @@ use rapport_domain::Timestamp;
 use rapport_proto::{v1 as pb, wkt};
 use rapport_server::{Clock, ServeError, ServerConfig};
 use rapport_sled::SledLog;
+use rapport_store::{AppendBatch, Appended, Direction, EventLog, StoreError, StoredEvent, StreamHead};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -365,5 +366,76 @@ pub async fn generate(
     }
     for task in tasks {
         task.await.expect("a generator joins");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A log wrapper for tests that count or fail what the server asks of its store.
+
+/// What [`Hooked`] does to the next calls.
+pub mod fault {
+    /// Pass everything through.
+    pub const NONE: u8 = 0;
+    /// `sync` fails: the disk is full.
+    pub const SYNC_FULL: u8 = 1;
+    /// `append` fails: the disk is full.
+    pub const APPEND_FULL: u8 = 2;
+    /// `sync` fails with an I/O error.
+    pub const SYNC_IO: u8 = 3;
+}
+
+/// The sled log behind the `EventLog` trait, counting the events read from it and failing on
+/// demand (see [`fault`]).
+pub struct Hooked {
+    pub log: Arc<SledLog>,
+    pub events_read: std::sync::atomic::AtomicU64,
+    pub fault: std::sync::atomic::AtomicU8,
+}
+
+impl Hooked {
+    pub fn new(log: Arc<SledLog>) -> Hooked {
+        Hooked { log, events_read: Default::default(), fault: Default::default() }
+    }
+
+    fn count(&self, events: Vec<StoredEvent>) -> Vec<StoredEvent> {
+        self.events_read.fetch_add(events.len() as u64, Ordering::Relaxed);
+        events
+    }
+}
+
+impl EventLog for Hooked {
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        if self.fault.load(Ordering::SeqCst) == fault::APPEND_FULL {
+            return Err(StoreError::Full("no space left on device (injected)".into()));
+        }
+        self.log.append(batch)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        match self.fault.load(Ordering::SeqCst) {
+            fault::SYNC_FULL => Err(StoreError::Full("no space left on device (injected)".into())),
+            fault::SYNC_IO => Err(StoreError::Io("input/output error (injected)".into())),
+            _ => self.log.sync(),
+        }
+    }
+    fn last_position(&self) -> Result<u64, StoreError> {
+        self.log.last_position()
+    }
+    fn stream_head(&self, account_id: &rapport_domain::AccountId) -> Result<Option<StreamHead>, StoreError> {
+        self.log.stream_head(account_id)
+    }
+    fn find_event(&self, event_id: &rapport_domain::EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.log.find_event(event_id)
+    }
+    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.log.read_all(from_position, limit).map(|e| self.count(e))
+    }
+    fn read_stream(
+        &self,
+        account_id: &rapport_domain::AccountId,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.log.read_stream(account_id, from_version, direction, limit).map(|e| self.count(e))
     }
 }
