@@ -79,6 +79,13 @@ pub struct ContactActivity {
     pub touched_by: BTreeMap<StaffId, LastTouch>,
 }
 
+impl ContactActivity {
+    /// The latest support signal that occurred by `as_of` (among those the history keeps).
+    pub fn assessment_at(&self, as_of: Timestamp) -> Option<ContactAssessment> {
+        self.assessments.iter().rev().find(|a| a.assessment.at <= as_of).map(|a| a.assessment)
+    }
+}
+
 /// When one of our people last reached a contact, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastTouch {

@@ -4,7 +4,7 @@ use rapport_domain::{AccountId, Timestamp};
 
 use crate::account::AccountProjection;
 use crate::rules::RuleSet;
-use crate::scores::{Score, Scores, ValueClass, round2, scores};
+use crate::scores::{Score, Scores, round2, scores};
 
 /// One account's scores under two rule sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,13 +20,6 @@ pub struct Movement {
     /// Factors whose points changed, largest change first: score name, factor key, points
     /// before, points after.
     pub factors: Vec<(String, String, f64, f64)>,
-}
-
-impl Movement {
-    /// The value class before and after.
-    pub fn value_classes(&self) -> (Option<ValueClass>, Option<ValueClass>) {
-        (self.before.value_class, self.after.value_class)
-    }
 }
 
 /// Scores an account under `rules_a` (its projection `a`) and `rules_b` (projection `b`),

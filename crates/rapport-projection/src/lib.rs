@@ -35,7 +35,7 @@ pub use rules::{
     AtRiskRules, DEFAULT_RULES, GeneralRelationshipRules, GiftRules, HealthRules, KeyRelationshipRules, MeetingPoints,
     OrganisationalRules, OutcomePoints, RiskRules, RuleSet, RuleSetError, TierPoints, ValueRules,
 };
-pub use scores::{Factor, Score, Scores, ValueClass, round2, scores};
+pub use scores::{Coverage, Factor, Score, Scores, ValueClass, coverage, round2, scores};
 
 /// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
 /// version is rebuilt from the log rather than read.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use rapport_domain::{Contact, ContactAssessment, ContactId, OutcomeKind, StaffId, Tenure, Timestamp, Touch};
 
 use crate::account::{AccountProjection, GiftRecord, OutcomeRecord};
-use crate::rules::{RuleSet, days_to_nanos};
-use crate::scores::{Score, scores};
+use crate::rules::RuleSet;
+use crate::scores::{Score, personalisation_risk, risk_population, within};
 
 /// Gifts in the rolling window, with totals and flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +51,6 @@ pub fn gift_register(
     as_of: Timestamp,
     contact: Option<&ContactId>,
 ) -> GiftRegister {
-    let from = as_of.saturating_add_nanos(-days_to_nanos(rules.gifts.window_days));
     let mut register = GiftRegister {
         as_of,
         window_days: rules.gifts.window_days,
@@ -62,7 +61,7 @@ pub fn gift_register(
     let in_window = projection
         .gifts
         .iter()
-        .filter(|g| g.at >= from && g.at <= as_of)
+        .filter(|g| within(g.at, as_of, rules.gifts.window_days))
         .filter(|g| contact.is_none_or(|c| &g.recipient == c));
     for gift in in_window {
         let code = gift.value.currency().code().to_owned();
@@ -126,47 +125,47 @@ pub struct HandoverContact {
 /// The handover report of an account as of an instant.
 pub fn handover(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> HandoverReport {
     let account = &projection.account;
-    let window_from = as_of.saturating_add_nanos(-days_to_nanos(rules.personalisation_risk.window_days));
-    let current: Vec<&Contact> = account.contacts.values().filter(|c| c.left_at.is_none_or(|l| l > as_of)).collect();
-    let key: Vec<&Contact> = current.iter().copied().filter(|c| c.key).collect();
-    let population = if key.is_empty() { current } else { key };
+    let window = rules.personalisation_risk.window_days;
+    let population = risk_population(projection, as_of);
     let mut contacts = Vec::with_capacity(population.len());
-    for contact in &population {
+    for contact in population {
         let activity = projection.contacts.get(&contact.id);
         let mut held_by: Vec<Touch> = activity
             .into_iter()
             .flat_map(|a| a.touched_by.iter())
-            .filter(|(_, t)| t.at >= window_from && t.at <= as_of)
+            .filter(|(_, t)| within(t.at, as_of, window))
             .map(|(person, t)| t.by(person))
             .collect();
         held_by.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.by.cmp(&b.by)));
         let only_through_owner = held_by.len() == 1 && held_by[0].by == account.owner;
-        let assessment =
-            activity.and_then(|a| a.assessments.iter().rev().find(|a| a.assessment.at <= as_of)).map(|a| a.assessment);
-        contacts.push(HandoverContact { contact: (*contact).clone(), assessment, held_by, only_through_owner });
+        let assessment = activity.and_then(|a| a.assessment_at(as_of));
+        contacts.push(HandoverContact { contact: contact.clone(), assessment, held_by, only_through_owner });
     }
     let lost = contacts.iter().filter(|c| c.only_through_owner).count();
     let risk_if_owner_leaves =
         if contacts.is_empty() { 0.0 } else { crate::round2(100.0 * lost as f64 / contacts.len() as f64) };
-    let gifts_from = as_of.saturating_add_nanos(-days_to_nanos(rules.gifts.window_days));
-    let outcomes_from = as_of.saturating_add_nanos(-days_to_nanos(rules.organisational_relationship.window_days));
     let history = &account.owner_history;
     HandoverReport {
         owner: account.owner.clone(),
         previous: history.len().checked_sub(2).map(|i| history[i].clone()),
         handover_note: projection.handover_note.clone(),
         contacts,
-        recent_gifts: projection.gifts.iter().filter(|g| g.at >= gifts_from && g.at <= as_of).cloned().collect(),
+        recent_gifts: projection
+            .gifts
+            .iter()
+            .filter(|g| within(g.at, as_of, rules.gifts.window_days))
+            .cloned()
+            .collect(),
         open_outcomes: projection
             .outcomes
             .iter()
-            .filter(|o| o.at >= outcomes_from && o.at <= as_of)
+            .filter(|o| within(o.at, as_of, rules.organisational_relationship.window_days))
             .filter(|o| {
                 matches!(o.kind, OutcomeKind::StrategicAgreement | OutcomeKind::JointInitiative | OutcomeKind::Renewal)
             })
             .cloned()
             .collect(),
-        risk: scores(projection, rules, as_of).personalisation_risk,
+        risk: personalisation_risk(projection, rules, as_of),
         risk_if_owner_leaves,
     }
 }

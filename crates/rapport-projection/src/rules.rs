@@ -298,11 +298,6 @@ impl RuleSet {
         self.gifts.threshold.get(currency.code()).copied()
     }
 
-    /// The profit threshold for a currency, in minor units, if the rule set gives one.
-    pub fn profit_threshold(&self, currency: Currency) -> Option<i64> {
-        self.value.profit_threshold.get(currency.code()).copied()
-    }
-
     fn validate(&self) -> Result<(), RuleSetError> {
         if self.name.is_empty()
             || self.name.len() > 64

@@ -102,12 +102,12 @@ fn score(value: f64, factors: Vec<Factor>) -> Score {
 }
 
 /// Whether `at` lies in the window of `window_days` that ends at `as_of`.
-fn within(at: Timestamp, as_of: Timestamp, window_days: f64) -> bool {
+pub(crate) fn within(at: Timestamp, as_of: Timestamp, window_days: f64) -> bool {
     at <= as_of && at >= as_of.saturating_add_nanos(-days_to_nanos(window_days))
 }
 
 /// The account's current contacts at `as_of`, by id.
-fn current_at(projection: &AccountProjection, as_of: Timestamp) -> impl Iterator<Item = &Contact> {
+pub(crate) fn current_at(projection: &AccountProjection, as_of: Timestamp) -> impl Iterator<Item = &Contact> {
     projection.account.contacts.values().filter(move |c| c.left_at.is_none_or(|left| left > as_of))
 }
 
@@ -123,7 +123,7 @@ fn touchers(activity: Option<&ContactActivity>, as_of: Timestamp, window_days: f
 
 /// The population the personalisation risk looks at: current key contacts, or every current
 /// contact when none is key.
-fn risk_population(projection: &AccountProjection, as_of: Timestamp) -> Vec<&Contact> {
+pub(crate) fn risk_population(projection: &AccountProjection, as_of: Timestamp) -> Vec<&Contact> {
     let key: Vec<&Contact> = current_at(projection, as_of).filter(|c| c.key).collect();
     if key.is_empty() { current_at(projection, as_of).collect() } else { key }
 }
@@ -184,14 +184,10 @@ fn key_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Time
     let mut sum = 0.0;
     let mut factors = Vec::with_capacity(key.len());
     for contact in key {
-        let latest = projection
-            .contacts
-            .get(&contact.id)
-            .and_then(|a| a.assessments.iter().rev().find(|a| a.assessment.at <= as_of));
+        let latest = projection.contacts.get(&contact.id).and_then(|a| a.assessment_at(as_of));
         let (value, detail) = match latest {
             None => (support_weight * 0.5, format!("{}: never assessed (counts as a neutral stranger)", contact.id)),
-            Some(entry) => {
-                let a = entry.assessment;
+            Some(a) => {
                 let faded = fade(as_of.unix_nanos() - a.at.unix_nanos(), half_life);
                 let stance = 0.5 + ((f64::from(a.support.value()) + 2.0) / 4.0 - 0.5) * faded;
                 let closeness = f64::from(a.intimacy.value()) / 4.0 * faded;
@@ -215,23 +211,38 @@ fn key_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Time
     score(sum, factors)
 }
 
+/// The departments of an account's current contacts, and who of ours touched them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage<'a> {
+    /// Every department of a current contact.
+    pub known: BTreeSet<&'a str>,
+    /// The departments with a current contact touched in the general relationship window.
+    pub touched: BTreeSet<&'a str>,
+    /// Our people who touched any current contact in that window.
+    pub people: BTreeSet<&'a StaffId>,
+}
+
+/// Which departments and people the general relationship window sees, as of `as_of`.
+pub fn coverage<'a>(projection: &'a AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Coverage<'a> {
+    let mut coverage = Coverage::default();
+    for contact in current_at(projection, as_of) {
+        let department = contact.department.as_str();
+        let by = touchers(projection.contacts.get(&contact.id), as_of, rules.general_relationship.window_days);
+        if !department.is_empty() {
+            coverage.known.insert(department);
+            if !by.is_empty() {
+                coverage.touched.insert(department);
+            }
+        }
+        coverage.people.extend(by);
+    }
+    coverage
+}
+
 fn general_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
     let r = &rules.general_relationship;
     let total = r.coverage_weight + r.breadth_weight;
-    let mut known = BTreeSet::new();
-    let mut touched = BTreeSet::new();
-    let mut people = BTreeSet::new();
-    for contact in current_at(projection, as_of) {
-        let department = contact.department.as_str();
-        if !department.is_empty() {
-            known.insert(department);
-        }
-        let by = touchers(projection.contacts.get(&contact.id), as_of, r.window_days);
-        if !by.is_empty() && !department.is_empty() {
-            touched.insert(department);
-        }
-        people.extend(by);
-    }
+    let Coverage { known, touched, people } = coverage(projection, rules, as_of);
     let coverage = if known.is_empty() { 0.0 } else { touched.len() as f64 / known.len() as f64 };
     let breadth = (people.len() as f64 / f64::from(r.breadth_target)).min(1.0);
     let coverage_points = 100.0 * r.coverage_weight / total * coverage;
@@ -321,7 +332,7 @@ fn organisational_relationship(projection: &AccountProjection, rules: &RuleSet, 
     score(tier_points + meeting_points + outcome_points, factors)
 }
 
-fn personalisation_risk(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+pub(crate) fn personalisation_risk(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
     let window = rules.personalisation_risk.window_days;
     let population = risk_population(projection, as_of);
     if population.is_empty() {

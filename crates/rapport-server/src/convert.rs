@@ -674,22 +674,7 @@ fn gift_to_view(g: &GiftRecord) -> pb::GiftView {
 /// The view clients read of an account: its picture under a build and its scores as of `as_of`.
 pub(crate) fn account_to_wire(projection: &AccountProjection, rules: &RuleSet, scores: &Scores) -> pb::AccountView {
     let account = &projection.account;
-    let as_of = scores.as_of;
-    let window = rules.general_relationship.window_days;
-    let from = as_of.saturating_add_nanos(-(window * 86_400e9).round() as i64);
-    let mut known = std::collections::BTreeSet::new();
-    let mut touched = std::collections::BTreeSet::new();
-    for contact in account.current_contacts() {
-        let department = contact.department.as_str();
-        if department.is_empty() {
-            continue;
-        }
-        known.insert(department.to_owned());
-        let activity = projection.contacts.get(&contact.id);
-        if activity.is_some_and(|a| a.touched_by.values().any(|t| t.at >= from && t.at <= as_of)) {
-            touched.insert(department.to_owned());
-        }
-    }
+    let coverage = rapport_projection::coverage(projection, rules, scores.as_of);
     let contact = |c: &domain::Contact| contact_to_wire(c, projection.contacts.get(&c.id));
     pb::AccountView {
         account_id: account.id.to_string(),
@@ -727,8 +712,8 @@ pub(crate) fn account_to_wire(projection: &AccountProjection, rules: &RuleSet, s
                 since: Some(timestamp_to_wire(t.since)),
             })
             .collect(),
-        departments_known: known.into_iter().collect(),
-        departments_touched: touched.into_iter().collect(),
+        departments_known: coverage.known.iter().map(|d| (*d).to_owned()).collect(),
+        departments_touched: coverage.touched.iter().map(|d| (*d).to_owned()).collect(),
         outcomes: projection.outcomes.iter().map(outcome_to_view).collect(),
         feedback: projection
             .feedback

@@ -54,7 +54,8 @@ pub(crate) struct Build {
     fold: Mutex<()>,
     /// The position folded so far, for those who watch the build's progress.
     progress: watch::Sender<u64>,
-    digest: Mutex<Option<(u64, String)>>,
+    /// The last digest taken: position, digest, number of accounts.
+    digest: Mutex<Option<(u64, String, usize)>>,
 }
 
 struct BuildState {
@@ -243,25 +244,41 @@ impl Build {
     /// The digest of the whole build: its rule set, position, and every account with its scores
     /// as of the recording time of the event at that position.
     pub fn digest(&self) -> Result<(String, u64, usize), ReadError> {
-        let (accounts, position, recorded_at) = self.all()?;
         let mut cached = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, digest)) = cached.as_ref()
-            && *at == position
+        if let Some((position, digest, accounts)) = cached.as_ref()
+            && *position == self.position()
         {
-            return Ok((digest.clone(), position, accounts.len()));
+            return Ok((digest.clone(), *position, *accounts));
         }
+        let (accounts, position, recorded_at) = self.all()?;
         let mut digest = ProjectionDigest::new(&self.rules, position, recorded_at);
         for account in &accounts {
             digest.add(account);
         }
         let digest = digest.finish();
-        *cached = Some((position, digest.clone()));
+        *cached = Some((position, digest.clone(), accounts.len()));
         Ok((digest, position, accounts.len()))
     }
 }
 
 fn decode_projection(namespace: &str, bytes: &[u8]) -> Result<AccountProjection, ReadError> {
     rapport_projection::decode(bytes).map_err(|e| ReadError::Corrupt(format!("projection {namespace}: {e}")))
+}
+
+/// A recorded event as a projection folds it.
+fn folded<'a>(record: &StoredEvent, event: &'a Event) -> Folded<'a> {
+    Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at }
+}
+
+/// An account's stream from version 1, at most `limit` events, with each event decoded.
+fn read_decoded(
+    log: &dyn EventLog,
+    account_id: &AccountId,
+    limit: usize,
+) -> Result<(Vec<StoredEvent>, Vec<Event>), ReadError> {
+    let records = log.read_stream(account_id, 1, Direction::Forwards, limit)?;
+    let events = records.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+    Ok((records, events))
 }
 
 /// Folds one recorded event into its account's projection. A retraction replays the stream up
@@ -273,9 +290,8 @@ fn fold(
     record: &StoredEvent,
     event: &Event,
 ) -> Result<AccountProjection, ReadError> {
-    let folded = Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at };
     match current {
-        None => AccountProjection::open(record.account_id.clone(), folded).ok_or_else(|| {
+        None => AccountProjection::open(record.account_id.clone(), folded(record, event)).ok_or_else(|| {
             ReadError::Corrupt(format!(
                 "the stream of account \"{}\" starts at position {} with {}, not account_opened",
                 record.account_id,
@@ -301,9 +317,7 @@ fn fold_into(
     if matches!(event.body, EventBody::EventRetracted(_)) {
         *projection = replay(log, rules, &record.account_id, record.version)?;
     } else {
-        let folded =
-            Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at };
-        projection.apply(folded, rules);
+        projection.apply(folded(record, event), rules);
     }
     Ok(())
 }
@@ -315,15 +329,9 @@ pub(crate) fn replay(
     account_id: &AccountId,
     version: u64,
 ) -> Result<AccountProjection, ReadError> {
-    let limit = usize::try_from(version).unwrap_or(usize::MAX);
-    let records = log.read_stream(account_id, 1, Direction::Forwards, limit)?;
-    let events = records.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
-    let folded: Vec<Folded<'_>> = records
-        .iter()
-        .zip(&events)
-        .map(|(r, event)| Folded { event, version: r.version, position: r.position, recorded_at: r.recorded_at })
-        .collect();
-    AccountProjection::replay(account_id.clone(), &folded, rules)
+    let (records, events) = read_decoded(log, account_id, usize::try_from(version).unwrap_or(usize::MAX))?;
+    let stream: Vec<Folded<'_>> = records.iter().zip(&events).map(|(r, e)| folded(r, e)).collect();
+    AccountProjection::replay(account_id.clone(), &stream, rules)
         .ok_or_else(|| ReadError::Corrupt(format!("the stream of account \"{account_id}\" does not open the account")))
 }
 
@@ -616,21 +624,19 @@ pub(crate) fn replay_as_of(
     durable: u64,
     cut: Cut,
 ) -> Result<Option<AccountProjection>, ReadError> {
-    let records: Vec<StoredEvent> = log
-        .read_stream(account_id, 1, Direction::Forwards, usize::MAX)?
-        .into_iter()
-        .filter(|r| r.position <= durable)
-        .collect();
-    let events = records.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+    let (records, events) = read_decoded(log, account_id, usize::MAX)?;
     let kept: Vec<Folded<'_>> = records
         .iter()
         .zip(&events)
-        .filter(|(record, event)| match cut {
-            Cut::Known(at) => record.recorded_at <= at,
-            Cut::Occurred(at) => event.occurred_at <= at || matches!(event.body, EventBody::EventRetracted(_)),
-            Cut::Version(version) => record.version <= version,
+        .filter(|(record, event)| {
+            record.position <= durable
+                && match cut {
+                    Cut::Known(at) => record.recorded_at <= at,
+                    Cut::Occurred(at) => event.occurred_at <= at || matches!(event.body, EventBody::EventRetracted(_)),
+                    Cut::Version(version) => record.version <= version,
+                }
         })
-        .map(|(r, event)| Folded { event, version: r.version, position: r.position, recorded_at: r.recorded_at })
+        .map(|(r, e)| folded(r, e))
         .collect();
     let Some(last) = kept.last().copied() else { return Ok(None) };
     let Some(mut projection) = AccountProjection::replay(account_id.clone(), &kept, rules) else { return Ok(None) };
