@@ -1,6 +1,9 @@
 //! Schema fixtures: one event of every kind, every field set, as the current format stores it
-//! (`tests/fixtures/events-v1/`: the canonical `rapport.v1.Event` bytes). They must decode,
-//! re-encode to the same bytes, and fold, forever. When the event schema changes, old fixtures
+//! (`tests/fixtures/events-v1/`: the canonical `rapport.v1.Event` bytes), and the envelopes
+//! the sled store keeps around them (`tests/fixtures/envelopes-v1/`: `rapport.storage.v1.
+//! StoredEvent`: the first two as stored without authentication, which is byte for byte the
+//! format before `recorded_by` existed, the third with a token's identity). They
+//! must decode, re-encode to the same bytes, chain, and fold, forever. When the event schema changes, old fixtures
 //! stay and new ones are added beside them (rules: only add fields, never renumber or change a
 //! type, `reserved` for removed ones).
 //!
@@ -16,6 +19,10 @@ use crate::support::*;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events-v1")
+}
+
+fn envelopes_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/envelopes-v1")
 }
 
 fn at(day: i64) -> Option<wkt::Timestamp> {
@@ -244,4 +251,56 @@ async fn stored_events_of_every_kind_decode_forever() {
     assert_eq!(view.retracted_events, 1);
     assert_eq!(stored[10].retracted_by, 14, "the feedback is retracted by the last event");
     server.stop().await;
+}
+
+/// The first three events of the history as the sled store keeps them: (event fixture, the
+/// identity that appended it).
+const ENVELOPES: [(&str, &str); 3] =
+    [("01-account_opened", ""), ("02-tier_assigned", ""), ("03-contact_added", "crm-sync")];
+
+#[test]
+fn stored_envelopes_decode_and_chain_forever() {
+    use rapport_store::{ChainCheck, GENESIS_HASH, StoredEvent};
+    if std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some() {
+        std::fs::create_dir_all(envelopes_dir()).unwrap();
+        let mut prev_hash = GENESIS_HASH;
+        for (n, (event, recorded_by)) in ENVELOPES.iter().enumerate() {
+            let payload = std::fs::read(dir().join(format!("{event}.bin"))).unwrap();
+            let decoded = pb::Event::decode(payload.as_slice()).unwrap();
+            let mut stored = StoredEvent {
+                account_id: rapport_domain::AccountId::parse("acme", &rapport_domain::Limits::default()).unwrap(),
+                version: n as u64 + 1,
+                position: n as u64 + 1,
+                recorded_at: rapport_domain::Timestamp::from_unix_nanos(1_735_776_000_123_456_789 + n as i64),
+                event_id: rapport_domain::EventId::parse(&decoded.event_id).unwrap(),
+                recorded_by: (*recorded_by).to_owned(),
+                payload: payload.into(),
+                prev_hash,
+                hash: GENESIS_HASH,
+            };
+            stored.hash = stored.computed_hash();
+            prev_hash = stored.hash;
+            std::fs::write(envelopes_dir().join(format!("{}.bin", n + 1)), rapport_sled::encode_envelope(&stored))
+                .unwrap();
+        }
+    }
+    let mut check = ChainCheck::whole_log();
+    for (n, (event, recorded_by)) in ENVELOPES.iter().enumerate() {
+        let path = envelopes_dir().join(format!("{}.bin", n + 1));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let position = n as u64 + 1;
+        let stored =
+            rapport_sled::decode_envelope(position, &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(rapport_sled::encode_envelope(&stored), bytes, "{} re-encodes to its bytes", path.display());
+        check.check(&stored).unwrap_or_else(|b| panic!("{}: the chain breaks: {b:?}", path.display()));
+        assert_eq!(stored.recorded_by, *recorded_by, "{}", path.display());
+        assert_eq!((stored.account_id.as_str(), stored.version), ("acme", position));
+        // The payload is the event fixture, byte for byte.
+        let payload = std::fs::read(dir().join(format!("{event}.bin"))).unwrap();
+        assert_eq!(stored.payload.as_ref(), payload.as_slice(), "{}", path.display());
+        // Any protobuf reader can read the envelope: it is the documented message.
+        let envelope = rapport_proto::storage::v1::StoredEvent::decode(bytes.as_slice()).unwrap();
+        assert_eq!((envelope.format, envelope.position), (1, position));
+    }
+    assert_eq!(check.events(), 3);
 }

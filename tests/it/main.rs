@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on a loopback port, the real sled store in a temporary
 //! directory, the generated tonic clients. One test binary, so the suite links once.
 
+mod access;
 mod accounts;
 mod append;
 mod architecture;

@@ -120,6 +120,7 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
             account_id: &account_id,
             expected_version: expected,
             recorded_at: Timestamp::from_unix_nanos(NOW_SECONDS * 1_000_000_000),
+            recorded_by: "",
             events: &events,
         })
         .unwrap();

@@ -439,3 +439,81 @@ impl EventLog for Hooked {
         self.log.read_stream(account_id, from_version, direction, limit).map(|e| self.count(e))
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Raw calls: any method, any bytes, any token.
+
+/// A codec that sends and receives bytes as they are, so that tests can call any method by
+/// its path with any payload, garbage included.
+#[derive(Debug, Clone, Default)]
+pub struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let remaining = bytes::Buf::remaining(buf);
+        Ok(Some(bytes::Buf::copy_to_bytes(buf, remaining).to_vec()))
+    }
+}
+
+/// Calls `path` (`/rapport.v1.Ledger/Append`) with `body` as the request message, with
+/// `authorization: Bearer <token>` when a token is given. For a server-streaming method,
+/// returns once the response headers arrive (with nothing, or with the status the call was
+/// refused with).
+pub async fn raw_call(
+    channel: Channel,
+    path: &str,
+    server_streaming: bool,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(path.to_owned()).expect("a method path");
+    let mut request = tonic::Request::new(body);
+    if let Some(token) = token {
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("an ASCII token"));
+    }
+    if server_streaming {
+        grpc.server_streaming(request, path, RawCodec).await?;
+        Ok(Vec::new())
+    } else {
+        Ok(grpc.unary(request, path, RawCodec).await?.into_inner())
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every request of a generated client.
+pub fn bearer(token: &str) -> impl tonic::service::Interceptor + Clone {
+    let value: tonic::metadata::AsciiMetadataValue = format!("Bearer {token}").parse().expect("an ASCII token");
+    move |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", value.clone());
+        Ok(request)
+    }
+}

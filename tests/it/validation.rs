@@ -1,5 +1,6 @@
 //! Every validation rule of `Append`, as a table: the request, the status code, the field the
-//! error names. Each case also checks that nothing was written.
+//! error names; and bytes that are no request at all. Each case also checks that nothing was
+//! written.
 
 use rapport_proto::{v1 as pb, wkt};
 use tonic::Code;
@@ -339,4 +340,54 @@ async fn a_request_over_the_size_limit_is_refused_before_decoding() {
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     assert!(status.message().contains("65536"), "{}", status.message());
     assert_eq!(read_all(&mut ledger).await.len(), 3);
+}
+
+/// Bytes that are not an `AppendRequest` at all: the codec refuses them before any handler
+/// runs, with INVALID_ARGUMENT (the sender's fault), not INTERNAL.
+#[tokio::test]
+async fn bytes_that_do_not_decode_are_invalid_argument_and_write_nothing() {
+    use prost::Message;
+    let server = TestServer::start().await;
+    let mut ledger = server.ledger();
+    open_account(&mut ledger, "acme", "li.wei").await;
+    let before = read_all(&mut ledger).await;
+
+    let valid = acme(vec![signal("c1", 1, 1)]).encode_to_vec();
+    // An event whose actor is six bytes that are not UTF-8, in an otherwise valid request.
+    let bad_actor = {
+        let mut event = signal("c1", 1, 1);
+        event.actor = "ACTORX".into();
+        let mut bytes = acme(vec![event]).encode_to_vec();
+        let at = bytes.windows(6).position(|w| w == b"ACTORX").expect("the actor's bytes");
+        bytes[at..at + 6].copy_from_slice(&[0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1]);
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("random garbage", vec![0xde, 0xad, 0xbe, 0xef, 0x13, 0x37, 0xca, 0xfe, 0x00, 0xff]),
+        ("a varint that never ends", vec![0x10; 1].into_iter().chain([0xff; 11]).collect()),
+        ("a valid request cut short", valid[..valid.len() - 3].to_vec()),
+        ("a length beyond the end of the message", vec![0x0a, 0x7f, b'a', b'c', b'm', b'e']),
+        ("account_id (a string) sent as a varint", vec![0x08, 0x01]),
+        ("account_id (a string) sent as a group", vec![0x0b, 0x0c]),
+        ("account_id that is not UTF-8", vec![0x0a, 0x04, b'a', 0xc3, 0x28, b'e']),
+        ("an event's actor that is not UTF-8", bad_actor),
+        ("a field number 0", vec![0x02, 0x01, b'x']),
+    ];
+    let mut failures = Vec::new();
+    for (name, bytes) in &cases {
+        match raw_call(server.channel(), "/rapport.v1.Ledger/Append", false, bytes.clone(), None).await {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(status) if status.code() != Code::InvalidArgument => {
+                failures.push(format!("{name}: {:?} instead of InvalidArgument: {}", status.code(), status.message()))
+            }
+            Err(status) if !status.message().contains("not a valid protobuf encoding of AppendRequest") => {
+                failures.push(format!("{name}: the message does not say what is wrong: {}", status.message()))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    // The untouched request decodes and is appended: the cases fail for their bytes alone.
+    raw_call(server.channel(), "/rapport.v1.Ledger/Append", false, valid, None).await.unwrap();
+    assert_eq!(read_all(&mut ledger).await.len(), before.len() + 1, "only the valid request wrote");
 }

@@ -7,6 +7,8 @@
 
 #![allow(missing_docs)]
 
+pub mod codec;
+
 /// The client contract, package `rapport.v1`.
 // Generated: a `oneof` holding a whole recorded event next to a small checkpoint is expected.
 #[allow(clippy::large_enum_variant)]

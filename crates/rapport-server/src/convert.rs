@@ -44,7 +44,12 @@ pub(crate) fn account_id_from_wire(value: &str, field: &str, limits: &Limits) ->
 }
 
 /// Parses an append request field by field; the writer then judges it against the account.
-pub(crate) fn append_from_wire(request: &pb::AppendRequest, limits: &Limits) -> Result<Append, Violation> {
+/// `recorded_by` is the authenticated identity making the request (empty without authentication).
+pub(crate) fn append_from_wire(
+    request: &pb::AppendRequest,
+    recorded_by: String,
+    limits: &Limits,
+) -> Result<Append, Violation> {
     let account_id = account_id_from_wire(&request.account_id, "account_id", limits)?;
     // Counted before parsing, so an oversized batch costs nothing to refuse.
     if request.events.len() > limits.max_events_per_append {
@@ -64,7 +69,7 @@ pub(crate) fn append_from_wire(request: &pb::AppendRequest, limits: &Limits) -> 
         .map(|(index, event)| event_from_wire(event, &format!("events[{index}]"), limits))
         .collect::<Result<Vec<_>, _>>()?;
     let payloads = events.iter().map(encode_event).collect();
-    Ok(Append { account_id, expected: expected_from_wire(request.expected.as_ref()), events, payloads })
+    Ok(Append { account_id, expected: expected_from_wire(request.expected.as_ref()), events, payloads, recorded_by })
 }
 
 /// The wire form of where an append's events are.
@@ -566,6 +571,7 @@ pub(crate) fn recorded_to_wire(record: &StoredEvent) -> Result<pb::RecordedEvent
         hash: record.hash.to_vec(),
         prev_hash: record.prev_hash.to_vec(),
         retracted_by: 0,
+        recorded_by: record.recorded_by.clone(),
     })
 }
 
@@ -1031,6 +1037,7 @@ mod fuzz {
             position: 1,
             recorded_at: Timestamp::EPOCH,
             event_id: EventId::from_bytes([0; 16]),
+            recorded_by: String::new(),
             payload,
             prev_hash: rapport_store::GENESIS_HASH,
             hash: rapport_store::GENESIS_HASH,
@@ -1041,7 +1048,7 @@ mod fuzz {
         #[test]
         fn structured_requests_never_panic_and_round_trip(account_id in text(), events in prop::collection::vec(event(), 1..4)) {
             let request = pb::AppendRequest { account_id, expected: None, events };
-            if let Ok(append) = append_from_wire(&request, &Limits::default()) {
+            if let Ok(append) = append_from_wire(&request, String::new(), &Limits::default()) {
                 for (event, payload) in append.events.iter().zip(&append.payloads) {
                     let decoded = decode_event(&stored(payload.clone())).expect("an accepted event decodes");
                     prop_assert_eq!(&decoded, event);
@@ -1053,7 +1060,7 @@ mod fuzz {
         #[test]
         fn raw_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
             if let Ok(request) = pb::AppendRequest::decode(bytes.as_slice()) {
-                let _ = append_from_wire(&request, &Limits::default());
+                let _ = append_from_wire(&request, String::new(), &Limits::default());
             }
             let _ = decode_event(&stored(Bytes::from(bytes)));
         }

@@ -42,6 +42,49 @@ impl fmt::Display for Expected {
     }
 }
 
+/// Why a caller may not do what it asked. Nothing was done.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The request carries no token, and the method needs one.
+    #[error(
+        "this server requires a bearer token: send the metadata `authorization: Bearer <token>` \
+         (rapport --token or RAPPORT_TOKEN); ask an admin for one"
+    )]
+    NoToken,
+    /// The authorization header is not `Bearer <token>`.
+    #[error("the authorization metadata is not of the form `Bearer <token>`")]
+    MalformedHeader,
+    /// The token matches none configured.
+    #[error("the bearer token is not one this server knows (revoked, mistyped, or for another server)")]
+    UnknownToken,
+    /// The token's role does not allow the method.
+    #[error("token \"{identity}\" has role {role}, and {method} needs {needed}")]
+    Forbidden {
+        /// The token's identity.
+        identity: String,
+        /// Its role.
+        role: crate::Role,
+        /// The gRPC method's path.
+        method: String,
+        /// The roles that may call it.
+        needed: String,
+    },
+    /// An event names an actor other than the token's identity, and the token may not record
+    /// for others.
+    #[error(
+        "events[{index}].actor is \"{actor}\", but the token is \"{identity}\"'s and records only its own events: \
+         leave actor empty to record it as \"{identity}\", or give the token records_for_others = true"
+    )]
+    ActorNotCaller {
+        /// The event's place in the request.
+        index: usize,
+        /// The actor it names.
+        actor: String,
+        /// The token's identity.
+        identity: String,
+    },
+}
+
 /// Why an append was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -123,6 +166,17 @@ pub enum ReadError {
     /// The server cannot do it now; retry later.
     #[error("{0}")]
     Busy(String),
+    /// The client holds as many subscriptions as it may.
+    #[error(
+        "{client} already holds {limit} subscriptions, the most one client may; end one, or raise \
+         --max-subscriptions-per-client"
+    )]
+    TooManySubscriptions {
+        /// The client: a token's identity, or a remote address.
+        client: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl From<StoreError> for ReadError {

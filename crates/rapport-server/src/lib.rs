@@ -12,6 +12,7 @@
 //! `subscribe`; reads come from the builds and from the log capped at the durable position
 //! (`service`); and every error becomes a gRPC status in one place (`status`).
 
+mod access;
 mod convert;
 mod error;
 mod portfolio;
@@ -33,9 +34,11 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
-pub use error::{AppendError, Expected, ReadError, ServeError};
+pub use access::{Caller, Permission, Role, Tokens, TokensError, token_hash};
+pub use error::{AccessError, AppendError, Expected, ReadError, ServeError};
 pub use service::{RebuildProgressStream, RecordedEventStream};
 pub use subscribe::SubscriptionStream;
+pub use tonic::transport::Identity as TlsIdentity;
 
 use crate::projection::Projections;
 use crate::service::{AccountsService, LedgerService, ProjectionsService, Shared};
@@ -71,6 +74,14 @@ pub struct ServerConfig {
     /// How long a subscription waits for a client that does not read before it ends it
     /// (`RESOURCE_EXHAUSTED`, with the position to resume from).
     pub subscriber_stall_timeout: Duration,
+    /// Most subscriptions one client may hold open at once; a client is a token's identity
+    /// with authentication, otherwise a remote IP address.
+    pub max_subscriptions_per_client: usize,
+    /// The bearer tokens every request must carry (except health and reflection); `None`
+    /// serves without authentication.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The certificate chain and key to serve TLS with; `None` serves plain HTTP/2.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +94,9 @@ impl Default for ServerConfig {
             default_rules: RuleSet::default_rules(),
             checkpoint_interval: Duration::from_secs(1),
             subscriber_stall_timeout: Duration::from_secs(30),
+            max_subscriptions_per_client: 64,
+            tokens: None,
+            tls: None,
         }
     }
 }
@@ -95,6 +109,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_group_requests", &self.max_group_requests)
             .field("default_rules", &self.default_rules.id())
             .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("subscriber_stall_timeout", &self.subscriber_stall_timeout)
+            .field("max_subscriptions_per_client", &self.max_subscriptions_per_client)
+            .field("tokens", &self.tokens.as_ref().map(|t| t.len()))
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +156,7 @@ pub async fn serve(
         clock: Arc::clone(&config.clock),
         closing,
         subscriber_stall_timeout: config.subscriber_stall_timeout,
+        subscribers: subscribe::Subscribers::new(config.max_subscriptions_per_client),
     });
     // Subscriptions never end by themselves: tell them first, so that the transport's graceful
     // shutdown, which waits for open streams, can finish.
@@ -170,8 +189,14 @@ pub async fn serve(
         .max_decoding_message_size(config.max_request_bytes);
 
     let address = listener.local_addr().map_err(ServeError::Listener)?;
-    info!(%address, "serving");
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = config.tls.clone() {
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    let tokens = config.tokens.as_ref().map(|t| t.len());
+    info!(%address, tls = config.tls.is_some(), ?tokens, "serving");
+    server
+        .layer(access::Guard::new(config.tokens.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -11,6 +11,7 @@ use rapport_store::{ChainBreak, ChainCheck, Direction, EventLog, StoredEvent, he
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use crate::access::Caller;
 use crate::convert::cut_from_wire;
 use crate::convert::{
     account_id_from_wire, account_to_wire, append_from_wire, chain_break_to_wire, contact_id_from_wire,
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// How long a subscription waits for its client before it ends.
     pub subscriber_stall_timeout: std::time::Duration,
+    /// Open subscriptions per client.
+    pub subscribers: crate::subscribe::Subscribers,
 }
 
 /// `rapport.v1.Ledger`.
@@ -51,7 +54,16 @@ pub(crate) struct AccountsService(pub Arc<Shared>);
 impl pb::ledger_server::Ledger for LedgerService {
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id, events = request.get_ref().events.len()))]
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
-        let append = append_from_wire(request.get_ref(), &self.0.limits).map_err(AppendError::Invalid)?;
+        let caller = request.extensions().get::<Arc<Caller>>().cloned();
+        let mut request = request.into_inner();
+        let recorded_by = match caller {
+            Some(caller) => {
+                caller.assign_actors(&mut request.events)?;
+                caller.identity.clone()
+            }
+            None => String::new(),
+        };
+        let append = append_from_wire(&request, recorded_by, &self.0.limits).map_err(AppendError::Invalid)?;
         let outcome = self.0.writer.append(append).await?;
         Ok(Response::new(outcome_to_wire(outcome)))
     }
@@ -126,7 +138,13 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<crate::subscribe::SubscriptionStream>, Status> {
-        Ok(Response::new(crate::subscribe::subscribe(Arc::clone(&self.0), request.get_ref())?))
+        // A client is its token's identity, or else where it connects from.
+        let client = match (request.extensions().get::<Arc<Caller>>(), request.remote_addr()) {
+            (Some(caller), _) => format!("token \"{}\"", caller.identity),
+            (None, Some(address)) => format!("client {}", address.ip()),
+            (None, None) => "the client".to_owned(),
+        };
+        Ok(Response::new(crate::subscribe::subscribe(Arc::clone(&self.0), request.get_ref(), client)?))
     }
 
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]

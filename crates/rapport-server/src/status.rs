@@ -8,7 +8,7 @@ use rapport_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::{AppendError, ReadError};
+use crate::error::{AccessError, AppendError, ReadError};
 
 /// The `ErrorInfo.domain` of every error Rapport reports.
 const DOMAIN: &str = "rapport.v1";
@@ -55,6 +55,23 @@ impl From<AppendError> for Status {
     }
 }
 
+impl From<AccessError> for Status {
+    fn from(error: AccessError) -> Self {
+        let message = error.to_string();
+        match error {
+            AccessError::NoToken | AccessError::MalformedHeader | AccessError::UnknownToken => {
+                Status::unauthenticated(message)
+            }
+            AccessError::Forbidden { .. } => Status::permission_denied(message),
+            AccessError::ActorNotCaller { index, .. } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_bad_request_violation(format!("events[{index}].actor"), "not the token's identity"),
+            ),
+        }
+    }
+}
+
 impl From<ReadError> for Status {
     fn from(error: ReadError) -> Self {
         match error {
@@ -74,6 +91,7 @@ impl From<ReadError> for Status {
                 ErrorDetails::with_bad_request_violation("rule_set", rules.to_string()),
             ),
             ReadError::Busy(_) => Status::unavailable(error.to_string()),
+            ReadError::TooManySubscriptions { .. } => Status::resource_exhausted(error.to_string()),
             ReadError::NotCaughtUp { .. } => Status::failed_precondition(error.to_string()),
         }
     }

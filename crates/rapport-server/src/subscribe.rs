@@ -7,7 +7,7 @@
 //! no hand-over at which an event could be lost or repeated; and a slow subscriber only slows
 //! its own cursor: appends and other subscribers never wait for it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,6 +31,48 @@ const BUFFER: usize = 256;
 
 /// The stream a subscriber reads.
 pub type SubscriptionStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+/// How many subscriptions each client holds, against a limit.
+#[derive(Debug)]
+pub(crate) struct Subscribers {
+    limit: usize,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Subscribers {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self { limit, open: Arc::default() }
+    }
+
+    /// Takes one of the client's subscription slots, if it has one left.
+    fn take(&self, client: String) -> Result<Slot, ReadError> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(client.clone()).or_default();
+        if *count >= self.limit {
+            return Err(ReadError::TooManySubscriptions { client, limit: self.limit });
+        }
+        *count += 1;
+        Ok(Slot { client, open: Arc::clone(&self.open) })
+    }
+}
+
+/// One open subscription of a client; given back when the subscription ends.
+struct Slot {
+    client: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
 
 /// What a subscriber wants to see.
 #[derive(Debug, Clone, Default)]
@@ -92,12 +134,17 @@ fn interval(ms: u32, default_ms: u64, field: &str) -> Result<Duration, ReadError
     }
 }
 
-/// Starts a subscription; the stream ends only when the client goes, or with a status that
-/// says why the server ended it.
-pub(crate) fn subscribe(shared: Arc<Shared>, request: &pb::SubscribeRequest) -> Result<SubscriptionStream, ReadError> {
+/// Starts a subscription for `client` (who it counts against); the stream ends only when the
+/// client goes, or with a status that says why the server ended it.
+pub(crate) fn subscribe(
+    shared: Arc<Shared>,
+    request: &pb::SubscribeRequest,
+    client: String,
+) -> Result<SubscriptionStream, ReadError> {
     let filter = Filter::from_wire(request.filter.as_ref(), &shared)?;
     let checkpoint_every = interval(request.checkpoint_interval_ms, 1_000, "checkpoint_interval_ms")?;
     let heartbeat_after = interval(request.heartbeat_interval_ms, 5_000, "heartbeat_interval_ms")?;
+    let slot = shared.subscribers.take(client)?;
     let (sender, receiver) = mpsc::channel(BUFFER);
     // The status that ends the stream is delivered after whatever is still buffered.
     let ending: Arc<Mutex<Option<Status>>> = Arc::default();
@@ -109,6 +156,7 @@ pub(crate) fn subscribe(shared: Arc<Shared>, request: &pb::SubscribeRequest) -> 
         heartbeat_after,
         sender,
         ending: Arc::clone(&ending),
+        _slot: slot,
     };
     tokio::spawn(subscription.run());
     let end = stream::once(async move { ending.lock().unwrap_or_else(PoisonError::into_inner).take().map(Err) })
@@ -125,6 +173,8 @@ struct Subscription {
     heartbeat_after: Duration,
     sender: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
     ending: Arc<Mutex<Option<Status>>>,
+    /// Held while the task runs.
+    _slot: Slot,
 }
 
 /// Why a subscription task stopped.

@@ -45,6 +45,8 @@ pub(crate) struct Append {
     pub events: Vec<Event>,
     /// Each event's canonical encoding, as the log stores it (same order as `events`).
     pub payloads: Vec<Bytes>,
+    /// The authenticated identity appending them; empty without authentication.
+    pub recorded_by: String,
 }
 
 /// Where an append's events are, whether just written or found from an earlier try.
@@ -249,6 +251,7 @@ impl Sequencer {
                 account_id: &append.account_id,
                 expected_version: current_version,
                 recorded_at: now,
+                recorded_by: &append.recorded_by,
                 events: &events,
             })
             .map_err(AppendError::Store)?;

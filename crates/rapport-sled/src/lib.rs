@@ -228,20 +228,20 @@ impl EventLog for SledLog {
         for (offset, new) in batch.events.iter().enumerate() {
             let version = current + 1 + offset as u64;
             let position = first_position + offset as u64;
-            let hash =
-                chain_hash(&prev_hash, batch.account_id, version, position, recorded_at, &new.event_id, &new.payload);
-            let envelope = record::StoredEvent {
-                format: FORMAT,
-                account_id: batch.account_id.to_string(),
+            let mut event = StoredEvent {
+                account_id: batch.account_id.clone(),
                 version,
                 position,
-                recorded_at_unix_nanos: recorded_at.unix_nanos(),
-                event_id: new.event_id.as_bytes().to_vec(),
-                event: new.payload.to_vec(),
-                hash: hash.to_vec(),
-                prev_hash: prev_hash.to_vec(),
+                recorded_at,
+                event_id: new.event_id,
+                recorded_by: batch.recorded_by.to_owned(),
+                payload: new.payload.clone(),
+                prev_hash,
+                hash: GENESIS_HASH,
             };
-            write.insert(&event_key(position), envelope.encode_to_vec());
+            let hash = chain_hash(&event);
+            event.hash = hash;
+            write.insert(&event_key(position), encode_envelope(&event));
             write.insert(stream_key(batch.account_id, version), &position.to_be_bytes());
             write.insert(&id_key(&new.event_id), &position.to_be_bytes());
             prev_hash = hash;
@@ -383,6 +383,30 @@ fn position_value(value: &[u8], entry: &str) -> Result<u64, StoreError> {
 /// Decodes the envelope stored under `key`, checking that it is whole and in place.
 fn decode(key: &[u8], value: &[u8]) -> Result<StoredEvent, StoreError> {
     let at = <[u8; 8]>::try_from(&key[1..]).map(u64::from_be_bytes).unwrap_or(0);
+    decode_envelope(at, value)
+}
+
+/// The bytes the store keeps for a recorded event: its envelope
+/// (`rapport.storage.v1.StoredEvent`, protobuf), in the format this build writes.
+pub fn encode_envelope(event: &StoredEvent) -> Vec<u8> {
+    record::StoredEvent {
+        format: FORMAT,
+        account_id: event.account_id.to_string(),
+        version: event.version,
+        position: event.position,
+        recorded_at_unix_nanos: event.recorded_at.unix_nanos(),
+        event_id: event.event_id.as_bytes().to_vec(),
+        event: event.payload.to_vec(),
+        hash: event.hash.to_vec(),
+        prev_hash: event.prev_hash.to_vec(),
+        recorded_by: event.recorded_by.clone(),
+    }
+    .encode_to_vec()
+}
+
+/// Decodes the envelope of the event stored at position `at`, checking its format, that it is
+/// whole and that it says it is where it was found.
+pub fn decode_envelope(at: u64, value: &[u8]) -> Result<StoredEvent, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
     let envelope = record::StoredEvent::decode(value).map_err(|e| corrupt(format!("does not decode: {e}")))?;
     if envelope.format != FORMAT {
@@ -405,6 +429,7 @@ fn decode(key: &[u8], value: &[u8]) -> Result<StoredEvent, StoreError> {
         position: envelope.position,
         recorded_at: Timestamp::from_unix_nanos(envelope.recorded_at_unix_nanos),
         event_id,
+        recorded_by: envelope.recorded_by,
         prev_hash: hash(&envelope.prev_hash, "previous hash")?,
         hash: hash(&envelope.hash, "hash")?,
         payload: Bytes::from(envelope.event),

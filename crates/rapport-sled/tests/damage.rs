@@ -24,6 +24,7 @@ fn appended(log: &SledLog, n_events: u8) {
             account_id: &acme(),
             expected_version: u64::from(n) - 1,
             recorded_at: Timestamp::EPOCH,
+            recorded_by: "",
             events: &events,
         };
         log.append(batch).unwrap();

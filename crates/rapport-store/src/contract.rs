@@ -49,6 +49,7 @@ macro_rules! contract_tests {
             read_all_honours_from_and_limit,
             read_stream_honours_from_direction_and_limit,
             heads_and_lookups_follow_appends,
+            the_identity_that_appended_is_kept_and_hashed,
             synced_events_survive_reopening_byte_for_byte,
             a_model_of_random_appends_and_reboots_agrees,
             readers_during_appends_see_whole_prefixes
@@ -92,7 +93,7 @@ fn append(
     events: &[NewEvent],
     time: i64,
 ) -> Result<crate::Appended, StoreError> {
-    log.append(AppendBatch { account_id, expected_version: expected, recorded_at: at(time), events })
+    log.append(AppendBatch { account_id, expected_version: expected, recorded_at: at(time), recorded_by: "", events })
 }
 
 fn everything(log: &impl EventLog) -> Vec<StoredEvent> {
@@ -150,7 +151,17 @@ pub fn each_event_chains_to_the_previous_of_its_stream(harness: &mut impl Harnes
     let prev_hashes: Vec<Hash> = events.iter().map(|e| e.prev_hash).collect();
     assert_eq!(prev_hashes, [GENESIS_HASH, hashes[0], GENESIS_HASH, hashes[1]]);
     let first = &events[0];
-    let expected = crate::chain_hash(&GENESIS_HASH, &a, 1, 1, at(10), &new_event(1).event_id, &new_event(1).payload);
+    let expected = crate::chain_hash(&StoredEvent {
+        account_id: a.clone(),
+        version: 1,
+        position: 1,
+        recorded_at: at(10),
+        event_id: new_event(1).event_id,
+        recorded_by: String::new(),
+        payload: new_event(1).payload,
+        prev_hash: GENESIS_HASH,
+        hash: GENESIS_HASH,
+    });
     assert_eq!(first.hash, expected, "the hash covers exactly the documented fields");
     for event in &events {
         assert_eq!(event.payload, new_event(number(event)).payload, "position {}", event.position);
@@ -201,6 +212,34 @@ pub fn an_empty_batch_is_refused(harness: &mut impl Harness) {
     let log = harness.fresh();
     assert!(matches!(append(&log, &account("a"), 0, &[], 10), Err(StoreError::InvalidBatch(_))));
     assert_eq!(log.last_position().unwrap(), 0);
+}
+
+/// Every event of a batch keeps the identity that appended it, across reopening, and its
+/// hash covers it.
+pub fn the_identity_that_appended_is_kept_and_hashed(harness: &mut impl Harness) {
+    let log = harness.fresh();
+    let a = account("a");
+    let events = [new_event(1), new_event(2)];
+    let batch = AppendBatch {
+        account_id: &a,
+        expected_version: 0,
+        recorded_at: at(10),
+        recorded_by: "crm-sync",
+        events: &events,
+    };
+    log.append(batch).unwrap();
+    append(&log, &a, 2, &[new_event(3)], 11).unwrap();
+    log.sync().unwrap();
+    let log = harness.reopen(log);
+    let events = everything(&log);
+    let identities: Vec<&str> = events.iter().map(|e| e.recorded_by.as_str()).collect();
+    assert_eq!(identities, ["crm-sync", "crm-sync", ""]);
+    assert_chains(&events, "a log with identities");
+    let mut altered = events[0].clone();
+    altered.recorded_by = "someone-else".into();
+    assert_ne!(altered.computed_hash(), events[0].hash, "the identity is part of the hash");
+    let found = log.find_event(&new_event(2).event_id).unwrap().expect("event 2 is recorded");
+    assert_eq!(found.recorded_by, "crm-sync");
 }
 
 /// Recording times follow positions even when the given clock goes back.

@@ -38,6 +38,9 @@ pub struct StoredEvent {
     pub recorded_at: Timestamp,
     /// The client's event id (unique in the whole log).
     pub event_id: EventId,
+    /// The authenticated identity that appended it (a token's identity); empty when the
+    /// server ran without authentication. Hashed (when not empty), so it cannot be altered.
+    pub recorded_by: String,
     /// The encoded event, exactly as hashed.
     pub payload: Bytes,
     /// The hash of the previous event of the stream; [`GENESIS_HASH`] for version 1.
@@ -49,15 +52,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// The hash this record should carry, recomputed from its content.
     pub fn computed_hash(&self) -> Hash {
-        chain_hash(
-            &self.prev_hash,
-            &self.account_id,
-            self.version,
-            self.position,
-            self.recorded_at,
-            &self.event_id,
-            &self.payload,
-        )
+        chain_hash(self)
     }
 }
 
@@ -81,6 +76,9 @@ pub struct AppendBatch<'a> {
     /// Server time of recording. The store records `max(recorded_at, last recorded_at)` so
     /// that recording times never decrease along positions, whatever the clock does.
     pub recorded_at: Timestamp,
+    /// The authenticated identity appending the batch, recorded with every event of it
+    /// ([`StoredEvent::recorded_by`]); empty without authentication.
+    pub recorded_by: &'a str,
     /// At least one event.
     pub events: &'a [NewEvent],
 }

@@ -8,9 +8,7 @@ use std::{
 
 use rapport_domain::{AccountId, EventId};
 
-use crate::{
-    AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, StoreError, StoredEvent, StreamHead, chain_hash,
-};
+use crate::{AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, StoreError, StoredEvent, StreamHead};
 
 /// A log held in memory.
 #[derive(Debug, Default)]
@@ -77,21 +75,22 @@ impl EventLog for MemoryLog {
         for (offset, new) in batch.events.iter().enumerate() {
             let version = current + 1 + offset as u64;
             let position = first_position + offset as u64;
-            let hash =
-                chain_hash(&prev_hash, batch.account_id, version, position, recorded_at, &new.event_id, &new.payload);
-            inner.events.push(StoredEvent {
+            let mut event = StoredEvent {
                 account_id: batch.account_id.clone(),
                 version,
                 position,
                 recorded_at,
                 event_id: new.event_id,
+                recorded_by: batch.recorded_by.to_owned(),
                 payload: new.payload.clone(),
                 prev_hash,
-                hash,
-            });
+                hash: GENESIS_HASH,
+            };
+            event.hash = event.computed_hash();
+            prev_hash = event.hash;
+            inner.events.push(event);
             inner.streams.entry(batch.account_id.clone()).or_default().push(position);
             inner.ids.insert(new.event_id, position);
-            prev_hash = hash;
         }
         Ok(Appended { first_version: current + 1, first_position, recorded_at })
     }

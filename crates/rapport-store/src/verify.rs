@@ -162,9 +162,20 @@ mod tests {
                 let position = i as u64 + 1;
                 let recorded_at = Timestamp::from_unix_nanos(position as i64);
                 let payload = Bytes::from(vec![*payload]);
-                let hash = chain_hash(&prev_hash, &account_id, version, position, recorded_at, &event_id, &payload);
-                heads.insert(account.to_string(), (version, hash));
-                StoredEvent { account_id, version, position, recorded_at, event_id, payload, prev_hash, hash }
+                let mut event = StoredEvent {
+                    account_id,
+                    version,
+                    position,
+                    recorded_at,
+                    event_id,
+                    recorded_by: String::new(),
+                    payload,
+                    prev_hash,
+                    hash: GENESIS_HASH,
+                };
+                event.hash = chain_hash(&event);
+                heads.insert(account.to_string(), (version, event.hash));
+                event
             })
             .collect()
     }

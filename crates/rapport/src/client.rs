@@ -6,23 +6,59 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use rapport_proto::{v1 as pb, wkt};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status};
 
 use crate::input::{Defaults, fill_defaults, parse_requests};
 use crate::render;
 use crate::{AccountArgs, AppendArgs, DemoArgs, HistoryArgs, ServerArgs};
 
-pub(crate) async fn connect(server: &ServerArgs) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(server.server.clone())
+/// A connection to the server that sends the bearer token (if any) with every request.
+pub(crate) type Connection = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub(crate) async fn connect(server: &ServerArgs) -> anyhow::Result<Connection> {
+    let mut endpoint = Endpoint::from_shared(server.server.clone())
         .with_context(|| format!("--server \"{}\" is not a URL like http://127.0.0.1:50051", server.server))?;
-    endpoint.connect().await.map_err(|error| {
+    if server.server.starts_with("https://") {
+        let path = server.tls_ca.as_ref().with_context(|| {
+            format!("{} is an https URL: pass --tls-ca (or RAPPORT_TLS_CA), the CA certificate to trust", server.server)
+        })?;
+        let pem = std::fs::read(path).with_context(|| format!("could not read --tls-ca {}", path.display()))?;
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .context("the TLS settings are not valid")?;
+    }
+    let bearer = match &server.token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse::<AsciiMetadataValue>()
+                .map_err(|_| anyhow!("--token (or RAPPORT_TOKEN) holds characters a token cannot have"))?,
+        ),
+        None => None,
+    };
+    let channel = endpoint.connect().await.map_err(|error| {
         anyhow!(
             "cannot reach the Rapport server at {}: {}\nStart one with `rapport serve`, or point --server (or RAPPORT_SERVER) at it",
             server.server,
             source_chain(&error)
         )
-    })
+    })?;
+    Ok(InterceptedService::new(channel, Bearer(bearer)))
 }
 
 /// The innermost cause of a transport error ("Connection refused"), which is what a person
@@ -56,7 +92,12 @@ pub(crate) async fn append(args: AppendArgs) -> anyhow::Result<()> {
         ),
     };
     let mut requests = parse_requests(&text, &origin)?;
-    let defaults = Defaults { actor: args.actor.as_deref(), source: &args.source, now: now() };
+    let defaults = Defaults {
+        actor: args.actor.as_deref(),
+        server_fills_actor: args.server.token.is_some(),
+        source: &args.source,
+        now: now(),
+    };
     for note in fill_defaults(&mut requests, &defaults)? {
         eprintln!("note: {note}");
     }

@@ -1,8 +1,8 @@
 //! `rapport export`, `rapport verify --file` and `rapport import`: the log as JSON lines.
 //!
 //! One recorded event per line, with stable field names (see the README):
-//! `{"position", "account_id", "version", "recorded_at", "event_id", "event", "prev_hash",
-//! "hash"}`. `event` is the event in the proto3 JSON mapping; its canonical protobuf encoding
+//! `{"position", "account_id", "version", "recorded_at", "event_id", "recorded_by", "event",
+//! "prev_hash", "hash"}` (`recorded_by` only when not empty). `event` is the event in the proto3 JSON mapping; its canonical protobuf encoding
 //! is the byte string the hash covers, so a line whose event was altered no longer matches its
 //! hash. Verifying a file needs no server; importing one needs an empty data directory.
 
@@ -34,6 +34,9 @@ struct Line {
     /// RFC 3339, nanosecond precision, UTC.
     recorded_at: String,
     event_id: String,
+    /// The token identity that appended the event; absent when it was appended without one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    recorded_by: String,
     event: pb::Event,
     /// Lower-case hex SHA-256.
     prev_hash: String,
@@ -72,6 +75,7 @@ fn recorded_to_line(recorded: pb::RecordedEvent) -> anyhow::Result<Line> {
         version: recorded.version,
         recorded_at: format!("{recorded_at:.9}"),
         event_id: recorded.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default(),
+        recorded_by: recorded.recorded_by,
         event: recorded.event.unwrap_or_default(),
         prev_hash: hex(&hash_bytes(&recorded.prev_hash)),
         hash: hex(&hash_bytes(&recorded.hash)),
@@ -102,6 +106,7 @@ fn line_to_stored(line: &Line) -> anyhow::Result<StoredEvent> {
         recorded_at: Timestamp::from_parts(recorded_at.as_second(), recorded_at.subsec_nanosecond())
             .map_err(|e| anyhow::anyhow!("recorded_at: {e}"))?,
         event_id: EventId::parse(&line.event_id).map_err(|e| anyhow::anyhow!("event_id: {e}"))?,
+        recorded_by: line.recorded_by.clone(),
         payload: Bytes::from(line.event.encode_to_vec()),
         prev_hash: unhex(&line.prev_hash, "prev_hash")?,
         hash: unhex(&line.hash, "hash")?,
@@ -233,6 +238,7 @@ pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
             account_id: &event.account_id,
             expected_version: event.version - 1,
             recorded_at: event.recorded_at,
+            recorded_by: &event.recorded_by,
             events: &[NewEvent { event_id: event.event_id, payload: event.payload.clone() }],
         })?;
         let head = log.stream_head(&event.account_id)?;

@@ -37,6 +37,8 @@ fn describe(error: serde_json::Error, origin: &str, text: &str) -> anyhow::Error
 pub(crate) struct Defaults<'a> {
     /// Actor for events without one.
     pub actor: Option<&'a str>,
+    /// Whether the server takes the actor from the token when an event names none.
+    pub server_fills_actor: bool,
     /// Source for events without one.
     pub source: &'a str,
     /// The current time, for events without `occurred_at`.
@@ -68,7 +70,12 @@ pub(crate) fn fill_defaults(
             if event.actor.is_empty() {
                 match defaults.actor {
                     Some(actor) => event.actor = actor.to_owned(),
-                    None => bail!("{at} has no actor; set \"actor\" in the event, or pass --actor or RAPPORT_ACTOR"),
+                    // The server records the token's identity.
+                    None if defaults.server_fills_actor => {}
+                    None => bail!(
+                        "{at} has no actor; set \"actor\" in the event, pass --actor or RAPPORT_ACTOR, or \
+                         authenticate with --token (the token's identity becomes the actor)"
+                    ),
                 }
             }
             if event.source.is_empty() {
@@ -112,9 +119,16 @@ mod tests {
         let mut requests =
             parse_requests(r#"{"account_id": "acme", "events": [{"account_opened": {"name": "Acme"}}]}"#, "x").unwrap();
         let now = wkt::Timestamp { seconds: 100, nanos: 0 };
-        let missing_actor = fill_defaults(&mut requests.clone(), &Defaults { actor: None, source: "cli", now });
+        let missing_actor = fill_defaults(
+            &mut requests.clone(),
+            &Defaults { actor: None, server_fills_actor: false, source: "cli", now },
+        );
         assert!(missing_actor.unwrap_err().to_string().contains("--actor"));
-        let notes = fill_defaults(&mut requests, &Defaults { actor: Some("anna.berg"), source: "cli", now }).unwrap();
+        let notes = fill_defaults(
+            &mut requests,
+            &Defaults { actor: Some("anna.berg"), server_fills_actor: false, source: "cli", now },
+        )
+        .unwrap();
         let event = &requests[0].events[0];
         assert_eq!(uuid::Uuid::parse_str(&event.event_id).map(|u| u.get_version_num()).ok(), Some(4));
         assert_eq!((event.actor.as_str(), event.source.as_str(), event.occurred_at), ("anna.berg", "cli", Some(now)));

@@ -1,8 +1,8 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
-//! `rules`, `compare`, `verify`, `digest`, `tail` and `export` are a client (`import` restores an export
-//! offline) for people, talking to a running server over gRPC like
-//! any other system would.
+//! `rules`, `compare`, `verify`, `digest`, `tail` and `export` are a client for people, talking
+//! to a running server over gRPC like any other system would; `import` restores an export
+//! offline, and `token` makes bearer tokens for the server's tokens file.
 
 mod audit;
 mod client;
@@ -11,6 +11,7 @@ mod input;
 mod projections;
 mod render;
 mod serve;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Restore a whole-log export into an empty data directory (no server running on it).
     Import(export::ImportArgs),
+    /// Make a bearer token for the tokens file, or hash one.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
 }
 
 /// Options of `rapport serve`.
@@ -99,14 +103,33 @@ struct ServeArgs {
     /// How long a subscription may go unread before the server ends it, in seconds.
     #[arg(long, env = "RAPPORT_SUBSCRIBER_STALL_SECONDS", default_value_t = 30)]
     subscriber_stall_seconds: u64,
+    /// Most subscriptions one client (a token, or else a remote IP address) may hold open.
+    #[arg(long, env = "RAPPORT_MAX_SUBSCRIPTIONS_PER_CLIENT", default_value_t = 64)]
+    max_subscriptions_per_client: usize,
+    /// Require bearer tokens, as listed (hashed) in this TOML file (see `rapport token new`).
+    /// Without it, the server serves anyone who can reach it.
+    #[arg(long, env = "RAPPORT_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "RAPPORT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "RAPPORT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// How a client subcommand reaches the server.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
-    /// The server's URL.
+    /// The server's URL (`https://` for a server with TLS).
     #[arg(long, env = "RAPPORT_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
     pub(crate) server: String,
+    /// The bearer token to send, for a server with authentication (`rapport token new`).
+    #[arg(long, env = "RAPPORT_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The CA certificate (PEM) to trust for an `https://` server.
+    #[arg(long, env = "RAPPORT_TLS_CA", global = true)]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// Options of `rapport append`.
@@ -218,5 +241,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => audit::tail(args).await,
         Command::Export(args) => export::export(args).await,
         Command::Import(args) => tokio::task::spawn_blocking(move || export::import(args)).await?,
+        Command::Token(command) => tokens::run(command),
     }
 }

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rapport_proto::v1 as pb;
 
 use crate::ServerArgs;
-use crate::client::{connect, refused};
+use crate::client::{Connection, connect, refused};
 use crate::render;
 
 /// Options of `rapport rebuild`.
@@ -106,9 +106,7 @@ pub(crate) struct HandoverArgs {
     server: ServerArgs,
 }
 
-async fn client(
-    server: &ServerArgs,
-) -> anyhow::Result<pb::projections_client::ProjectionsClient<tonic::transport::Channel>> {
+async fn client(server: &ServerArgs) -> anyhow::Result<pb::projections_client::ProjectionsClient<Connection>> {
     Ok(pb::projections_client::ProjectionsClient::new(connect(server).await?))
 }
 

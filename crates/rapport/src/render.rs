@@ -17,8 +17,14 @@ pub(crate) fn timeline_line(recorded: &pb::RecordedEvent) -> String {
     let hash: String = recorded.hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let retracted =
         if recorded.retracted_by > 0 { format!("  [RETRACTED by v{}]", recorded.retracted_by) } else { String::new() };
+    // Who appended it, when that was an authenticated token other than the actor.
+    let token = if recorded.recorded_by.is_empty() || recorded.recorded_by == event.actor {
+        String::new()
+    } else {
+        format!(", token {}", recorded.recorded_by)
+    };
     format!(
-        "v{:<4} #{:<6} {}  {:<18} {}  (by {} via {}; recorded {}; hash {hash}){retracted}",
+        "v{:<4} #{:<6} {}  {:<18} {}  (by {} via {}{token}; recorded {}; hash {hash}){retracted}",
         recorded.version,
         recorded.position,
         instant(event.occurred_at.as_ref()),

@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use rapport_domain::Limits;
-use rapport_server::ServerConfig;
+use rapport_server::{ServerConfig, TlsIdentity, Tokens};
 use rapport_sled::SledLog;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -33,6 +33,27 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;
     let log = Arc::new(log);
+    let tokens = match &args.tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("could not read the tokens file {}", path.display()))?;
+            let tokens = Tokens::parse(&text).with_context(|| format!("in the tokens file {}", path.display()))?;
+            if tokens.is_empty() {
+                bail!("the tokens file {} lists no token, so no one could call the server", path.display());
+            }
+            Some(Arc::new(tokens))
+        }
+        None => None,
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &std::path::PathBuf, what: &str| {
+                std::fs::read(path).with_context(|| format!("could not read the TLS {what} {}", path.display()))
+            };
+            Some(TlsIdentity::from_pem(read(cert, "certificate")?, read(key, "key")?))
+        }
+        _ => None,
+    };
     let config = ServerConfig {
         limits: Limits {
             max_events_per_append: args.max_events_per_append,
@@ -44,6 +65,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         max_request_bytes: args.max_request_bytes,
         subscriber_stall_timeout: Duration::from_secs(args.subscriber_stall_seconds),
+        max_subscriptions_per_client: args.max_subscriptions_per_client,
+        tokens,
+        tls,
         ..ServerConfig::default()
     };
     rapport_server::serve(listener, log.clone(), log, config, shutdown_signal())

@@ -249,3 +249,78 @@ fn an_export_verifies_offline_catches_an_altered_line_and_restores() {
         .unwrap();
     assert!(text(&refused.stderr).contains("partial export"), "{}", text(&refused.stderr));
 }
+
+#[test]
+fn tokens_roles_and_tls_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let new_token = |identity: &str, role: &str| {
+        let made =
+            Command::new(RAPPORT).args(["token", "new", "--identity", identity, "--role", role]).output().unwrap();
+        assert!(made.status.success(), "{}", text(&made.stderr));
+        let entry = text(&made.stderr);
+        let entry = entry[entry.find("[[token]]").expect("the tokens-file entry")..].to_owned();
+        (text(&made.stdout).trim().to_owned(), entry)
+    };
+    let (writer, writer_entry) = new_token("crm-sync", "writer");
+    let (auditor, auditor_entry) = new_token("ada.audit", "auditor");
+    assert!(writer.starts_with("rapport_") && writer.len() == 8 + 64, "{writer}");
+    assert_ne!(writer, auditor, "tokens are random");
+    assert!(!writer_entry.contains(&writer), "the file holds no token in clear");
+    // `token hash` gives what the entry holds.
+    let mut hashing = Command::new(RAPPORT)
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut hashing.stdin.take().unwrap(), writer.as_bytes()).unwrap();
+    let hash = text(&hashing.wait_with_output().unwrap().stdout).trim().to_owned();
+    assert!(writer_entry.contains(&format!("sha256 = \"{hash}\"")), "{writer_entry}");
+
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, format!("{writer_entry}\n{auditor_entry}")).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--tokens", &path(&tokens), "--tls-cert", &path(&cert), "--tls-key", &path(&key)],
+    );
+    let url = server.url.replace("http://127.0.0.1", "https://localhost");
+    let client = |token: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(RAPPORT);
+        command.args(args).env("RAPPORT_SERVER", &url).env("RAPPORT_TLS_CA", &cert).env_remove("RAPPORT_TOKEN");
+        if let Some(token) = token {
+            command.env("RAPPORT_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+
+    // Events without an actor are recorded as the token's identity.
+    let file = dir.path().join("acme.json");
+    std::fs::write(&file, ACME.replace(r#""actor": "li.wei", "#, "")).unwrap();
+    let appended = client(Some(&writer), &["append", &path(&file)]);
+    assert!(appended.status.success(), "{}", text(&appended.stderr));
+    let history = client(Some(&auditor), &["history", "acme"]);
+    assert!(history.status.success(), "{}", text(&history.stderr));
+    assert_eq!(text(&history.stdout).matches("(by crm-sync via crm;").count(), 2, "{}", text(&history.stdout));
+
+    let denied = client(Some(&writer), &["history", "acme"]);
+    assert!(
+        text(&denied.stderr).contains("PermissionDenied: token \"crm-sync\" has role writer"),
+        "{}",
+        text(&denied.stderr)
+    );
+    let anonymous = client(None, &["history", "acme"]);
+    assert!(text(&anonymous.stderr).contains("Unauthenticated"), "{}", text(&anonymous.stderr));
+    // Plain HTTP to the TLS port is no way in.
+    let plain = Command::new(RAPPORT)
+        .args(["history", "acme"])
+        .env("RAPPORT_SERVER", &server.url)
+        .env("RAPPORT_TOKEN", &auditor)
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+}
