@@ -39,6 +39,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("rapport-proto", &["rapport-domain", "rapport-store", "rapport-sled", "rapport-server", "rapport"]),
     // The demo generator speaks the wire contract only.
     ("rapport-demo", &["rapport-store", "rapport-sled", "rapport-server", "rapport", "tokio", "tonic", "sled"]),
+    // Nothing of the product depends on the benchmark harness or on PostgreSQL.
+    ("rapport-server", &["rapport-bench", "tokio-postgres"]),
+    ("rapport", &["rapport-bench", "tokio-postgres"]),
 ];
 
 #[test]

@@ -84,6 +84,30 @@ impl Workload {
         }
     }
 
+    /// `count` events for `account_id`, an account some workload opened: meetings and support
+    /// signals about its first three contacts (`c0`, `c1`, `c2`), by any of our staff. They stay
+    /// valid whatever other writers of such events append to the same account in between, so
+    /// many writers can contend for one account (with expected versions).
+    pub fn touches(&mut self, count: usize) -> Vec<pb::Event> {
+        (0..count.max(1))
+            .map(|_| {
+                let at = self.time();
+                let by = *self.rng.pick(words::STAFF);
+                let contact = format!("c{}", self.rng.below(3));
+                let body = if self.rng.chance(60) {
+                    let topic = *self.rng.pick(words::TOPICS);
+                    let notes_len = self.rng.between(100, 1_500) as usize;
+                    meeting(pb::MeetingKind::Call, &[by], &[&contact], topic, words::notes(&mut self.rng, notes_len))
+                } else {
+                    let support = self.rng.between(-2, 2) as i32;
+                    let intimacy = self.rng.between(0, 4) as u32;
+                    signal(&contact, support, intimacy, self.rng.pick::<&str>(words::EVIDENCE))
+                };
+                event(&mut self.rng, at, by, "crm", body)
+            })
+            .collect()
+    }
+
     fn time(&mut self) -> i64 {
         self.now - self.rng.between(60, SPAN_SECONDS)
     }

@@ -84,7 +84,7 @@ pub(crate) fn outcome_to_wire(outcome: AppendOutcome) -> pb::AppendResponse {
 }
 
 /// Parses one wire event of an append request; `prefix` is its path (`events[3]`).
-pub(crate) fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) -> Result<domain::Event, Violation> {
+pub fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) -> Result<domain::Event, Violation> {
     let at = |field: &str| format!("{prefix}.{field}");
     let id = EventId::parse(&event.event_id).map_err(|e| e.at(at("event_id")))?;
     let occurred_at = timestamp_from_wire(event.occurred_at.as_ref(), || at("occurred_at"))?;
@@ -538,7 +538,7 @@ pub(crate) fn timestamp_to_wire(ts: Timestamp) -> wkt::Timestamp {
 }
 
 /// The bytes the log stores for an event: its canonical wire encoding.
-pub(crate) fn encode_event(event: &domain::Event) -> Bytes {
+pub fn encode_event(event: &domain::Event) -> Bytes {
     Bytes::from(event_to_wire(event).encode_to_vec())
 }
 
@@ -548,8 +548,14 @@ pub(crate) fn encode_event(event: &domain::Event) -> Bytes {
 /// request limits (which an operator may have tightened since), so history always folds. A
 /// payload that does not parse means the log is damaged.
 pub(crate) fn decode_event(record: &StoredEvent) -> Result<domain::Event, ReadError> {
-    let wire = pb::Event::decode(record.payload.as_ref()).map_err(|e| corrupt(record, &e.to_string()))?;
-    event_from_wire(&wire, "event", &Limits::for_recorded_events()).map_err(|v| corrupt(record, &v.to_string()))
+    event_from_bytes(&record.payload).map_err(|what| corrupt(record, &what))
+}
+
+/// Parses an event's stored bytes (its canonical wire encoding) into the domain event, without
+/// the request limits; the error says what does not decode.
+pub fn event_from_bytes(payload: &[u8]) -> Result<domain::Event, String> {
+    let wire = pb::Event::decode(payload).map_err(|e| e.to_string())?;
+    event_from_wire(&wire, "event", &Limits::for_recorded_events()).map_err(|v| v.to_string())
 }
 
 fn corrupt(record: &StoredEvent, what: &str) -> ReadError {

@@ -35,6 +35,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 pub use access::{Caller, Permission, Role, Tokens, TokensError, token_hash};
+pub use convert::{encode_event, event_from_bytes, event_from_wire};
 pub use error::{AccessError, AppendError, Expected, ReadError, ServeError};
 pub use service::{RebuildProgressStream, RecordedEventStream};
 pub use subscribe::SubscriptionStream;

@@ -307,6 +307,18 @@ fn tokens_roles_and_tls_from_the_command_line() {
     assert!(history.status.success(), "{}", text(&history.stderr));
     assert_eq!(text(&history.stdout).matches("(by crm-sync via crm;").count(), 2, "{}", text(&history.stdout));
 
+    // The identity travels with the export and is part of what `verify --file` recomputes.
+    let export = dir.path().join("export.jsonl");
+    let exported = client(Some(&auditor), &["export", "--out", &path(&export)]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let lines = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(lines.matches(r#""recorded_by":"crm-sync""#).count(), 2, "{lines}");
+    let verified = client(None, &["verify", "--file", &path(&export)]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    std::fs::write(&export, lines.replacen(r#""recorded_by":"crm-sync""#, r#""recorded_by":"someone""#, 1)).unwrap();
+    let altered = client(None, &["verify", "--file", &path(&export)]);
+    assert!(!altered.status.success(), "a changed identity breaks the chain: {}", text(&altered.stdout));
+
     let denied = client(Some(&writer), &["history", "acme"]);
     assert!(
         text(&denied.stderr).contains("PermissionDenied: token \"crm-sync\" has role writer"),

@@ -1,0 +1,80 @@
+//! criterion micro-benchmarks of the append and rebuild hot paths, per event: validating a wire
+//! event into the domain (`event_from_wire`), encoding it to the stored bytes, decoding stored
+//! bytes back, hashing a recorded event into its chain, and folding one event into an
+//! account's projection. `cargo bench --bench hot_paths`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use rapport_projection::{AccountProjection, Folded, RuleSet};
+use rapport_store::{GENESIS_HASH, StoredEvent, chain_hash};
+
+const NOW: i64 = 1_767_225_600;
+
+fn hot_paths(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut workload = rapport_demo::Workload::new(5, 1, NOW, "hot");
+    // The opening (account + three contacts), then a realistic mix of 1,000 events.
+    let opening = workload.next_request_for(0, 4).events;
+    let mix: Vec<_> = (0..1_000).flat_map(|_| workload.next_request_for(0, 1).events).collect();
+    let domain: Vec<_> =
+        mix.iter().map(|wire| rapport_server::event_from_wire(wire, "event", &limits).unwrap()).collect();
+    let payloads: Vec<_> = domain.iter().map(rapport_server::encode_event).collect();
+    let mean = payloads.iter().map(|p| p.len()).sum::<usize>() / payloads.len();
+    eprintln!("{} events, {mean} encoded bytes on average", mix.len());
+
+    let mut n = 0;
+    let mut next = || {
+        n = (n + 1) % mix.len();
+        n
+    };
+    c.bench_function("validate a wire event (event_from_wire)", |b| {
+        b.iter(|| rapport_server::event_from_wire(black_box(&mix[next()]), "event", &limits))
+    });
+    c.bench_function("encode an event (stored bytes)", |b| {
+        b.iter(|| rapport_server::encode_event(black_box(&domain[next()])))
+    });
+    c.bench_function("decode stored bytes (event_from_bytes)", |b| {
+        b.iter(|| rapport_server::event_from_bytes(black_box(&payloads[next()])))
+    });
+    let account_id = AccountId::parse("hot-0", &limits).unwrap();
+    let record = StoredEvent {
+        account_id: account_id.clone(),
+        version: 42,
+        position: 4_242,
+        recorded_at: Timestamp::from_unix_nanos(NOW * 1_000_000_000),
+        event_id: EventId::from_bytes([7; 16]),
+        recorded_by: "crm-sync".into(),
+        payload: payloads[0].clone(),
+        prev_hash: GENESIS_HASH,
+        hash: GENESIS_HASH,
+    };
+    c.bench_function("hash a recorded event (chain_hash)", |b| b.iter(|| chain_hash(black_box(&record))));
+
+    let rules = RuleSet::default_rules();
+    let at = Timestamp::from_unix_nanos(NOW * 1_000_000_000);
+    let opened: Vec<_> =
+        opening.iter().map(|wire| rapport_server::event_from_wire(wire, "event", &limits).unwrap()).collect();
+    let folded = |event, version| Folded { event, version, position: version, recorded_at: at };
+    let mut base = AccountProjection::open(account_id, folded(&opened[0], 1)).unwrap();
+    for (i, event) in opened.iter().enumerate().skip(1) {
+        base.apply(folded(event, i as u64 + 1), &rules);
+    }
+    // Warm: the account after the whole mix, so the fold works on a realistic picture.
+    let mut warm = base.clone();
+    for (i, event) in domain.iter().enumerate() {
+        warm.apply(folded(event, i as u64 + 5), &rules);
+    }
+    let mut version = 1_005;
+    c.bench_function("fold one event into an account's projection", |b| {
+        b.iter(|| {
+            version += 1;
+            let i = next();
+            warm.apply(folded(black_box(&domain[i]), version), &rules);
+        })
+    });
+}
+
+criterion_group!(benches, hot_paths);
+criterion_main!(benches);

@@ -1,0 +1,33 @@
+//! Rapport against a PostgreSQL peer, side by side: `cargo bench --bench peers` (or
+//! `benches/peers.sh`, which installs PostgreSQL first if it is missing).
+//!
+//! Prints the results table in Markdown (medians of `RAPPORT_BENCH_RUNS` runs, default 3) and
+//! writes it to `target/peers.md`. `RAPPORT_BENCH_SECONDS` sets each throughput measurement's
+//! length (default 5); `RAPPORT_BENCH_SIZES` the rebuild log sizes (default
+//! `1000000,10000000`; the last one is also the start-up and disk scenario's).
+
+use std::time::Duration;
+
+fn main() -> anyhow::Result<()> {
+    let mut options = rapport_bench::Options::full();
+    if let Some(seconds) = std::env::var("RAPPORT_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()) {
+        options.duration = Duration::from_secs_f64(seconds);
+    }
+    if let Some(runs) = std::env::var("RAPPORT_BENCH_RUNS").ok().and_then(|s| s.parse().ok()) {
+        options.runs = runs;
+    }
+    if let Ok(sizes) = std::env::var("RAPPORT_BENCH_SIZES") {
+        options.rebuild_sizes = sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let began = std::time::Instant::now();
+    let report = runtime.block_on(rapport_bench::run(&options, &|step| {
+        eprintln!("[{:>6.1} s] {step}", began.elapsed().as_secs_f64());
+    }))?;
+    let table = report.markdown();
+    println!("{table}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers.md");
+    std::fs::write(&out, &table)?;
+    eprintln!("written to {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Rapport under test: the real server (`rapport_server::serve`) on sled in a temporary
+//! directory, listening on a loopback port; clients are the generated tonic clients, one
+//! connection each.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use rapport_proto::v1 as pb;
+use rapport_server::ServerConfig;
+use rapport_sled::SledLog;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use crate::load::{Ledger, Refused, System};
+
+/// A running server.
+pub struct Rapport {
+    address: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), rapport_server::ServeError>>>,
+}
+
+impl Rapport {
+    /// Opens the sled store in `dir` and serves it; returns once a health check answers, with
+    /// the time that took.
+    pub async fn start(dir: &Path) -> anyhow::Result<(Rapport, Duration)> {
+        let began = Instant::now();
+        let path = dir.to_owned();
+        let log = Arc::new(tokio::task::spawn_blocking(move || SledLog::open(&path)).await??);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), async {
+            let _ = stopped.await;
+        }));
+        let channel = connect(address).await?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?;
+        Ok((Rapport { address, stop: Some(stop), task: Some(task) }, began.elapsed()))
+    }
+
+    /// Stops the server gracefully (it syncs the log and checkpoints the projections).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await?.context("the server stopped with an error")?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the projection under `rules` (TOML) and returns the events per second the
+    /// server reported for the whole rebuild.
+    pub async fn rebuild(&self, rules: &str) -> anyhow::Result<f64> {
+        let channel = connect(self.address).await?;
+        let mut projections = pb::projections_client::ProjectionsClient::new(channel);
+        let began = Instant::now();
+        let mut progress = projections
+            .rebuild(pb::RebuildRequest { rule_set: rules.to_owned(), from_scratch: true })
+            .await?
+            .into_inner();
+        let mut done = 0;
+        while let Some(step) = progress.next().await {
+            done = step?.events_done;
+        }
+        Ok(done as f64 / began.elapsed().as_secs_f64())
+    }
+}
+
+impl Drop for Rapport {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn connect(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(format!("http://{address}"))?.connect().await?)
+}
+
+/// One client: its own connection.
+pub struct RapportClient {
+    ledger: pb::ledger_client::LedgerClient<Channel>,
+    accounts: pb::accounts_client::AccountsClient<Channel>,
+}
+
+impl System for Rapport {
+    type Client = RapportClient;
+
+    async fn connect(&self) -> anyhow::Result<RapportClient> {
+        let channel = connect(self.address).await?;
+        Ok(RapportClient {
+            ledger: pb::ledger_client::LedgerClient::new(channel.clone()),
+            accounts: pb::accounts_client::AccountsClient::new(channel),
+        })
+    }
+}
+
+impl Ledger for RapportClient {
+    async fn append(&mut self, request: pb::AppendRequest) -> Result<(), Refused> {
+        match self.ledger.append(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                let current = status
+                    .get_details_error_info()
+                    .and_then(|info| info.metadata.get("current_version").and_then(|v| v.parse().ok()));
+                match current {
+                    Some(current) => Err(Refused::Conflict { current }),
+                    None => Err(Refused::Failed(anyhow::anyhow!("a conflict without the current version: {status:?}"))),
+                }
+            }
+            Err(status) => Err(Refused::Failed(anyhow::anyhow!("append failed: {status:?}"))),
+        }
+    }
+
+    async fn get_account(&mut self, account_id: &str) -> anyhow::Result<()> {
+        let request = pb::GetAccountRequest { account_id: account_id.to_owned(), ..Default::default() };
+        self.accounts.get_account(request).await?;
+        Ok(())
+    }
+}

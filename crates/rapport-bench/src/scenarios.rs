@@ -1,0 +1,292 @@
+//! The scenarios, each run against Rapport and then the peer on fresh state, `runs` times:
+//!
+//! 1. single-event appends at each client count;
+//! 2. batches;
+//! 3. contended appends on a few hot accounts with expected versions;
+//! 4. GetAccount latency while 32 clients append single events;
+//! 5. a projection rebuild of a large log (the peer: a full scan folding the same events);
+//! 6. start-up to serving with that log;
+//! 7. disk bytes per event against the raw encoded size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use rapport_projection::RuleSet;
+use rapport_sled::SledLog;
+use rapport_store::{AppendBatch, EventLog, NewEvent};
+
+use crate::load::{self, Outcome};
+use crate::peer::Peer;
+use crate::postgres::Cluster;
+use crate::rapport::Rapport;
+use crate::report::{Report, Row};
+use crate::{NOW, Options, disk};
+
+/// Clients of the write load GetAccount is measured under.
+const READ_UNDER_CLIENTS: usize = 32;
+/// Accounts GetAccount reads, each opened with 20 events.
+const READ_ACCOUNTS: usize = 200;
+
+/// Rows being filled: (scenario, measure) → row.
+struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    fn row(&mut self, scenario: &str, measure: &str, higher_is_better: bool) -> &mut Row {
+        let found = self.rows.iter().position(|r| r.scenario == scenario && r.measure == measure);
+        let index = found.unwrap_or_else(|| {
+            self.rows.push(Row {
+                scenario: scenario.to_owned(),
+                measure: measure.to_owned(),
+                higher_is_better,
+                rapport: Vec::new(),
+                peer: Vec::new(),
+            });
+            self.rows.len() - 1
+        });
+        &mut self.rows[index]
+    }
+
+    /// Records one run of a throughput measurement: its rate and latency percentiles.
+    fn throughput(&mut self, scenario: &str, system: System, outcome: &Outcome) {
+        self.add(scenario, "events/s", true, system, outcome.rate());
+        for (name, q) in [("p50 ms", 0.5), ("p99 ms", 0.99), ("p99.9 ms", 0.999)] {
+            self.add(scenario, name, false, system, outcome.percentile_ms(q));
+        }
+    }
+
+    fn add(&mut self, scenario: &str, measure: &str, higher_is_better: bool, system: System, value: f64) {
+        let row = self.row(scenario, measure, higher_is_better);
+        match system {
+            System::Rapport => row.rapport.push(value),
+            System::Peer => row.peer.push(value),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum System {
+    Rapport,
+    Peer,
+}
+
+/// Runs every scenario; `progress` hears what is running.
+pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Report> {
+    let scratch = tempfile::Builder::new().prefix("rapport-bench").tempdir()?;
+    progress("measuring the disk");
+    let disk_syncs_per_second = disk::syncs_per_second(scratch.path(), Duration::from_secs(2))?;
+    let disk_write_mb_per_second = disk::write_megabytes_per_second(scratch.path(), 256)?;
+    progress("starting PostgreSQL");
+    let mut cluster = Cluster::start().await?;
+    let peer = Arc::new(Peer::create(&cluster.url()).await?);
+    let mut table = Table { rows: Vec::new() };
+
+    for run in 1..=options.runs {
+        for &clients in &options.single_clients {
+            let scenario = format!("1. single-event appends, {clients} clients");
+            progress(&format!("run {run}: {scenario}"));
+            let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+            let outcome = load::appends(&rapport, clients, 1, options.duration, "single").await?;
+            stop(rapport).await?;
+            table.throughput(&scenario, System::Rapport, &outcome);
+            peer.clear().await?;
+            table.throughput(
+                &scenario,
+                System::Peer,
+                &load::appends(&peer, clients, 1, options.duration, "single").await?,
+            );
+        }
+
+        let scenario = format!("2. {}-event batches, {} clients", options.batch_size, options.batch_clients);
+        progress(&format!("run {run}: {scenario}"));
+        let (batch, clients) = (options.batch_size, options.batch_clients);
+        let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+        let outcome = load::appends(&rapport, clients, batch, options.duration, "batch").await?;
+        stop(rapport).await?;
+        table.throughput(&scenario, System::Rapport, &outcome);
+        peer.clear().await?;
+        table.throughput(
+            &scenario,
+            System::Peer,
+            &load::appends(&peer, clients, batch, options.duration, "batch").await?,
+        );
+
+        let (clients, accounts) = options.contended;
+        let scenario = format!("3. contended appends, {clients} clients on {accounts} accounts");
+        progress(&format!("run {run}: {scenario}"));
+        let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+        let outcome = load::contended(&rapport, clients, accounts, options.duration, "hot").await?;
+        stop(rapport).await?;
+        table.throughput(&scenario, System::Rapport, &outcome);
+        table.add(&scenario, "conflicts per event", false, System::Rapport, conflicts(&outcome));
+        peer.clear().await?;
+        let outcome = load::contended(&peer, clients, accounts, options.duration, "hot").await?;
+        table.throughput(&scenario, System::Peer, &outcome);
+        table.add(&scenario, "conflicts per event", false, System::Peer, conflicts(&outcome));
+
+        let clients = READ_UNDER_CLIENTS.min(options.single_clients.iter().copied().max().unwrap_or(1));
+        let scenario = format!("4. GetAccount while {clients} clients append");
+        progress(&format!("run {run}: {scenario}"));
+        let duration = options.duration;
+        let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+        let (writes, reads) = load::reads_during(&rapport, READ_ACCOUNTS, "read", || {
+            load::appends(&rapport, clients, 1, duration, "single")
+        })
+        .await?;
+        stop(rapport).await?;
+        reads_rows(&mut table, &scenario, System::Rapport, &writes, &reads);
+        peer.clear().await?;
+        let (writes, reads) =
+            load::reads_during(&peer, READ_ACCOUNTS, "read", || load::appends(&peer, clients, 1, duration, "single"))
+                .await?;
+        reads_rows(&mut table, &scenario, System::Peer, &writes, &reads);
+    }
+
+    for (index, &size) in options.rebuild_sizes.iter().enumerate() {
+        let runs = if index == 0 { options.runs } else { options.large_runs };
+        let last = index + 1 == options.rebuild_sizes.len();
+        for run in 1..=runs {
+            progress(&format!("run {run}: a log of {size} events: loading both systems"));
+            let dir = tempfile::Builder::new().prefix("rapport-large").tempdir_in(scratch.path())?;
+            peer.clear().await?;
+            let raw_bytes = load_both(dir.path(), &peer, size).await?;
+
+            progress(&format!("run {run}: {size} events: first start (builds the projection), rebuild"));
+            let (rapport, _) = Rapport::start(dir.path()).await?;
+            let rebuilt = rapport.rebuild(&rules_variant()).await?;
+            let scenario = format!("5. projection rebuild, {} events", millions(size));
+            table.add(&scenario, "events/s", true, System::Rapport, rebuilt);
+            let began = Instant::now();
+            let (folded, _) = peer.fold_all(&RuleSet::default_rules()).await?;
+            table.add(&scenario, "events/s", true, System::Peer, folded as f64 / began.elapsed().as_secs_f64());
+            if !last {
+                rapport.stop().await?;
+                continue;
+            }
+            let log_bytes = disk::bytes_under(dir.path());
+            rapport.stop().await?;
+
+            progress(&format!("run {run}: {size} events: start-up"));
+            let scenario = format!("6. start-up to serving, {} events", millions(size));
+            let (rapport, started_in) = Rapport::start(dir.path()).await?;
+            rapport.stop().await?;
+            table.add(&scenario, "seconds", false, System::Rapport, started_in.as_secs_f64());
+            let restarted_in = cluster.restart().await?;
+            table.add(&scenario, "seconds", false, System::Peer, restarted_in.as_secs_f64());
+
+            let scenario = format!("7. disk use, {} events", millions(size));
+            table.add(&scenario, "bytes/event on disk", false, System::Rapport, log_bytes as f64 / size as f64);
+            let peer_bytes = peer.table_bytes().await?;
+            table.add(&scenario, "bytes/event on disk", false, System::Peer, peer_bytes as f64 / size as f64);
+            let raw = raw_bytes as f64 / size as f64;
+            table.add(&scenario, "encoded event bytes/event (same input)", false, System::Rapport, raw);
+            table.add(&scenario, "encoded event bytes/event (same input)", false, System::Peer, raw);
+        }
+    }
+    Ok(Report { rows: table.rows, disk_syncs_per_second, disk_write_mb_per_second })
+}
+
+fn conflicts(outcome: &Outcome) -> f64 {
+    outcome.conflicts as f64 / outcome.events.max(1) as f64
+}
+
+fn reads_rows(table: &mut Table, scenario: &str, system: System, writes: &Outcome, reads: &Outcome) {
+    for (name, q) in [("read p50 ms", 0.5), ("read p99 ms", 0.99), ("read p99.9 ms", 0.999)] {
+        table.add(scenario, name, false, system, reads.percentile_ms(q));
+    }
+    table.add(scenario, "reads/s", true, system, reads.rate());
+    table.add(scenario, "appended events/s meanwhile", true, system, writes.rate());
+}
+
+fn millions(size: u64) -> String {
+    if size >= 1_000_000 { format!("{}M", size / 1_000_000) } else { format!("{size}") }
+}
+
+/// The default rule set under another version and weight: a second build to rebuild.
+fn rules_variant() -> String {
+    rapport_projection::DEFAULT_RULES.replacen("version = 1", "version = 2", 1).replacen(
+        "support_weight = 0.6",
+        "support_weight = 0.5",
+        1,
+    )
+}
+
+type Stop = Box<dyn FnOnce(Arc<Rapport>) -> futures::future::BoxFuture<'static, anyhow::Result<()>>>;
+
+/// A server on a fresh data directory under `scratch`, and how to stop it (and remove the
+/// directory).
+async fn fresh_rapport(scratch: &std::path::Path) -> anyhow::Result<(Arc<Rapport>, Stop)> {
+    let dir = tempfile::Builder::new().prefix("rapport-run").tempdir_in(scratch)?;
+    let (rapport, _) = Rapport::start(dir.path()).await?;
+    let stop: Stop = Box::new(move |rapport| {
+        Box::pin(async move {
+            let rapport = Arc::try_unwrap(rapport).map_err(|_| anyhow::anyhow!("a client still holds the server"))?;
+            rapport.stop().await?;
+            drop(dir);
+            Ok(())
+        })
+    });
+    Ok((Arc::new(rapport), stop))
+}
+
+/// Loads `size` generated events (100-event requests over `size / 1000` accounts) into a sled
+/// log in `dir`, written the way the server writes them, and into the peer. Returns the total
+/// of the events' encoded sizes.
+async fn load_both(dir: &std::path::Path, peer: &Peer, size: u64) -> anyhow::Result<u64> {
+    let accounts = (size / 1_000).clamp(10, 10_000) as usize;
+    let mut workload = rapport_demo::Workload::new(99, accounts, NOW, "large");
+    let path = dir.to_owned();
+    let log = Arc::new(tokio::task::spawn_blocking(move || SledLog::open(&path)).await??);
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let (mut loaded, mut raw) = (0u64, 0u64);
+    while loaded < size {
+        let mut chunk = Vec::new();
+        while loaded < size && chunk.len() < 1_000 {
+            let request = workload.next_request(100);
+            loaded += request.events.len() as u64;
+            chunk.push(request);
+        }
+        let mut batches = Vec::with_capacity(chunk.len());
+        for request in &chunk {
+            let account =
+                AccountId::parse(&request.account_id, &Limits::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let events: Vec<NewEvent> = request
+                .events
+                .iter()
+                .map(|wire| {
+                    let event = rapport_server::event_from_wire(wire, "event", &Limits::default())
+                        .map_err(|v| anyhow::anyhow!("a generated event is invalid: {v}"))?;
+                    let id = EventId::parse(&wire.event_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    anyhow::Ok(NewEvent { event_id: id, payload: rapport_server::encode_event(&event) })
+                })
+                .collect::<Result<_, _>>()?;
+            raw += events.iter().map(|e| e.payload.len() as u64).sum::<u64>();
+            let version = versions.entry(request.account_id.clone()).or_default();
+            let expected = *version;
+            *version += events.len() as u64;
+            batches.push((account, expected, events));
+        }
+        let writer = Arc::clone(&log);
+        let appending = tokio::task::spawn_blocking(move || {
+            let now = Timestamp::from_unix_nanos(NOW * 1_000_000_000);
+            for (account_id, expected_version, events) in &batches {
+                let batch = AppendBatch {
+                    account_id,
+                    expected_version: *expected_version,
+                    recorded_at: now,
+                    recorded_by: "",
+                    events,
+                };
+                writer.append(batch)?;
+            }
+            writer.sync()
+        });
+        peer.load(&chunk).await?;
+        appending.await??;
+    }
+    drop(log);
+    Ok(raw)
+}

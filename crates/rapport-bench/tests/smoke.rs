@@ -1,0 +1,32 @@
+//! A small run of the whole harness, so that it cannot rot: every scenario against both
+//! systems. It needs PostgreSQL's binaries (`apt-get install postgresql`); `.ci/run` installs
+//! them and sets `RAPPORT_REQUIRE_PG=1`, so CI never skips it. Elsewhere, without PostgreSQL,
+//! it says so and passes.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_against_both_systems_and_fills_the_table() {
+    if !rapport_bench::postgres::installed() && std::env::var_os("RAPPORT_REQUIRE_PG").is_none() {
+        eprintln!("SKIPPED: PostgreSQL is not installed (apt-get install postgresql); .ci/run requires it");
+        return;
+    }
+    let options = rapport_bench::Options::smoke();
+    let report = rapport_bench::run(&options, &|step| eprintln!("{step}")).await.expect("the harness runs");
+    let table = report.markdown();
+    eprintln!("{table}");
+    assert!(report.disk_syncs_per_second > 0.0 && report.disk_write_mb_per_second > 0.0);
+    // Every scenario has both columns and a ratio.
+    for prefix in ["1. ", "2. ", "3. ", "4. ", "5. ", "6. ", "7. "] {
+        let rows: Vec<_> = report.rows.iter().filter(|r| r.scenario.starts_with(prefix)).collect();
+        assert!(!rows.is_empty(), "scenario {prefix} is in the table:\n{table}");
+        for row in rows {
+            assert!(row.ratio().is_some(), "{} / {} has both figures:\n{table}", row.scenario, row.measure);
+        }
+    }
+    // What was appended was acknowledged: throughput is positive for both.
+    let single = report.rows.iter().find(|r| r.scenario.starts_with("1. ") && r.measure == "events/s").unwrap();
+    assert!(single.rapport_median().unwrap() > 0.0 && single.peer_median().unwrap() > 0.0);
+    let disk = report.rows.iter().find(|r| r.measure == "bytes/event on disk").unwrap();
+    let raw = report.rows.iter().find(|r| r.measure.starts_with("encoded event bytes")).unwrap();
+    assert!(raw.rapport_median().unwrap() > 100.0, "realistic events are hundreds of bytes");
+    assert!(disk.peer_median().unwrap() > 0.0 && disk.rapport_median().unwrap() > 0.0);
+}
