@@ -4,7 +4,9 @@
 //! Prints the results table in Markdown (medians of `RAPPORT_BENCH_RUNS` runs, default 3) and
 //! writes it to `target/peers.md`. `RAPPORT_BENCH_SECONDS` sets each throughput measurement's
 //! length (default 5); `RAPPORT_BENCH_SIZES` the rebuild log sizes (default
-//! `1000000,10000000`; the last one is also the start-up and disk scenario's).
+//! `1000000,10000000`; the last one is also the start-up and disk scenario's);
+//! `RAPPORT_BENCH_SCENARIOS` which scenarios run (default `1,2,3,4,5,6,7`) and
+//! `RAPPORT_BENCH_CLIENTS` the client counts of scenario 1 (default `1,8,32,128`).
 
 use std::time::Duration;
 
@@ -15,6 +17,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(runs) = std::env::var("RAPPORT_BENCH_RUNS").ok().and_then(|s| s.parse().ok()) {
         options.runs = runs;
+    }
+    if let Ok(scenarios) = std::env::var("RAPPORT_BENCH_SCENARIOS") {
+        options.scenarios = scenarios.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    }
+    if let Ok(clients) = std::env::var("RAPPORT_BENCH_CLIENTS") {
+        options.single_clients = clients.split(',').filter_map(|s| s.trim().parse().ok()).collect();
     }
     if let Ok(sizes) = std::env::var("RAPPORT_BENCH_SIZES") {
         options.rebuild_sizes = sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();

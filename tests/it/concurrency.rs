@@ -89,3 +89,80 @@ async fn concurrent_appends_are_gap_free_ordered_and_all_present() {
     let events: usize = acknowledged.iter().map(|(_, _, ids)| ids.len()).sum();
     assert_eq!(all.len(), 6 + CLIENTS * 3 + events, "nothing more, nothing less");
 }
+
+/// Requests that arrive while a sync runs form one group: each is decided against the
+/// accounts as the ones before it leave them, they are written to the log together, a retry
+/// or a retraction of a request of the same group sees it, and every outcome is the one the
+/// requests would get one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_group_decides_its_requests_in_order_and_writes_them_together() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use rapport_proto::v1 as pb;
+    use rapport_store::EventLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sled = Arc::new(rapport_sled::SledLog::open(dir.path()).unwrap());
+    let hooked = Arc::new(Hooked::new(Arc::clone(&sled)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let log: Arc<dyn EventLog> = hooked.clone();
+    let server = tokio::spawn(rapport_server::serve(listener, log, sled, test_config(), async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(address).unwrap().connect().await.unwrap();
+    let mut ledger = pb::ledger_client::LedgerClient::new(channel.clone());
+    open_account(&mut ledger, "acme", "li.wei").await; // versions 1..=3
+
+    // A slow sync holds the writer while the requests below queue up behind it.
+    hooked.fault.store(fault::SLOW_SYNC, Ordering::SeqCst);
+    let first = signal("c1", 1, 1);
+    let second = signal("c2", 2, 3);
+    let requests = vec![
+        ("blocker", request("acme", Expected::Exact(3), vec![signal("c1", 0, 1)])), // v4, alone
+        ("after the blocker", request("acme", Expected::Exact(4), vec![first.clone()])), // v5
+        ("after a staged one", request("acme", Expected::Exact(5), vec![second.clone()])), // v6
+        ("retry of a staged one", request("acme", Expected::Exact(4), vec![first.clone()])), // duplicate v5
+        ("retraction of a staged one", request("acme", Expected::Any, vec![retracted(&second.event_id)])), // v7
+        ("another account", request("globex", Expected::NoStream, vec![opened("Globex", "anna.berg")])), // v1
+        ("a stale expectation", request("acme", Expected::Exact(5), vec![signal("c2", 0, 0)])), // refused
+    ];
+    let mut sent = Vec::new();
+    for (name, request) in requests {
+        let mut client = pb::ledger_client::LedgerClient::new(channel.clone());
+        sent.push((name, tokio::spawn(async move { client.append(request).await })));
+        // In this order; the first one starts the slow sync the others wait behind.
+        tokio::time::sleep(Duration::from_millis(if name == "blocker" { 200 } else { 40 })).await;
+    }
+    let mut outcomes = BTreeMap::new();
+    for (name, task) in sent {
+        outcomes.insert(name, task.await.unwrap().map(|r| r.into_inner()));
+    }
+    hooked.fault.store(fault::NONE, Ordering::SeqCst);
+    let at = |name: &str| outcomes[name].as_ref().map(|r| (r.first_version, r.first_position, r.duplicate)).ok();
+    assert_eq!(at("blocker"), Some((4, 4, false)));
+    assert_eq!(at("after the blocker"), Some((5, 5, false)));
+    assert_eq!(at("after a staged one"), Some((6, 6, false)), "decided against the staged request before it");
+    assert_eq!(at("retry of a staged one"), Some((5, 5, true)), "the retry finds the staged request written");
+    assert_eq!(at("retraction of a staged one"), Some((7, 7, false)), "the retraction finds its target");
+    assert_eq!(at("another account"), Some((1, 8, false)));
+    let stale = outcomes["a stale expectation"].as_ref().unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    assert!(stale.message().contains("is at version 7"), "{}", stale.message());
+    // Several requests went to the log in one write.
+    let writes = hooked.writes.lock().unwrap().clone();
+    assert!(writes.iter().any(|&batches| batches >= 2), "append_all calls: {writes:?}");
+
+    let log = read_all(&mut ledger).await;
+    assert_eq!(log.iter().map(|e| e.position).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+    let verified = ledger.verify(pb::VerifyRequest::default()).await.unwrap().into_inner();
+    assert!(verified.intact && verified.events_checked == 8, "{verified:?}");
+    let acme = get_account(&mut pb::accounts_client::AccountsClient::new(channel.clone()), "acme").await;
+    assert_eq!((acme.version, acme.retracted_events), (7, 1));
+    drop((ledger, channel));
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

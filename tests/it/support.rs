@@ -382,6 +382,8 @@ pub mod fault {
     pub const APPEND_FULL: u8 = 2;
     /// `sync` fails with an I/O error.
     pub const SYNC_IO: u8 = 3;
+    /// `sync` takes a second, so that the requests sent meanwhile form one group.
+    pub const SLOW_SYNC: u8 = 4;
 }
 
 /// The sled log behind the `EventLog` trait, counting the events read from it and failing on
@@ -390,11 +392,13 @@ pub struct Hooked {
     pub log: Arc<SledLog>,
     pub events_read: std::sync::atomic::AtomicU64,
     pub fault: std::sync::atomic::AtomicU8,
+    /// The number of batches of each `append_all` call, in order.
+    pub writes: std::sync::Mutex<Vec<usize>>,
 }
 
 impl Hooked {
     pub fn new(log: Arc<SledLog>) -> Hooked {
-        Hooked { log, events_read: Default::default(), fault: Default::default() }
+        Hooked { log, events_read: Default::default(), fault: Default::default(), writes: Default::default() }
     }
 
     fn count(&self, events: Vec<StoredEvent>) -> Vec<StoredEvent> {
@@ -410,10 +414,24 @@ impl EventLog for Hooked {
         }
         self.log.append(batch)
     }
+    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
+        self.writes.lock().unwrap().push(batches.len());
+        if self.fault.load(Ordering::SeqCst) == fault::APPEND_FULL {
+            return batches
+                .iter()
+                .map(|_| Err(StoreError::Full("no space left on device (injected)".into())))
+                .collect();
+        }
+        self.log.append_all(batches)
+    }
     fn sync(&self) -> Result<(), StoreError> {
         match self.fault.load(Ordering::SeqCst) {
             fault::SYNC_FULL => Err(StoreError::Full("no space left on device (injected)".into())),
             fault::SYNC_IO => Err(StoreError::Io("input/output error (injected)".into())),
+            fault::SLOW_SYNC => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                self.log.sync()
+            }
             _ => self.log.sync(),
         }
     }

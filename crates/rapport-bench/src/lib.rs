@@ -46,6 +46,14 @@ pub struct Options {
     pub rebuild_sizes: Vec<u64>,
     /// Runs of the rebuild at each size beyond the first (large logs take long to load).
     pub large_runs: usize,
+    /// The scenarios to run, by number (1 to 7; 5, 6 and 7 share one load of the log).
+    pub scenarios: Vec<u8>,
+}
+
+impl Options {
+    fn runs_scenario(&self, number: u8) -> bool {
+        self.scenarios.contains(&number)
+    }
 }
 
 impl Options {
@@ -60,6 +68,7 @@ impl Options {
             contended: (32, 10),
             rebuild_sizes: vec![1_000_000, 10_000_000],
             large_runs: 1,
+            scenarios: (1..=7).collect(),
         }
     }
 
@@ -74,6 +83,7 @@ impl Options {
             contended: (4, 2),
             rebuild_sizes: vec![3_000],
             large_runs: 1,
+            scenarios: (1..=7).collect(),
         }
     }
 }

@@ -85,7 +85,7 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
     let mut table = Table { rows: Vec::new() };
 
     for run in 1..=options.runs {
-        for &clients in &options.single_clients {
+        for &clients in options.single_clients.iter().filter(|_| options.runs_scenario(1)) {
             let scenario = format!("1. single-event appends, {clients} clients");
             progress(&format!("run {run}: {scenario}"));
             let (rapport, stop) = fresh_rapport(scratch.path()).await?;
@@ -100,52 +100,28 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
             );
         }
 
-        let scenario = format!("2. {}-event batches, {} clients", options.batch_size, options.batch_clients);
-        progress(&format!("run {run}: {scenario}"));
-        let (batch, clients) = (options.batch_size, options.batch_clients);
-        let (rapport, stop) = fresh_rapport(scratch.path()).await?;
-        let outcome = load::appends(&rapport, clients, batch, options.duration, "batch").await?;
-        stop(rapport).await?;
-        table.throughput(&scenario, System::Rapport, &outcome);
-        peer.clear().await?;
-        table.throughput(
-            &scenario,
-            System::Peer,
-            &load::appends(&peer, clients, batch, options.duration, "batch").await?,
-        );
-
-        let (clients, accounts) = options.contended;
-        let scenario = format!("3. contended appends, {clients} clients on {accounts} accounts");
-        progress(&format!("run {run}: {scenario}"));
-        let (rapport, stop) = fresh_rapport(scratch.path()).await?;
-        let outcome = load::contended(&rapport, clients, accounts, options.duration, "hot").await?;
-        stop(rapport).await?;
-        table.throughput(&scenario, System::Rapport, &outcome);
-        table.add(&scenario, "conflicts per event", false, System::Rapport, conflicts(&outcome));
-        peer.clear().await?;
-        let outcome = load::contended(&peer, clients, accounts, options.duration, "hot").await?;
-        table.throughput(&scenario, System::Peer, &outcome);
-        table.add(&scenario, "conflicts per event", false, System::Peer, conflicts(&outcome));
-
-        let clients = READ_UNDER_CLIENTS.min(options.single_clients.iter().copied().max().unwrap_or(1));
-        let scenario = format!("4. GetAccount while {clients} clients append");
-        progress(&format!("run {run}: {scenario}"));
-        let duration = options.duration;
-        let (rapport, stop) = fresh_rapport(scratch.path()).await?;
-        let (writes, reads) = load::reads_during(&rapport, READ_ACCOUNTS, "read", || {
-            load::appends(&rapport, clients, 1, duration, "single")
-        })
-        .await?;
-        stop(rapport).await?;
-        reads_rows(&mut table, &scenario, System::Rapport, &writes, &reads);
-        peer.clear().await?;
-        let (writes, reads) =
-            load::reads_during(&peer, READ_ACCOUNTS, "read", || load::appends(&peer, clients, 1, duration, "single"))
-                .await?;
-        reads_rows(&mut table, &scenario, System::Peer, &writes, &reads);
+        if options.runs_scenario(2) {
+            let scenario = format!("2. {}-event batches, {} clients", options.batch_size, options.batch_clients);
+            progress(&format!("run {run}: {scenario}"));
+            let (batch, clients) = (options.batch_size, options.batch_clients);
+            let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+            let outcome = load::appends(&rapport, clients, batch, options.duration, "batch").await?;
+            stop(rapport).await?;
+            table.throughput(&scenario, System::Rapport, &outcome);
+            peer.clear().await?;
+            let outcome = load::appends(&peer, clients, batch, options.duration, "batch").await?;
+            table.throughput(&scenario, System::Peer, &outcome);
+        }
+        if options.runs_scenario(3) {
+            contended(options, &mut table, &peer, scratch.path(), run, progress).await?;
+        }
+        if options.runs_scenario(4) {
+            reads(options, &mut table, &peer, scratch.path(), run, progress).await?;
+        }
     }
 
-    for (index, &size) in options.rebuild_sizes.iter().enumerate() {
+    let large = [5, 6, 7].iter().any(|n| options.runs_scenario(*n));
+    for (index, &size) in options.rebuild_sizes.iter().enumerate().filter(|_| large) {
         let runs = if index == 0 { options.runs } else { options.large_runs };
         let last = index + 1 == options.rebuild_sizes.len();
         for run in 1..=runs {
@@ -187,6 +163,56 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
         }
     }
     Ok(Report { rows: table.rows, disk_syncs_per_second, disk_write_mb_per_second })
+}
+
+/// Scenario 3: contended appends with expected versions.
+async fn contended(
+    options: &Options,
+    table: &mut Table,
+    peer: &Arc<Peer>,
+    scratch: &std::path::Path,
+    run: usize,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<()> {
+    let (clients, accounts) = options.contended;
+    let scenario = format!("3. contended appends, {clients} clients on {accounts} accounts");
+    progress(&format!("run {run}: {scenario}"));
+    let (rapport, stop) = fresh_rapport(scratch).await?;
+    let outcome = load::contended(&rapport, clients, accounts, options.duration, "hot").await?;
+    stop(rapport).await?;
+    table.throughput(&scenario, System::Rapport, &outcome);
+    table.add(&scenario, "conflicts per event", false, System::Rapport, conflicts(&outcome));
+    peer.clear().await?;
+    let outcome = load::contended(peer, clients, accounts, options.duration, "hot").await?;
+    table.throughput(&scenario, System::Peer, &outcome);
+    table.add(&scenario, "conflicts per event", false, System::Peer, conflicts(&outcome));
+    Ok(())
+}
+
+/// Scenario 4: GetAccount latency while clients append single events.
+async fn reads(
+    options: &Options,
+    table: &mut Table,
+    peer: &Arc<Peer>,
+    scratch: &std::path::Path,
+    run: usize,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<()> {
+    let clients = READ_UNDER_CLIENTS.min(options.single_clients.iter().copied().max().unwrap_or(1));
+    let scenario = format!("4. GetAccount while {clients} clients append");
+    progress(&format!("run {run}: {scenario}"));
+    let duration = options.duration;
+    let (rapport, stop) = fresh_rapport(scratch).await?;
+    let (writes, reads) =
+        load::reads_during(&rapport, READ_ACCOUNTS, "read", || load::appends(&rapport, clients, 1, duration, "single"))
+            .await?;
+    stop(rapport).await?;
+    reads_rows(table, &scenario, System::Rapport, &writes, &reads);
+    peer.clear().await?;
+    let (writes, reads) =
+        load::reads_during(peer, READ_ACCOUNTS, "read", || load::appends(peer, clients, 1, duration, "single")).await?;
+    reads_rows(table, &scenario, System::Peer, &writes, &reads);
+    Ok(())
 }
 
 fn conflicts(outcome: &Outcome) -> f64 {

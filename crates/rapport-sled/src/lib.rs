@@ -196,13 +196,23 @@ impl SledLog {
     }
 }
 
-impl EventLog for SledLog {
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+impl SledLog {
+    /// Checks one batch against the log as it will be after the batches staged before it, and
+    /// adds its keys to `write`.
+    fn stage(
+        &self,
+        tail: &mut Tail,
+        staged: &mut Staged,
+        batch: AppendBatch<'_>,
+        write: &mut sled::Batch,
+    ) -> Result<Appended, StoreError> {
         if batch.events.is_empty() {
             return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
         }
-        let mut tail = self.lock();
-        let head = self.head(&mut tail, batch.account_id)?;
+        let head = match staged.heads.get(batch.account_id) {
+            Some(head) => Some(*head),
+            None => self.head(tail, batch.account_id)?,
+        };
         let current = head.map_or(0, |h| h.version);
         if current != batch.expected_version {
             return Err(StoreError::WrongVersion {
@@ -215,16 +225,17 @@ impl EventLog for SledLog {
             if batch.events[..index].iter().any(|e| e.event_id == new.event_id) {
                 return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
             }
+            if let Some(&position) = staged.ids.get(&new.event_id) {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
+            }
             if let Some(position) = self.id_position(&new.event_id)? {
                 return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
             }
         }
 
-        let recorded_at = tail.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
-        let first_position = tail.last_position + 1;
+        let recorded_at = staged.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
+        let first_position = staged.last_position + 1;
         let mut prev_hash: Hash = head.map_or(GENESIS_HASH, |h| h.hash);
-        let mut write = sled::Batch::default();
-        let mut last = StreamHead { version: current, position: tail.last_position, hash: prev_hash };
         for (offset, new) in batch.events.iter().enumerate() {
             let version = current + 1 + offset as u64;
             let position = first_position + offset as u64;
@@ -239,19 +250,59 @@ impl EventLog for SledLog {
                 prev_hash,
                 hash: GENESIS_HASH,
             };
-            let hash = chain_hash(&event);
-            event.hash = hash;
+            event.hash = chain_hash(&event);
             write.insert(&event_key(position), encode_envelope(&event));
             write.insert(stream_key(batch.account_id, version), &position.to_be_bytes());
             write.insert(&id_key(&new.event_id), &position.to_be_bytes());
-            prev_hash = hash;
-            last = StreamHead { version, position, hash };
+            staged.ids.insert(new.event_id, position);
+            prev_hash = event.hash;
+            staged.heads.insert(batch.account_id.clone(), StreamHead { version, position, hash: event.hash });
+            staged.last_position = position;
         }
-        self.db.apply_batch(write).map_err(|e| sled_error(e, "appending"))?;
-        tail.last_position = last.position;
-        tail.last_recorded_at = Some(recorded_at);
-        tail.heads.insert(batch.account_id.clone(), last);
+        staged.last_recorded_at = Some(recorded_at);
         Ok(Appended { first_version: current + 1, first_position, recorded_at })
+    }
+}
+
+/// The end of the log as the batches of one [`EventLog::append_all`] see it before they are
+/// written.
+struct Staged {
+    last_position: u64,
+    last_recorded_at: Option<Timestamp>,
+    heads: HashMap<AccountId, StreamHead>,
+    ids: HashMap<EventId, u64>,
+}
+
+impl EventLog for SledLog {
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        let mut results = self.append_all(&[batch]);
+        results.pop().unwrap_or_else(|| Err(StoreError::InvalidBatch("no result for the batch".into())))
+    }
+
+    /// Writes every batch that passes its checks in one sled batch: one atomic write and one
+    /// log reservation for the whole group, which costs a fraction of one per batch (and makes
+    /// the next sync cheaper).
+    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
+        let mut tail = self.lock();
+        let mut staged = Staged {
+            last_position: tail.last_position,
+            last_recorded_at: tail.last_recorded_at,
+            heads: HashMap::new(),
+            ids: HashMap::new(),
+        };
+        let mut write = sled::Batch::default();
+        let results: Vec<_> =
+            batches.iter().map(|batch| self.stage(&mut tail, &mut staged, *batch, &mut write)).collect();
+        if results.iter().any(Result::is_ok) {
+            if let Err(error) = self.db.apply_batch(write) {
+                let error = sled_error(error, "appending");
+                return results.into_iter().map(|result| result.and(Err(error.clone()))).collect();
+            }
+            tail.last_position = staged.last_position;
+            tail.last_recorded_at = staged.last_recorded_at;
+            tail.heads.extend(staged.heads);
+        }
+        results
     }
 
     fn sync(&self) -> Result<(), StoreError> {

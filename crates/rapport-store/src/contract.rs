@@ -50,6 +50,7 @@ macro_rules! contract_tests {
             read_stream_honours_from_direction_and_limit,
             heads_and_lookups_follow_appends,
             the_identity_that_appended_is_kept_and_hashed,
+            append_all_is_appending_one_by_one,
             synced_events_survive_reopening_byte_for_byte,
             a_model_of_random_appends_and_reboots_agrees,
             readers_during_appends_see_whole_prefixes
@@ -240,6 +241,63 @@ pub fn the_identity_that_appended_is_kept_and_hashed(harness: &mut impl Harness)
     assert_ne!(altered.computed_hash(), events[0].hash, "the identity is part of the hash");
     let found = log.find_event(&new_event(2).event_id).unwrap().expect("event 2 is recorded");
     assert_eq!(found.recorded_by, "crm-sync");
+}
+
+/// `append_all` gives each batch the result, and the log the content, that appending the
+/// batches one by one gives, failures in the middle included; and what it wrote survives
+/// reopening.
+pub fn append_all_is_appending_one_by_one(harness: &mut impl Harness) {
+    let (a, b, c) = (account("a"), account("b"), account("c"));
+    let (first, second, third, fourth) = ([new_event(1), new_event(2)], [new_event(3)], [new_event(4)], [new_event(5)]);
+    // An id of the first batch again, and an id repeated within one batch.
+    let (taken, repeated) = ([new_event(6), new_event(2)], [new_event(7), new_event(7)]);
+    let batch = |account_id, expected_version, events| AppendBatch {
+        account_id,
+        expected_version,
+        recorded_at: at(10),
+        recorded_by: "writer",
+        events,
+    };
+    let batches = [
+        batch(&a, 0, &first[..]),
+        batch(&b, 0, &second[..]),
+        batch(&a, 0, &third[..]),
+        batch(&a, 2, &third[..]),
+        batch(&c, 0, &taken[..]),
+        batch(&c, 0, &repeated[..]),
+        batch(&c, 0, &[][..]),
+        batch(&c, 0, &fourth[..]),
+    ];
+    let one_by_one = harness.fresh();
+    let expected: Vec<_> = batches.iter().map(|b| one_by_one.append(*b)).collect();
+    // Made last, because the harness reopens the log it made last.
+    let together = harness.fresh();
+    let results = together.append_all(&batches);
+    assert_eq!(results.len(), expected.len());
+    for (index, (got, want)) in results.iter().zip(&expected).enumerate() {
+        let same = match (got, want) {
+            (Ok(got), Ok(want)) => got == want,
+            (Err(StoreError::WrongVersion { current: g, .. }), Err(StoreError::WrongVersion { current: w, .. })) => {
+                g == w
+            }
+            (
+                Err(StoreError::DuplicateEventId { event_id: g, position: gp }),
+                Err(StoreError::DuplicateEventId { event_id: w, position: wp }),
+            ) => g == w && gp == wp,
+            (Err(StoreError::InvalidBatch(_)), Err(StoreError::InvalidBatch(_))) => true,
+            _ => false,
+        };
+        assert!(same, "batch {index}: {got:?} appended together, {want:?} one by one");
+    }
+    // Worked out by hand: a1 a2 (positions 1, 2), b1 (3), a3 (4), c1 (5).
+    assert!(matches!(results[2], Err(StoreError::WrongVersion { current: 2, .. })));
+    assert!(matches!(results[4], Err(StoreError::DuplicateEventId { position: 2, .. })));
+    assert_eq!(results[7].as_ref().ok().map(|r| r.first_position), Some(5));
+    together.sync().unwrap();
+    one_by_one.sync().unwrap();
+    let together = harness.reopen(together);
+    assert_eq!(everything(&together), everything(&one_by_one), "the same log, byte for byte");
+    assert_chains(&everything(&together), "after append_all");
 }
 
 /// Recording times follow positions even when the given clock goes back.

@@ -177,6 +177,15 @@ pub trait EventLog: Send + Sync + 'static {
     /// ([`EventLog::find_event`]): the retry's expected version no longer holds.
     fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError>;
 
+    /// Appends several batches in order, each exactly as [`EventLog::append`] would (each
+    /// atomic, each checked against the log including the batches before it, a failing one
+    /// writing nothing and leaving the others be), and returns each one's result. A backend may
+    /// write them together; a crash still keeps a whole-batch prefix. The writer of a group
+    /// commit appends a group this way. The default appends them one by one.
+    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
+        batches.iter().map(|batch| self.append(*batch)).collect()
+    }
+
     /// Makes every event appended so far durable. Returns only once they are on stable storage.
     fn sync(&self) -> Result<(), StoreError>;
 

@@ -127,6 +127,13 @@ async fn check(server: &Server, acknowledged: &Acknowledged, cycle: u64) {
     let verified = ledger.verify(pb::VerifyRequest::default()).await.unwrap().into_inner();
     assert!(verified.intact, "cycle {cycle}: {:?}", verified.first_break);
     assert_eq!(verified.events_checked, log.len() as u64);
+    // Progress for long soaks (shown with --nocapture).
+    println!(
+        "cycle {}: {} events in the log, {} acknowledged, all where acknowledged",
+        cycle + 1,
+        log.len(),
+        acknowledged.len()
+    );
 
     // The served projection equals a fresh rebuild of the same log.
     let mut projections = pb::projections_client::ProjectionsClient::new(channel.clone());
