@@ -298,16 +298,18 @@ async fn load_both(dir: &std::path::Path, peer: &Peer, size: u64) -> anyhow::Res
         let writer = Arc::clone(&log);
         let appending = tokio::task::spawn_blocking(move || {
             let now = Timestamp::from_unix_nanos(NOW * 1_000_000_000);
-            for (account_id, expected_version, events) in &batches {
-                let batch = AppendBatch {
+            let batches: Vec<AppendBatch<'_>> = batches
+                .iter()
+                .map(|(account_id, expected_version, events)| AppendBatch {
                     account_id,
                     expected_version: *expected_version,
                     recorded_at: now,
                     recorded_by: "",
                     events,
-                };
-                writer.append(batch)?;
-            }
+                })
+                .collect();
+            // As the server's writer does with a group: one log write for many requests.
+            writer.append_all(&batches).into_iter().collect::<Result<Vec<_>, _>>()?;
             writer.sync()
         });
         peer.load(&chunk).await?;

@@ -5,7 +5,8 @@
 //! bound, over any [`EventLog`] and [`ProjectionStore`]. The binary and the end-to-end tests
 //! both start the service this way.
 //!
-//! Inside: handlers parse requests into domain types (`convert`); appends go to the single
+//! Inside: a layer checks every request's bearer token and role when the server has tokens
+//! (`access`); handlers parse requests into domain types (`convert`); appends go to the single
 //! writer thread that validates them against the account, appends them, commits them in
 //! groups and folds them into the active projection build (`writer`); builds, checkpoints and
 //! rebuilds live in `projection`, the portfolio query in `portfolio`, subscriptions in
