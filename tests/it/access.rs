@@ -26,7 +26,7 @@ fn token_of(role: &str) -> &'static str {
     TOKENS.iter().find(|t| t.1 == role).map(|t| t.2).expect("a token per role")
 }
 
-pub fn tokens_file() -> String {
+fn tokens_file() -> String {
     TOKENS
         .iter()
         .map(|(identity, role, token, others)| {

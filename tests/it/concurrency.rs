@@ -101,19 +101,10 @@ async fn one_group_decides_its_requests_in_order_and_writes_them_together() {
     use std::time::Duration;
 
     use rapport_proto::v1 as pb;
-    use rapport_store::EventLog;
 
     let dir = tempfile::tempdir().unwrap();
-    let sled = Arc::new(rapport_sled::SledLog::open(dir.path()).unwrap());
-    let hooked = Arc::new(Hooked::new(Arc::clone(&sled)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let log: Arc<dyn EventLog> = hooked.clone();
-    let server = tokio::spawn(rapport_server::serve(listener, log, sled, test_config(), async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(address).unwrap().connect().await.unwrap();
+    let server = HookedServer::start(dir.path()).await;
+    let (hooked, channel) = (Arc::clone(&server.hooked), server.channel.clone());
     let mut ledger = pb::ledger_client::LedgerClient::new(channel.clone());
     open_account(&mut ledger, "acme", "li.wei").await; // versions 1..=3
 
@@ -163,6 +154,5 @@ async fn one_group_decides_its_requests_in_order_and_writes_them_together() {
     let acme = get_account(&mut pb::accounts_client::AccountsClient::new(channel.clone()), "acme").await;
     assert_eq!((acme.version, acme.retracted_events), (7, 1));
     drop((ledger, channel));
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

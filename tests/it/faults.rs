@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rapport_proto::v1 as pb;
-use rapport_sled::SledLog;
-use rapport_store::EventLog;
-use tokio::net::TcpListener;
 use tonic::Code;
 
 use crate::support::*;
@@ -17,16 +14,8 @@ use crate::support::*;
 #[tokio::test]
 async fn a_full_or_failing_disk_acknowledges_nothing_and_the_service_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let sled = Arc::new(SledLog::open(dir.path()).unwrap());
-    let faulty = Arc::new(Hooked::new(Arc::clone(&sled)));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let log: Arc<dyn EventLog> = faulty.clone();
-    let server = tokio::spawn(rapport_server::serve(listener, log, sled, test_config(), async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(address).unwrap().connect().await.unwrap();
+    let server = HookedServer::start(dir.path()).await;
+    let (faulty, channel) = (Arc::clone(&server.hooked), server.channel.clone());
     let mut ledger = pb::ledger_client::LedgerClient::new(channel.clone());
     let mut accounts = pb::accounts_client::AccountsClient::new(channel);
     open_account(&mut ledger, "acme", "alice").await;
@@ -69,7 +58,6 @@ async fn a_full_or_failing_disk_acknowledges_nothing_and_the_service_recovers() 
     assert!(ledger.verify(pb::VerifyRequest::default()).await.unwrap().into_inner().intact);
     assert_eq!(get_account(&mut accounts, "acme").await.contacts[0].support, 2, "the retried signal counts");
 
-    let _ = stop.send(());
     drop((ledger, accounts));
-    server.await.unwrap().expect("the server stops cleanly");
+    server.stop().await;
 }

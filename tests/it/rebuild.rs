@@ -2,7 +2,6 @@
 //! ones for different rule sets, the same digest after a restart in the middle of a rebuild;
 //! and start-up that resumes from the checkpoint instead of folding the whole log.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
@@ -11,7 +10,6 @@ use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_proto::v1 as pb;
 use rapport_sled::SledLog;
 use rapport_store::{AppendBatch, EventLog, NewEvent};
-use tokio::net::TcpListener;
 
 use crate::support::*;
 
@@ -62,27 +60,13 @@ async fn rebuilds_of_100k_events_are_deterministic_and_survive_a_restart() {
 
 /// Starts the server on `dir` over a counting log; returns it once it serves, with the count
 /// of events start-up read.
-async fn start_counting(
-    dir: &std::path::Path,
-) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>, u64, String) {
-    let sled = Arc::new(SledLog::open(dir).expect("the log opens"));
-    let counting = Arc::new(Hooked::new(Arc::clone(&sled)));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let log: Arc<dyn EventLog> = counting.clone();
-    let task = tokio::spawn(async move {
-        rapport_server::serve(listener, log, sled, test_config(), async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("the server stops cleanly");
-    });
+async fn start_counting(dir: &std::path::Path) -> (HookedServer, u64) {
+    let server = HookedServer::start(dir).await;
     // Serving means start-up is over.
-    let channel = tonic::transport::Endpoint::from_shared(address.clone()).unwrap().connect().await.unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
     health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("serving");
-    (task, stop, counting.events_read.load(Ordering::Relaxed), address)
+    let read = server.hooked.events_read.load(Ordering::Relaxed);
+    (server, read)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,10 +76,9 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
     let dir = server.stop().await;
 
     // A clean stop checkpoints everything: start-up reads nothing of the log.
-    let (task, stop, read, _) = start_counting(dir.path()).await;
+    let (server, read) = start_counting(dir.path()).await;
     assert_eq!(read, 0, "start-up after a clean stop folds no event");
-    let _ = stop.send(());
-    task.await.unwrap();
+    server.stop().await;
 
     // A crash after the log write and before the projection caught up: events in the log that
     // no checkpoint covers. Start-up folds exactly those.
@@ -127,14 +110,12 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
     }
     sled.sync().unwrap();
     drop(sled);
-    let (task, stop, read, address) = start_counting(dir.path()).await;
+    let (server, read) = start_counting(dir.path()).await;
     assert_eq!(read, appended, "start-up folds only the events after the checkpoint");
-    let channel = tonic::transport::Endpoint::from_shared(address).unwrap().connect().await.unwrap();
-    let mut accounts = pb::accounts_client::AccountsClient::new(channel);
+    let mut accounts = pb::accounts_client::AccountsClient::new(server.channel.clone());
     let view = get_account(&mut accounts, "crash-0").await;
     assert_eq!(view.version, appended, "the events the crash left unprojected are projected now");
-    let _ = stop.send(());
-    task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

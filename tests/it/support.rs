@@ -458,6 +458,43 @@ impl EventLog for Hooked {
     }
 }
 
+/// A server over the sled log in a directory, seen through [`Hooked`]: for tests that count
+/// what it reads or make its storage fail.
+pub struct HookedServer {
+    pub hooked: Arc<Hooked>,
+    pub channel: Channel,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl HookedServer {
+    /// Serves the log in `dir` (the projections in the same sled database, unhooked).
+    pub async fn start(dir: &std::path::Path) -> HookedServer {
+        let sled = Arc::new(SledLog::open(dir).expect("the sled log opens"));
+        let hooked = Arc::new(Hooked::new(Arc::clone(&sled)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let address = format!("http://{}", listener.local_addr().expect("the bound address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let log: Arc<dyn EventLog> = hooked.clone();
+        let task = tokio::spawn(rapport_server::serve(listener, log, sled, test_config(), async {
+            let _ = stopped.await;
+        }));
+        let channel = tonic::transport::Endpoint::from_shared(address)
+            .expect("a valid URL")
+            .connect()
+            .await
+            .expect("the server accepts connections");
+        HookedServer { hooked, channel, stop, task }
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        drop(self.channel);
+        self.task.await.expect("the server task joins").expect("the server stops cleanly");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw calls: any method, any bytes, any token.
 

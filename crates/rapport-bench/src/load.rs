@@ -87,10 +87,7 @@ pub async fn appends<S: System>(
     duration: Duration,
     prefix: &str,
 ) -> anyhow::Result<Outcome> {
-    let mut connected = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connected.push(system.connect().await?);
-    }
+    let connected = connect_all(system, clients).await?;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for (n, mut client) in connected.into_iter().enumerate() {
@@ -129,15 +126,8 @@ pub async fn contended<S: System>(
     duration: Duration,
     prefix: &str,
 ) -> anyhow::Result<Outcome> {
-    let mut opener = system.connect().await?;
-    let mut workload = rapport_demo::Workload::new(7, accounts, NOW, prefix);
-    for account in 0..accounts {
-        append_or_fail(&mut opener, workload.next_request_for(account, 4)).await?;
-    }
-    let mut connected = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connected.push(system.connect().await?);
-    }
+    open_accounts(system, prefix, accounts, 4).await?;
+    let connected = connect_all(system, clients).await?;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for (n, mut client) in connected.into_iter().enumerate() {
@@ -188,11 +178,7 @@ pub async fn reads_during<S: System, F: Future<Output = anyhow::Result<Outcome>>
     prefix: &str,
     load: impl FnOnce() -> F,
 ) -> anyhow::Result<(Outcome, Outcome)> {
-    let mut opener = system.connect().await?;
-    let mut workload = rapport_demo::Workload::new(11, accounts, NOW, prefix);
-    for account in 0..accounts {
-        append_or_fail(&mut opener, workload.next_request_for(account, 20)).await?;
-    }
+    open_accounts(system, prefix, accounts, 20).await?;
     let mut reader = system.connect().await?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);
@@ -217,6 +203,26 @@ pub async fn reads_during<S: System, F: Future<Output = anyhow::Result<Outcome>>
     stop.store(true, Ordering::Relaxed);
     let reads = reads.await??;
     Ok((writes?, reads))
+}
+
+/// `clients` clients, each with a connection of its own.
+async fn connect_all<S: System>(system: &Arc<S>, clients: usize) -> anyhow::Result<Vec<S::Client>> {
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connected.push(system.connect().await?);
+    }
+    Ok(connected)
+}
+
+/// Opens accounts `{prefix}-0..accounts`, each with `events` events (the opening and its
+/// first three contacts among them).
+async fn open_accounts<S: System>(system: &Arc<S>, prefix: &str, accounts: usize, events: usize) -> anyhow::Result<()> {
+    let mut opener = system.connect().await?;
+    let mut workload = rapport_demo::Workload::new(7, accounts, NOW, prefix);
+    for account in 0..accounts {
+        append_or_fail(&mut opener, workload.next_request_for(account, events)).await?;
+    }
+    Ok(())
 }
 
 async fn append_or_fail(client: &mut impl Ledger, request: pb::AppendRequest) -> anyhow::Result<()> {

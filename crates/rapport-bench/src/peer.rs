@@ -221,7 +221,7 @@ async fn insert(
 ) -> Result<u64, tokio_postgres::Error> {
     let events = &request.events;
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()).collect();
-    let kinds: Vec<&str> = events.iter().map(kind).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.body.as_ref().map_or("none", pb::event::Body::name)).collect();
     let times: Vec<SystemTime> = events
         .iter()
         .map(|e| {
@@ -249,27 +249,6 @@ async fn insert(
             ],
         )
         .await
-}
-
-fn kind(event: &pb::Event) -> &'static str {
-    use pb::event::Body;
-    match &event.body {
-        Some(Body::AccountOpened(_)) => "account_opened",
-        Some(Body::TierAssigned(_)) => "tier_assigned",
-        Some(Body::ContactAdded(_)) => "contact_added",
-        Some(Body::ContactUpdated(_)) => "contact_updated",
-        Some(Body::ContactLeft(_)) => "contact_left",
-        Some(Body::MeetingHeld(_)) => "meeting_held",
-        Some(Body::GiftGiven(_)) => "gift_given",
-        Some(Body::SupportSignal(_)) => "support_signal",
-        Some(Body::OwnerChanged(_)) => "owner_changed",
-        Some(Body::TeamMemberJoined(_)) => "team_member_joined",
-        Some(Body::TeamMemberLeft(_)) => "team_member_left",
-        Some(Body::FeedbackReceived(_)) => "feedback_received",
-        Some(Body::OutcomeRecorded(_)) => "outcome_recorded",
-        Some(Body::EventRetracted(_)) => "event_retracted",
-        None => "none",
-    }
 }
 
 /// A stored row, as the fold needs it.

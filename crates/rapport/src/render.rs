@@ -38,24 +38,7 @@ pub(crate) fn timeline_line(recorded: &pb::RecordedEvent) -> String {
 
 /// The event's kind, as the JSON and the errors name it.
 pub(crate) fn kind_name(event: &pb::Event) -> &'static str {
-    use pb::event::Body;
-    match &event.body {
-        None => "(no body)",
-        Some(Body::AccountOpened(_)) => "account_opened",
-        Some(Body::TierAssigned(_)) => "tier_assigned",
-        Some(Body::ContactAdded(_)) => "contact_added",
-        Some(Body::ContactUpdated(_)) => "contact_updated",
-        Some(Body::ContactLeft(_)) => "contact_left",
-        Some(Body::MeetingHeld(_)) => "meeting_held",
-        Some(Body::GiftGiven(_)) => "gift_given",
-        Some(Body::SupportSignal(_)) => "support_signal",
-        Some(Body::OwnerChanged(_)) => "owner_changed",
-        Some(Body::TeamMemberJoined(_)) => "team_member_joined",
-        Some(Body::TeamMemberLeft(_)) => "team_member_left",
-        Some(Body::FeedbackReceived(_)) => "feedback_received",
-        Some(Body::OutcomeRecorded(_)) => "outcome_recorded",
-        Some(Body::EventRetracted(_)) => "event_retracted",
-    }
+    event.body.as_ref().map_or("(no body)", pb::event::Body::name)
 }
 
 fn summary(event: &pb::Event) -> String {
