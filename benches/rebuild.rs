@@ -1,9 +1,9 @@
-//! Projection rebuild rate and start-up time, on the real server over a sled directory.
+//! Projection rebuild rate and start-up time, on the real server over a data directory (the segment log, projections on sled).
 //!
 //! `cargo bench --bench rebuild` generates `RAPPORT_BENCH_EVENTS` events (default 1,000,000)
 //! with the demo generator (1,000 accounts, 100-event appends from 8 clients), then measures:
 //! - start-up time with a quarter of the events in the log and with all of them, split into
-//!   opening the sled store and, from `serve` to a health check answering, resuming the
+//!   opening the stores and, from `serve` to a health check answering, resuming the
 //!   projection: the second resumes from the checkpoint, so it should not grow with the log;
 //! - the peer: a raw scan of the whole log through the storage trait (`read_all` in chunks),
 //!   the floor any rebuild has to read;
@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rapport_proto::v1 as pb;
+use rapport_segments::SegmentLog;
 use rapport_server::ServerConfig;
-use rapport_sled::SledLog;
+use rapport_sled::SledProjections;
 use rapport_store::EventLog;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -29,7 +30,7 @@ struct Running {
     channel: tonic::transport::Channel,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
-    /// Opening the sled store.
+    /// Opening the stores.
     opened_in: Duration,
     /// From `serve` to a health check answering: resuming the projection.
     served_in: Duration,
@@ -37,14 +38,15 @@ struct Running {
 
 async fn start(dir: &std::path::Path) -> Result<Running, Box<dyn std::error::Error>> {
     let began = Instant::now();
-    let log = Arc::new(SledLog::open(dir)?);
+    let log = Arc::new(SegmentLog::open(&dir.join("log"))?);
+    let projections = Arc::new(SledProjections::open(&dir.join("projections"))?);
     let opened_in = began.elapsed();
     let began = Instant::now();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let serving = rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), async {
+        let serving = rapport_server::serve(listener, log, projections, ServerConfig::default(), async {
             let _ = stopped.await;
         });
         if let Err(error) = serving.await {
@@ -128,7 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         full.stop().await;
 
         // The peer: a raw scan of the log, decoding envelopes but folding nothing.
-        let log = SledLog::open(&dir)?;
+        let log = SegmentLog::open(&dir.join("log"))?;
         let last = log.last_position()?;
         let began = Instant::now();
         let mut next = 1;
@@ -161,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         for (events, (opened, served)) in [(total / 4, startup_quarter), (last, startup_full)] {
             println!(
-                "start-up with {events:>9} events: sled opens in {:>8.1} ms, serving {:>6.1} ms later",
+                "start-up with {events:>9} events: the stores open in {:>8.1} ms, serving {:>6.1} ms later",
                 opened.as_secs_f64() * 1e3,
                 served.as_secs_f64() * 1e3
             );

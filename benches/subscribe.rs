@@ -1,4 +1,4 @@
-//! Subscription catch-up rate and live lag, on the real server over a sled directory.
+//! Subscription catch-up rate and live lag, on the real server over a data directory (the segment log, projections on sled).
 //!
 //! `cargo bench --bench subscribe` generates `RAPPORT_BENCH_EVENTS` events (default 200,000)
 //! through the server, then measures:
@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use rapport_proto::v1 as pb;
+use rapport_segments::SegmentLog;
 use rapport_server::ServerConfig;
-use rapport_sled::SledLog;
+use rapport_sled::SledProjections;
 use tokio::net::TcpListener;
 
 const NOW: i64 = 1_767_225_600;
@@ -70,11 +71,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let dir = tempfile::tempdir()?;
-        let log = Arc::new(SledLog::open(dir.path())?);
+        let log = Arc::new(SegmentLog::open(&dir.path().join("log"))?);
+        let projections = Arc::new(SledProjections::open(&dir.path().join("projections"))?);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), async {
+        let server = tokio::spawn(rapport_server::serve(listener, log, projections, ServerConfig::default(), async {
             let _ = stopped.await;
         }));
 

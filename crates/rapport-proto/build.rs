@@ -25,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .skip_protoc_run()
         .compile_well_known_types(true)
+        // A stored event's payload shares the buffer it was read into: no copy per event.
+        .bytes(".rapport.storage.v1.StoredEvent.event")
         .codec_path("crate::codec::Codec")
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;

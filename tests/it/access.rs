@@ -254,11 +254,11 @@ async fn tls_with_a_self_signed_certificate_carries_tokens_and_refuses_plaintext
     let tokens = Tokens::parse(&tokens_file()).unwrap();
     let config = ServerConfig { tokens: Some(Arc::new(tokens)), tls: Some(identity), ..test_config() };
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(rapport_sled::SledLog::open(dir.path()).unwrap());
+    let (log, projections) = open_store(dir.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(rapport_server::serve(listener, log.clone(), log, config, async {
+    let task = tokio::spawn(rapport_server::serve(listener, log, projections, config, async {
         let _ = stopped.await;
     }));
 

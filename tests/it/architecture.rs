@@ -31,10 +31,13 @@ const RULES: &[(&str, &[&str])] = &[
         "rapport-store",
         &["rapport-proto", "rapport-sled", "rapport-server", "rapport", "tokio", "tonic", "prost", "sled"],
     ),
-    // The sled backend is a backend: nothing of the service.
-    ("rapport-sled", &["rapport-server", "rapport", "tokio", "tonic"]),
+    // The backends are backends: nothing of the service, and none knows another.
+    ("rapport-sled", &["rapport-server", "rapport", "tokio", "tonic", "rapport-segments"]),
+    ("rapport-segments", &["rapport-server", "rapport", "tokio", "tonic", "rapport-sled", "sled"]),
+    // The stored form of an event is shared by the backends and knows none of them.
+    ("rapport-envelope", &["rapport-server", "rapport", "rapport-sled", "rapport-segments", "tokio", "tonic", "sled"]),
     // The service is a library over the storage trait, never over an engine.
-    ("rapport-server", &["rapport-sled", "rapport-demo", "rapport", "sled"]),
+    ("rapport-server", &["rapport-sled", "rapport-segments", "rapport-demo", "rapport", "sled"]),
     // Generated code depends on nothing of ours.
     ("rapport-proto", &["rapport-domain", "rapport-store", "rapport-sled", "rapport-server", "rapport"]),
     // The demo generator speaks the wire contract only.

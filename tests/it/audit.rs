@@ -1,5 +1,5 @@
-//! Tamper evidence for real: a stored event's bytes altered in the data directory (through
-//! sled, not the API) is found by `Verify` exactly where it is, and the log's digest at a
+//! Tamper evidence for real: a stored event's bytes altered in the data directory (in the
+//! segment file, checksums and all, not through the API) is found by `Verify` exactly where it is, and the log's digest at a
 //! position stays the same while nothing before it changes, and not after.
 
 use prost::Message;
@@ -17,20 +17,48 @@ async fn digest(ledger: &mut Ledger, position: u64) -> Result<pb::DigestResponse
     ledger.digest(pb::DigestRequest { position }).await.map(|r| r.into_inner())
 }
 
-/// Changes the note of the meeting stored at `position`, keeping its stored hashes: what a
-/// person editing the database behind the service's back would do.
+/// Changes the note of the meeting stored at `position`, keeping its stored hashes and
+/// making every checksum hold again: what a person editing the files behind the service's
+/// back would do. The segment layout is the one `rapport-segments` documents (`format.rs`):
+/// a 64-byte header, then frames of `crc | body length | records | reserved | durable`
+/// (24 bytes) and records of `length | crc | envelope`, integers little-endian.
 fn tamper(dir: &std::path::Path, position: u64) {
-    let db = sled::open(dir).expect("the data directory opens as a sled database");
-    let mut key = vec![b'e'];
-    key.extend_from_slice(&position.to_be_bytes());
-    let stored = db.get(&key).unwrap().expect("an event at that position");
-    let mut envelope = record::StoredEvent::decode(stored.as_ref()).unwrap();
-    let mut event = pb::Event::decode(envelope.event.as_slice()).unwrap();
-    let Some(pb::event::Body::MeetingHeld(meeting)) = event.body.as_mut() else { panic!("a meeting at {position}") };
-    meeting.notes = "Nothing was promised.".into();
-    envelope.event = event.encode_to_vec();
-    db.insert(&key, envelope.encode_to_vec()).unwrap();
-    db.flush().unwrap();
+    let le32 = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let path = dir.join("log").join("segment-000000000001");
+    let mut bytes = std::fs::read(&path).expect("the first segment");
+    let mut frame = 64;
+    loop {
+        let (body_len, count) = (le32(&bytes, frame + 4), le32(&bytes, frame + 8));
+        assert!(body_len > 0, "position {position} is in the first segment");
+        let mut record = frame + 24;
+        for _ in 0..count {
+            let len = le32(&bytes, record);
+            let envelope_at = record + 8;
+            let mut envelope = record::StoredEvent::decode(&bytes[envelope_at..envelope_at + len]).unwrap();
+            if envelope.position == position {
+                let mut event = pb::Event::decode(envelope.event.as_ref()).unwrap();
+                let Some(pb::event::Body::MeetingHeld(meeting)) = event.body.as_mut() else {
+                    panic!("a meeting at {position}")
+                };
+                // A note of the same length, so that the file keeps its shape.
+                let note = format!("{:<width$}", "Nothing was promised.", width = meeting.notes.len());
+                assert_ne!(meeting.notes, note);
+                meeting.notes = note;
+                envelope.event = event.encode_to_vec().into();
+                let altered = envelope.encode_to_vec();
+                assert_eq!(altered.len(), len, "the altered envelope keeps its length");
+                bytes[envelope_at..envelope_at + len].copy_from_slice(&altered);
+                let crc = crc32c::crc32c(&altered);
+                bytes[record + 4..record + 8].copy_from_slice(&crc.to_le_bytes());
+                let frame_crc = crc32c::crc32c(&bytes[frame + 4..frame + 24 + body_len]);
+                bytes[frame..frame + 4].copy_from_slice(&frame_crc.to_le_bytes());
+                std::fs::write(&path, bytes).unwrap();
+                return;
+            }
+            record = envelope_at + len;
+        }
+        frame = (frame + 24 + body_len).div_ceil(8) * 8;
+    }
 }
 
 #[tokio::test]

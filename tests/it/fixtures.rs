@@ -1,6 +1,6 @@
 //! Schema fixtures: one event of every kind, every field set, as the current format stores it
 //! (`tests/fixtures/events-v1/`: the canonical `rapport.v1.Event` bytes), and the envelopes
-//! the sled store keeps around them (`tests/fixtures/envelopes-v1/`: `rapport.storage.v1.
+//! the stores keep around them (`tests/fixtures/envelopes-v1/`: `rapport.storage.v1.
 //! StoredEvent`: the first two as stored without authentication, which is byte for byte the
 //! format before `recorded_by` existed, the third with a token's identity). They
 //! must decode, re-encode to the same bytes, chain, and fold, forever. When the event schema changes, old fixtures
@@ -281,7 +281,7 @@ fn stored_envelopes_decode_and_chain_forever() {
             };
             stored.hash = stored.computed_hash();
             prev_hash = stored.hash;
-            std::fs::write(envelopes_dir().join(format!("{}.bin", n + 1)), rapport_sled::encode_envelope(&stored))
+            std::fs::write(envelopes_dir().join(format!("{}.bin", n + 1)), rapport_envelope::encode_envelope(&stored))
                 .unwrap();
         }
     }
@@ -290,9 +290,9 @@ fn stored_envelopes_decode_and_chain_forever() {
         let path = envelopes_dir().join(format!("{}.bin", n + 1));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let position = n as u64 + 1;
-        let stored =
-            rapport_sled::decode_envelope(position, &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(rapport_sled::encode_envelope(&stored), bytes, "{} re-encodes to its bytes", path.display());
+        let stored = rapport_envelope::decode_envelope(position, bytes.clone().into())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(rapport_envelope::encode_envelope(&stored), bytes, "{} re-encodes to its bytes", path.display());
         check.check(&stored).unwrap_or_else(|b| panic!("{}: the chain breaks: {b:?}", path.display()));
         assert_eq!(stored.recorded_by, *recorded_by, "{}", path.display());
         assert_eq!((stored.account_id.as_str(), stored.version), ("acme", position));

@@ -8,7 +8,6 @@ use futures::StreamExt;
 use rapport_demo::Workload;
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_proto::v1 as pb;
-use rapport_sled::SledLog;
 use rapport_store::{AppendBatch, EventLog, NewEvent};
 
 use crate::support::*;
@@ -82,14 +81,15 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
 
     // A crash after the log write and before the projection caught up: events in the log that
     // no checkpoint covers. Start-up folds exactly those.
-    let sled = SledLog::open(dir.path()).unwrap();
+    let (log, projections) = open_store(dir.path());
+    drop(projections);
     let limits = Limits::default();
     let mut workload = Workload::new(1234, 1, NOW_SECONDS, "crash");
     let requests: Vec<pb::AppendRequest> = (0..3).map(|_| workload.next_request(10)).collect();
     let mut appended = 0;
     for request in &requests {
         let account_id = AccountId::parse(&request.account_id, &limits).unwrap();
-        let expected = sled.stream_head(&account_id).unwrap().map_or(0, |h| h.version);
+        let expected = log.stream_head(&account_id).unwrap().map_or(0, |h| h.version);
         let events: Vec<NewEvent> = request
             .events
             .iter()
@@ -99,7 +99,7 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
             })
             .collect();
         appended += events.len() as u64;
-        sled.append(AppendBatch {
+        log.append(AppendBatch {
             account_id: &account_id,
             expected_version: expected,
             recorded_at: Timestamp::from_unix_nanos(NOW_SECONDS * 1_000_000_000),
@@ -108,8 +108,8 @@ async fn start_up_resumes_from_the_checkpoint_and_repairs_what_a_crash_left() {
         })
         .unwrap();
     }
-    sled.sync().unwrap();
-    drop(sled);
+    log.sync().unwrap();
+    drop(log);
     let (server, read) = start_counting(dir.path()).await;
     assert_eq!(read, appended, "start-up folds only the events after the checkpoint");
     let mut accounts = pb::accounts_client::AccountsClient::new(server.channel.clone());
@@ -133,9 +133,9 @@ async fn the_live_projection_equals_a_rebuild_of_the_same_log() {
     let dir = server.stop().await;
 
     // Throw the stored projection away: start-up rebuilds it from the log.
-    let sled = SledLog::open(dir.path()).unwrap();
-    rapport_store::ProjectionStore::drop_namespace(&sled, "default@1").unwrap();
-    drop(sled);
+    let (log, projections) = open_store(dir.path());
+    rapport_store::ProjectionStore::drop_namespace(projections.as_ref(), "default@1").unwrap();
+    drop((log, projections));
     let server = TestServer::start_in(dir, test_config()).await;
     let rebuilt = server.projections().list_rule_sets(pb::ListRuleSetsRequest {}).await.unwrap().into_inner().rule_sets;
     assert_eq!(live.len(), 1);

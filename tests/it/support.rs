@@ -1,7 +1,7 @@
 //! The test server and event builders the end-to-end tests share.
 //!
-//! [`TestServer`] runs the real service (`rapport_server::serve`) on the real sled store in a
-//! temporary directory, on a loopback port the OS picks, and talks to it with the generated
+//! [`TestServer`] runs the real service (`rapport_server::serve`) on the real stores (the
+//! segment log, projections on sled) in a temporary directory, on a loopback port the OS picks, and talks to it with the generated
 //! tonic clients. Builders make valid wire events with fresh ids, so each test states only
 //! what it is about.
 
@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use rapport_domain::Timestamp;
 use rapport_proto::{v1 as pb, wkt};
+use rapport_segments::SegmentLog;
 use rapport_server::{Clock, ServeError, ServerConfig};
-use rapport_sled::SledLog;
+use rapport_sled::SledProjections;
 use rapport_store::{AppendBatch, Appended, Direction, EventLog, StoreError, StoredEvent, StreamHead};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -29,6 +30,14 @@ pub const NOW_SECONDS: i64 = 1_767_225_600;
 /// A fixed clock at [`NOW_SECONDS`].
 pub fn fixed_clock() -> Clock {
     Arc::new(|| Timestamp::from_unix_nanos(NOW_SECONDS * 1_000_000_000))
+}
+
+/// The stores of a data directory, laid out as `rapport serve` lays them out: the log in
+/// `log/`, the projections in `projections/`.
+pub fn open_store(dir: &std::path::Path) -> (Arc<SegmentLog>, Arc<SledProjections>) {
+    let log = SegmentLog::open(&dir.join("log")).expect("the segment log opens");
+    let projections = SledProjections::open(&dir.join("projections")).expect("the projection store opens");
+    (Arc::new(log), Arc::new(projections))
 }
 
 /// A running server over a temporary data directory.
@@ -53,11 +62,11 @@ impl TestServer {
 
     /// A server on an existing data directory.
     pub async fn start_in(dir: TempDir, config: ServerConfig) -> TestServer {
-        let log = Arc::new(SledLog::open(dir.path()).expect("the sled log opens"));
+        let (log, projections) = open_store(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("the bound address");
         let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(rapport_server::serve(listener, log.clone(), log, config, async {
+        let task = tokio::spawn(rapport_server::serve(listener, log, projections, config, async {
             let _ = stop.await;
         }));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
@@ -386,10 +395,10 @@ pub mod fault {
     pub const SLOW_SYNC: u8 = 4;
 }
 
-/// The sled log behind the `EventLog` trait, counting the events read from it and failing on
+/// The segment log behind the `EventLog` trait, counting the events read from it and failing on
 /// demand (see [`fault`]).
 pub struct Hooked {
-    pub log: Arc<SledLog>,
+    pub log: Arc<SegmentLog>,
     pub events_read: std::sync::atomic::AtomicU64,
     pub fault: std::sync::atomic::AtomicU8,
     /// The number of batches of each `append_all` call, in order.
@@ -397,7 +406,7 @@ pub struct Hooked {
 }
 
 impl Hooked {
-    pub fn new(log: Arc<SledLog>) -> Hooked {
+    pub fn new(log: Arc<SegmentLog>) -> Hooked {
         Hooked { log, events_read: Default::default(), fault: Default::default(), writes: Default::default() }
     }
 
@@ -458,7 +467,7 @@ impl EventLog for Hooked {
     }
 }
 
-/// A server over the sled log in a directory, seen through [`Hooked`]: for tests that count
+/// A server over the stores in a directory, the log seen through [`Hooked`]: for tests that count
 /// what it reads or make its storage fail.
 pub struct HookedServer {
     pub hooked: Arc<Hooked>,
@@ -468,15 +477,15 @@ pub struct HookedServer {
 }
 
 impl HookedServer {
-    /// Serves the log in `dir` (the projections in the same sled database, unhooked).
+    /// Serves the stores in `dir` (the projections unhooked).
     pub async fn start(dir: &std::path::Path) -> HookedServer {
-        let sled = Arc::new(SledLog::open(dir).expect("the sled log opens"));
-        let hooked = Arc::new(Hooked::new(Arc::clone(&sled)));
+        let (log, projections) = open_store(dir);
+        let hooked = Arc::new(Hooked::new(log));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = format!("http://{}", listener.local_addr().expect("the bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
         let log: Arc<dyn EventLog> = hooked.clone();
-        let task = tokio::spawn(rapport_server::serve(listener, log, sled, test_config(), async {
+        let task = tokio::spawn(rapport_server::serve(listener, log, projections, test_config(), async {
             let _ = stopped.await;
         }));
         let channel = tonic::transport::Endpoint::from_shared(address)

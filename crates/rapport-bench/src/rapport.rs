@@ -1,5 +1,5 @@
-//! Rapport under test: the real server (`rapport_server::serve`) on sled in a temporary
-//! directory, listening on a loopback port; clients are the generated tonic clients, one
+//! Rapport under test: the real server (`rapport_server::serve`) on its stores (the segment
+//! log, projections on sled) in a temporary directory, listening on a loopback port; clients are the generated tonic clients, one
 //! connection each.
 
 use std::path::Path;
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 use rapport_proto::v1 as pb;
+use rapport_segments::SegmentLog;
 use rapport_server::ServerConfig;
-use rapport_sled::SledLog;
+use rapport_sled::SledProjections;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -25,16 +26,22 @@ pub struct Rapport {
 }
 
 impl Rapport {
-    /// Opens the sled store in `dir` and serves it; returns once a health check answers, with
+    /// Opens the stores in `dir` (as `rapport serve` lays them out) and serves them; returns once a health check answers, with
     /// the time that took.
     pub async fn start(dir: &Path) -> anyhow::Result<(Rapport, Duration)> {
         let began = Instant::now();
         let path = dir.to_owned();
-        let log = Arc::new(tokio::task::spawn_blocking(move || SledLog::open(&path)).await??);
+        let (log, projections) = tokio::task::spawn_blocking(move || {
+            anyhow::Ok((
+                Arc::new(SegmentLog::open(&path.join("log"))?),
+                Arc::new(SledProjections::open(&path.join("projections"))?),
+            ))
+        })
+        .await??;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rapport_server::serve(listener, log.clone(), log, ServerConfig::default(), async {
+        let task = tokio::spawn(rapport_server::serve(listener, log, projections, ServerConfig::default(), async {
             let _ = stopped.await;
         }));
         let channel = connect(address).await?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_projection::RuleSet;
-use rapport_sled::SledLog;
+use rapport_segments::SegmentLog;
 use rapport_store::{AppendBatch, EventLog, NewEvent};
 
 use crate::load::{self, Outcome};
@@ -258,14 +258,14 @@ async fn fresh_rapport(scratch: &std::path::Path) -> anyhow::Result<(Arc<Rapport
     Ok((Arc::new(rapport), stop))
 }
 
-/// Loads `size` generated events (100-event requests over `size / 1000` accounts) into a sled
-/// log in `dir`, written the way the server writes them, and into the peer. Returns the total
+/// Loads `size` generated events (100-event requests over `size / 1000` accounts) into the
+/// segment log in `dir`, written the way the server writes them, and into the peer. Returns the total
 /// of the events' encoded sizes.
 async fn load_both(dir: &std::path::Path, peer: &Peer, size: u64) -> anyhow::Result<u64> {
     let accounts = (size / 1_000).clamp(10, 10_000) as usize;
     let mut workload = rapport_demo::Workload::new(99, accounts, NOW, "large");
     let path = dir.to_owned();
-    let log = Arc::new(tokio::task::spawn_blocking(move || SledLog::open(&path)).await??);
+    let log = Arc::new(tokio::task::spawn_blocking(move || SegmentLog::open(&path.join("log"))).await??);
     let mut versions: HashMap<String, u64> = HashMap::new();
     let (mut loaded, mut raw) = (0u64, 0u64);
     while loaded < size {

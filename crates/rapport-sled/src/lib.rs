@@ -1,4 +1,5 @@
-//! Rapport's log on [sled], the embedded store the service runs on by default.
+//! Rapport's log on [sled], the store of data directories made before the segment log, and the
+//! projection store ([`SledProjections`]) the service keeps beside the segment log.
 //!
 //! # Layout
 //!
@@ -26,6 +27,8 @@
 
 mod projections;
 
+pub use projections::SledProjections;
+
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -33,15 +36,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prost::Message;
-use rapport_domain::{AccountId, EventId, Limits, Timestamp};
-use rapport_proto::storage::v1 as record;
+use rapport_domain::{AccountId, EventId, Timestamp};
+use rapport_envelope::{FORMAT, decode_envelope, encode_envelope};
 use rapport_store::{
     AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, Hash, StoreError, StoredEvent, StreamHead, chain_hash,
 };
-
-/// The envelope format this build writes and reads.
-const FORMAT: u32 = 1;
 
 const EVENT: u8 = b'e';
 const STREAM: u8 = b's';
@@ -366,7 +365,7 @@ impl EventLog for SledLog {
 /// hold it for a moment while sled's background writers finish.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let started = Instant::now();
     loop {
         match sled::Config::new().path(dir).flush_every_ms(None).open() {
@@ -434,57 +433,7 @@ fn position_value(value: &[u8], entry: &str) -> Result<u64, StoreError> {
 /// Decodes the envelope stored under `key`, checking that it is whole and in place.
 fn decode(key: &[u8], value: &[u8]) -> Result<StoredEvent, StoreError> {
     let at = <[u8; 8]>::try_from(&key[1..]).map(u64::from_be_bytes).unwrap_or(0);
-    decode_envelope(at, value)
-}
-
-/// The bytes the store keeps for a recorded event: its envelope
-/// (`rapport.storage.v1.StoredEvent`, protobuf), in the format this build writes.
-pub fn encode_envelope(event: &StoredEvent) -> Vec<u8> {
-    record::StoredEvent {
-        format: FORMAT,
-        account_id: event.account_id.to_string(),
-        version: event.version,
-        position: event.position,
-        recorded_at_unix_nanos: event.recorded_at.unix_nanos(),
-        event_id: event.event_id.as_bytes().to_vec(),
-        event: event.payload.to_vec(),
-        hash: event.hash.to_vec(),
-        prev_hash: event.prev_hash.to_vec(),
-        recorded_by: event.recorded_by.clone(),
-    }
-    .encode_to_vec()
-}
-
-/// Decodes the envelope of the event stored at position `at`, checking its format, that it is
-/// whole and that it says it is where it was found.
-pub fn decode_envelope(at: u64, value: &[u8]) -> Result<StoredEvent, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
-    let envelope = record::StoredEvent::decode(value).map_err(|e| corrupt(format!("does not decode: {e}")))?;
-    if envelope.format != FORMAT {
-        return Err(corrupt(format!("is in format {}, this build reads {FORMAT}", envelope.format)));
-    }
-    if envelope.position != at {
-        return Err(corrupt(format!("says it is at position {}", envelope.position)));
-    }
-    let account_id = AccountId::parse(&envelope.account_id, &Limits::for_recorded_events())
-        .map_err(|e| corrupt(format!("has an invalid account id: {e}")))?;
-    let event_id = <[u8; 16]>::try_from(envelope.event_id.as_slice())
-        .map(EventId::from_bytes)
-        .map_err(|_| corrupt("has an event id that is not 16 bytes".into()))?;
-    let hash = |bytes: &[u8], name: &str| {
-        Hash::try_from(bytes).map_err(|_| corrupt(format!("has a {name} of {} bytes, not 32", bytes.len())))
-    };
-    Ok(StoredEvent {
-        account_id,
-        version: envelope.version,
-        position: envelope.position,
-        recorded_at: Timestamp::from_unix_nanos(envelope.recorded_at_unix_nanos),
-        event_id,
-        recorded_by: envelope.recorded_by,
-        prev_hash: hash(&envelope.prev_hash, "previous hash")?,
-        hash: hash(&envelope.hash, "hash")?,
-        payload: Bytes::from(envelope.event),
-    })
+    decode_envelope(at, Bytes::copy_from_slice(value))
 }
 
 /// sled's errors as the store's: out of space, other I/O, corruption.
@@ -501,7 +450,7 @@ pub(crate) fn sled_error(error: sled::Error, doing: &str) -> StoreError {
 /// ENOSPC on Linux and macOS.
 const NO_SPACE: i32 = 28;
 
-fn io_error(error: &io::Error, doing: &str) -> StoreError {
+pub(crate) fn io_error(error: &io::Error, doing: &str) -> StoreError {
     if error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(NO_SPACE) {
         StoreError::Full(format!("{doing}: {error}"))
     } else {
@@ -512,6 +461,7 @@ fn io_error(error: &io::Error, doing: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rapport_domain::Limits;
 
     #[test]
     fn out_of_space_is_full_and_other_io_is_io() {

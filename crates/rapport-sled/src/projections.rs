@@ -1,18 +1,49 @@
-//! The projection store on the log's own sled database: one tree per namespace
-//! (`projection/<name>`), entries under `a`‖key and the checkpoint under `c`, so that one sled
-//! batch commits both atomically; settings in the `projection-settings` tree.
+//! The projection store on sled: one tree per namespace (`projection/<name>`), entries under
+//! `a`‖key and the checkpoint under `c`, so that one sled batch commits both atomically;
+//! settings in the `projection-settings` tree. It lives in a database of its own beside the
+//! segment log, or in the sled log's own database.
+
+use std::path::Path;
 
 use bytes::Bytes;
 use rapport_store::{ProjectionStore, StoreError};
 
-use crate::{SledLog, sled_error};
+use crate::{SledLog, io_error, open_db, sled_error};
+
+/// Projections in a sled database.
+#[derive(Clone)]
+pub struct SledProjections {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for SledProjections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledProjections").finish_non_exhaustive()
+    }
+}
+
+impl SledProjections {
+    /// Opens the projection store in `dir`, creating the directory and an empty store if
+    /// there is none.
+    pub fn open(dir: &Path) -> Result<SledProjections, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(&e, &format!("creating {}", dir.display())))?;
+        Ok(SledProjections { db: open_db(dir)? })
+    }
+}
+
+impl SledLog {
+    /// The projection store in this log's own database.
+    pub fn projections(&self) -> SledProjections {
+        SledProjections { db: self.db.clone() }
+    }
+}
 
 const TREE_PREFIX: &str = "projection/";
 const SETTINGS: &str = "projection-settings";
 const ENTRY: u8 = b'a';
 const CHECKPOINT: &[u8] = b"c";
 
-impl SledLog {
+impl SledProjections {
     fn namespace(&self, namespace: &str) -> Result<sled::Tree, StoreError> {
         self.db
             .open_tree(format!("{TREE_PREFIX}{namespace}"))
@@ -37,7 +68,7 @@ fn entry_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
-impl ProjectionStore for SledLog {
+impl ProjectionStore for SledProjections {
     fn namespaces(&self) -> Result<Vec<String>, StoreError> {
         let mut names = Vec::new();
         for name in self.db.tree_names() {

@@ -30,5 +30,19 @@ rapport_store::contract_tests!(Sled(Vec::new()));
 fn sled_projections_keep_the_projection_contract() {
     let mut harness = Sled(Vec::new());
     let log = harness.fresh();
-    rapport_store::contract::projection_store(log, |log| harness.reopen(log));
+    rapport_store::contract::projection_store(log.projections(), |projections| {
+        drop(projections);
+        let log = harness.reopen(log);
+        log.projections()
+    });
+}
+
+#[test]
+fn sled_projections_of_their_own_keep_the_projection_contract() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = rapport_sled::SledProjections::open(dir.path()).expect("a fresh projection store opens");
+    rapport_store::contract::projection_store(store, |store| {
+        drop(store); // Releases sled's lock on the directory.
+        rapport_sled::SledProjections::open(dir.path()).expect("the projection store reopens")
+    });
 }

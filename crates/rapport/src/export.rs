@@ -17,8 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_proto::v1 as pb;
-use rapport_sled::SledLog;
-use rapport_store::{AppendBatch, ChainCheck, EventLog, NewEvent, StoredEvent, hex};
+use rapport_store::{AppendBatch, ChainCheck, NewEvent, StoredEvent, hex};
 use serde::{Deserialize, Serialize};
 
 use crate::ServerArgs;
@@ -219,8 +218,9 @@ pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
             args.file.display()
         );
     }
-    let log = SledLog::open(&args.data_dir)
-        .with_context(|| format!("could not open the data directory {}", args.data_dir.display()))?;
+    let log = crate::store::open(&args.data_dir)
+        .with_context(|| format!("could not open the data directory {}", args.data_dir.display()))?
+        .log;
     let last = log.last_position()?;
     if last > 0 {
         bail!(

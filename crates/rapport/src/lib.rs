@@ -1,4 +1,4 @@
-//! The `rapport` command line: `rapport serve` runs the service on the embedded sled store;
+//! The `rapport` command line: `rapport serve` runs the service on the embedded store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
 //! `rules`, `compare`, `verify`, `digest`, `tail` and `export` are a client for people, talking
 //! to a running server over gRPC like any other system would; `import` restores an export
@@ -11,6 +11,7 @@ mod input;
 mod projections;
 mod render;
 mod serve;
+mod store;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service on the embedded sled store.
+    /// Run the service on the embedded store (the segment log in DATA_DIR/log).
     Serve(ServeArgs),
     /// Append events read as JSON (AppendRequest objects, one after another or in an array).
     Append(AppendArgs),
@@ -73,7 +74,7 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "RAPPORT_ADDR", default_value = "127.0.0.1:50051")]
     addr: SocketAddr,
-    /// Directory of the log; created if missing.
+    /// Directory of the log and the projections; created if missing.
     #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
     data_dir: PathBuf,
     /// Log filter, as in RUST_LOG (`info`, `rapport_server=debug`, ...).

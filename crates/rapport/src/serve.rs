@@ -1,4 +1,4 @@
-//! `rapport serve`: the service on the embedded sled store.
+//! `rapport serve`: the service on the data directory's store (see `store.rs`).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rapport_domain::Limits;
 use rapport_server::{ServerConfig, TlsIdentity, Tokens};
-use rapport_sled::SledLog;
 use tokio::net::TcpListener;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -21,7 +20,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     let dir = args.data_dir.clone();
-    let log = tokio::task::spawn_blocking(move || SledLog::open(&dir)).await?.with_context(|| {
+    let store = tokio::task::spawn_blocking(move || crate::store::open(&dir)).await?.with_context(|| {
         format!(
             "could not open the log in {}; if the store is damaged, keep it for investigation and restore from a backup, \
              or import an export into a fresh directory (`rapport import FILE --data-dir NEW`)",
@@ -32,7 +31,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;
-    let log = Arc::new(log);
     let tokens = match &args.tokens {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -70,7 +68,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls,
         ..ServerConfig::default()
     };
-    rapport_server::serve(listener, log.clone(), log, config, shutdown_signal())
+    rapport_server::serve(listener, store.log, store.projections, config, shutdown_signal())
         .await
         .context("the server stopped with an error")?;
     Ok(())

@@ -56,12 +56,14 @@ fn a_damaged_store_is_refused_at_start_with_what_to_do() {
         let server = Server::start(&data);
         assert!(server.run(&["demo"]).status.success());
     }
-    // Garble the last event's stored envelope, as a torn or flipped sector would.
+    // Flip a byte of the first event's envelope, as a bad sector would: the frames after it
+    // were written once it was durable, so this is damage, not a torn tail to cut off.
     {
-        let db = sled::open(&data).unwrap();
-        let (key, _) = db.scan_prefix([b'e']).next_back().unwrap().unwrap();
-        db.insert(key, &b"\xff\xfe not an envelope"[..]).unwrap();
-        db.flush().unwrap();
+        let segment = data.join("log").join("segment-000000000001");
+        let mut bytes = std::fs::read(&segment).unwrap();
+        // The segment header (64 bytes), the frame header (24), the record header (8).
+        bytes[64 + 24 + 8 + 5] ^= 0x04;
+        std::fs::write(&segment, bytes).unwrap();
     }
     let refused = Command::new(RAPPORT)
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
@@ -71,6 +73,42 @@ fn a_damaged_store_is_refused_at_start_with_what_to_do() {
     assert!(!refused.status.success(), "a damaged store is never served");
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("corrupt") && said.contains("rapport import"), "{said}");
+}
+
+/// A data directory made before the segment log (one sled database holding log and
+/// projections) is still served, with everything in it.
+#[test]
+fn a_data_directory_of_the_sled_format_is_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The server as earlier builds ran it: the sled log for both the log and the projections.
+    let (url, stop, served) = runtime.block_on(async {
+        let log = std::sync::Arc::new(rapport_sled::SledLog::open(&data).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let projections = std::sync::Arc::new(log.projections());
+        let served = tokio::spawn(rapport_server::serve(listener, log, projections, Default::default(), async {
+            let _ = stopped.await;
+        }));
+        (url, stop, served)
+    });
+    let client = |args: &[&str]| {
+        let output = Command::new(RAPPORT).args(args).args(["--server", &url]).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    client(&["demo"]);
+    let before = client(&["digest"]);
+    let _ = stop.send(());
+    runtime.block_on(served).unwrap().unwrap();
+    drop(runtime);
+
+    let server = Server::start(&data);
+    let after = String::from_utf8_lossy(&server.run(&["digest"]).stdout).into_owned();
+    assert_eq!(after, before, "the same history, served from the sled directory");
+    assert!(!data.join("log").exists(), "the sled directory is served as it is, not beside a new log");
 }
 
 #[test]

@@ -1,0 +1,184 @@
+//! The stored form of one recorded event: its envelope, the protobuf message
+//! `rapport.storage.v1.StoredEvent` (`proto/rapport/storage/v1/record.proto`).
+//!
+//! Every backend that writes files keeps events in this form, so that any protobuf tool can
+//! read a data directory in ten years, and so that the form has one definition and one set of
+//! fixtures (`tests/fixtures/envelopes-v1`). Schema rules: fields are only added, never
+//! renumbered or retyped; a reader treats a missing field as its default.
+
+use bytes::Bytes;
+use prost::Message;
+use prost::encoding::{self, WireType};
+use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use rapport_proto::storage::v1 as record;
+use rapport_store::{Hash, StoreError, StoredEvent};
+
+/// The envelope format this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// The envelope of a recorded event, in the format this build writes.
+pub fn encode_envelope(event: &StoredEvent) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(encoded_len(event));
+    encode_envelope_into(event, &mut bytes);
+    bytes
+}
+
+/// Appends the envelope of a recorded event to `buffer`: the bytes prost makes of the
+/// `rapport.storage.v1.StoredEvent` message (fields in number order, proto3 defaults left
+/// out), written from the borrowed fields without building the message, which would copy
+/// every string and hash. The fixtures and a test pin the two to the same bytes.
+pub fn encode_envelope_into(event: &StoredEvent, buffer: &mut Vec<u8>) {
+    buffer.reserve(encoded_len(event));
+    varint_field(1, u64::from(FORMAT), buffer);
+    bytes_field(2, event.account_id.as_str().as_bytes(), buffer);
+    varint_field(3, event.version, buffer);
+    varint_field(4, event.position, buffer);
+    // int64 is encoded as the two's complement u64 varint.
+    varint_field(5, event.recorded_at.unix_nanos() as u64, buffer);
+    bytes_field(6, event.event_id.as_bytes(), buffer);
+    bytes_field(7, &event.payload, buffer);
+    bytes_field(8, &event.hash, buffer);
+    bytes_field(9, &event.prev_hash, buffer);
+    bytes_field(10, event.recorded_by.as_bytes(), buffer);
+}
+
+/// The length of [`encode_envelope`]'s bytes for `event`.
+pub fn encoded_len(event: &StoredEvent) -> usize {
+    varint_len(1, u64::from(FORMAT))
+        + bytes_len(2, event.account_id.as_str().len())
+        + varint_len(3, event.version)
+        + varint_len(4, event.position)
+        + varint_len(5, event.recorded_at.unix_nanos() as u64)
+        + bytes_len(6, event.event_id.as_bytes().len())
+        + bytes_len(7, event.payload.len())
+        + bytes_len(8, event.hash.len())
+        + bytes_len(9, event.prev_hash.len())
+        + bytes_len(10, event.recorded_by.len())
+}
+
+fn varint_field(tag: u32, value: u64, buffer: &mut Vec<u8>) {
+    if value != 0 {
+        encoding::encode_key(tag, WireType::Varint, buffer);
+        encoding::encode_varint(value, buffer);
+    }
+}
+
+fn bytes_field(tag: u32, value: &[u8], buffer: &mut Vec<u8>) {
+    if !value.is_empty() {
+        encoding::encode_key(tag, WireType::LengthDelimited, buffer);
+        encoding::encode_varint(value.len() as u64, buffer);
+        buffer.extend_from_slice(value);
+    }
+}
+
+fn varint_len(tag: u32, value: u64) -> usize {
+    if value == 0 { 0 } else { encoding::key_len(tag) + encoding::encoded_len_varint(value) }
+}
+
+fn bytes_len(tag: u32, len: usize) -> usize {
+    if len == 0 { 0 } else { encoding::key_len(tag) + encoding::encoded_len_varint(len as u64) + len }
+}
+
+/// Decodes the envelope of the event stored at position `at`, checking its format, that it is
+/// whole and that it says it is where it was found. The payload shares `bytes`' buffer.
+pub fn decode_envelope(at: u64, bytes: Bytes) -> Result<StoredEvent, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
+    let envelope = record::StoredEvent::decode(bytes).map_err(|e| corrupt(format!("does not decode: {e}")))?;
+    if envelope.format != FORMAT {
+        return Err(corrupt(format!("is in format {}, this build reads {FORMAT}", envelope.format)));
+    }
+    if envelope.position != at {
+        return Err(corrupt(format!("says it is at position {}", envelope.position)));
+    }
+    let account_id = AccountId::parse(&envelope.account_id, &Limits::for_recorded_events())
+        .map_err(|e| corrupt(format!("has an invalid account id: {e}")))?;
+    let event_id = <[u8; 16]>::try_from(envelope.event_id.as_slice())
+        .map(EventId::from_bytes)
+        .map_err(|_| corrupt("has an event id that is not 16 bytes".into()))?;
+    let hash = |bytes: &[u8], name: &str| {
+        Hash::try_from(bytes).map_err(|_| corrupt(format!("has a {name} of {} bytes, not 32", bytes.len())))
+    };
+    Ok(StoredEvent {
+        account_id,
+        version: envelope.version,
+        position: envelope.position,
+        recorded_at: Timestamp::from_unix_nanos(envelope.recorded_at_unix_nanos),
+        event_id,
+        recorded_by: envelope.recorded_by,
+        prev_hash: hash(&envelope.prev_hash, "previous hash")?,
+        hash: hash(&envelope.hash, "hash")?,
+        payload: envelope.event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rapport_store::GENESIS_HASH;
+
+    fn stored(recorded_by: &str, recorded_at: i64, version: u64) -> StoredEvent {
+        let mut event = StoredEvent {
+            account_id: AccountId::parse("acme", &Limits::default()).unwrap(),
+            version,
+            position: version + 300,
+            recorded_at: Timestamp::from_unix_nanos(recorded_at),
+            event_id: EventId::from_bytes([7; 16]),
+            recorded_by: recorded_by.to_owned(),
+            payload: Bytes::from_static(b"an encoded event"),
+            prev_hash: GENESIS_HASH,
+            hash: GENESIS_HASH,
+        };
+        event.hash = event.computed_hash();
+        event
+    }
+
+    /// The hand-written encoding is the message's, byte for byte, defaults and negative times
+    /// included; and it decodes back to the same event.
+    #[test]
+    fn the_envelope_is_the_messages_encoding_and_decodes_back() {
+        let cases = [
+            stored("", 1_735_776_000_123_456_789, 1),
+            stored("crm-sync", 1_735_776_000_123_456_789, 2),
+            stored("", 0, 3),
+            stored("", -5_000_000_000, 200),
+        ];
+        for event in cases {
+            let message = envelope_message(&event).encode_to_vec();
+            let bytes = encode_envelope(&event);
+            assert_eq!(bytes, message, "{event:?}");
+            assert_eq!(encoded_len(&event), bytes.len(), "{event:?}");
+            let decoded = decode_envelope(event.position, Bytes::from(bytes)).unwrap();
+            assert_eq!(decoded, event);
+        }
+    }
+
+    /// The envelope as the generated message: what any protobuf tool writes.
+    fn envelope_message(event: &StoredEvent) -> record::StoredEvent {
+        record::StoredEvent {
+            format: FORMAT,
+            account_id: event.account_id.to_string(),
+            version: event.version,
+            position: event.position,
+            recorded_at_unix_nanos: event.recorded_at.unix_nanos(),
+            event_id: event.event_id.as_bytes().to_vec(),
+            event: event.payload.clone(),
+            hash: event.hash.to_vec(),
+            prev_hash: event.prev_hash.to_vec(),
+            recorded_by: event.recorded_by.clone(),
+        }
+    }
+
+    #[test]
+    fn an_envelope_out_of_place_or_of_another_format_is_corrupt() {
+        let event = stored("", 1, 1);
+        let bytes = Bytes::from(encode_envelope(&event));
+        let error = decode_envelope(event.position + 1, bytes).unwrap_err().to_string();
+        assert!(error.contains("says it is at position 301"), "{error}");
+        let mut other = envelope_message(&event);
+        other.format = 2;
+        let error = decode_envelope(event.position, Bytes::from(other.encode_to_vec())).unwrap_err().to_string();
+        assert!(error.contains("format 2"), "{error}");
+        let error = decode_envelope(1, Bytes::from_static(b"\xff\xff")).unwrap_err().to_string();
+        assert!(error.contains("does not decode"), "{error}");
+    }
+}

@@ -1,0 +1,606 @@
+//! Rapport's own log: append-only segment files of checksummed frames, the store the service
+//! runs on by default.
+//!
+//! # Layout
+//!
+//! A directory of segment files, `segment-000000000001`, `segment-000000000002`, …, each
+//! holding the events of a run of positions, and a `LOCK` file that one process at a time
+//! holds. A segment is a header (its sequence number and first position) and frames; a frame
+//! is what one write put there (the batches of one [`EventLog::append_all`]) and holds one
+//! record per event: the event's envelope (`rapport.storage.v1.StoredEvent`, see
+//! `rapport-envelope`) with its length and a crc32c. The byte layout is in `format.rs`.
+//! A segment is closed once the next frame would take it past its size (64 MiB by default;
+//! a frame larger than that gets a segment of its own).
+//!
+//! # Durability and atomicity
+//!
+//! Appends write frames into the page cache; [`EventLog::sync`] makes them durable with
+//! `fdatasync` (and syncs the directory when a segment was created). Files are extended with
+//! zeros a mebibyte ahead of the writes, so that a sync writes data blocks only, not the
+//! file's size and extents as well (measured on the benchmark machine: 0.30 ms against
+//! 0.45 ms per 16 KiB write and sync, 0.39 ms against 0.74 ms at 64 KiB). A frame is kept or
+//! lost whole: its checksum covers all of it. Each frame also records how far the log was
+//! durable when it was written, which lets recovery tell a torn tail from lost acknowledged
+//! events (`recovery.rs`).
+//!
+//! If a write or a sync fails in a way that may have left the files different from what this
+//! process believes (an I/O error once data is being written, any failed sync: after one, the
+//! kernel may have dropped the dirty pages and a later sync would succeed without them), the
+//! log refuses every further append and sync, and the process must reopen it: recovery then
+//! reads what the disk really holds. Running out of space while extending a file is not such
+//! a failure: nothing was written, and appends succeed again once there is room.
+//!
+//! # Memory
+//!
+//! Where each record is, every stream's positions and every event id are kept in memory
+//! (about 60 bytes per event), rebuilt from the segments at open.
+
+mod format;
+mod index;
+mod recovery;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use rapport_domain::{AccountId, EventId, Timestamp};
+use rapport_envelope::encode_envelope_into;
+use rapport_store::{
+    AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, Hash, StoreError, StoredEvent, StreamHead, chain_hash,
+};
+
+use crate::format::{FRAME_HEADER_LEN, FrameWriter, HEADER_LEN, RECORD_HEADER_LEN, SegmentHeader};
+use crate::index::{Index, Segment, Stream};
+use crate::recovery::{LOCK_FILE, recover, segment_name, sync_directory};
+
+/// How a [`SegmentLog`] lays out its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The size past which a segment is closed and the next one begun. At least 4 KiB and
+    /// below 4 GiB; a frame larger than this gets a segment of its own.
+    pub segment_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { segment_bytes: 64 << 20 }
+    }
+}
+
+/// Files are extended with zeros in steps of this many bytes, ahead of the writes.
+const EXTEND_BYTES: u64 = 1 << 20;
+static ZEROS: [u8; EXTEND_BYTES as usize] = [0; EXTEND_BYTES as usize];
+
+/// The log, in a directory of segment files.
+pub struct SegmentLog {
+    dir: PathBuf,
+    options: Options,
+    /// What readers see: only whole, written batches.
+    index: RwLock<Index>,
+    /// The writing side; also serialises appends and syncs.
+    tail: Mutex<Tail>,
+    /// Held (locked) while the log is open.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SegmentLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// The segment being written.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub sequence: u64,
+    pub file: Arc<File>,
+    /// Where the next frame goes.
+    pub offset: u64,
+    /// The file's length: everything from `offset` to here is zeros.
+    pub zeroed: u64,
+}
+
+struct Tail {
+    /// `None` until the first append of an empty log.
+    active: Option<Active>,
+    /// Segments closed since the last sync, to sync with the next one.
+    unsynced: Vec<Arc<File>>,
+    /// A segment file was created since the last sync, so the directory needs one too.
+    directory_changed: bool,
+    /// Everything through this position is durable.
+    durable_position: u64,
+    /// Why the log takes no more writes, if it does not.
+    failed: Option<String>,
+    /// Reused for every write.
+    buffer: Vec<u8>,
+}
+
+impl SegmentLog {
+    /// Opens the log in `dir` with the default [`Options`], creating the directory and an
+    /// empty log if there is none.
+    pub fn open(dir: &Path) -> Result<SegmentLog, StoreError> {
+        SegmentLog::open_with(dir, Options::default())
+    }
+
+    /// Opens the log in `dir`, laid out by `options`.
+    ///
+    /// Fails with [`StoreError::Corrupt`] if the directory holds other files than a log's, or
+    /// if acknowledged events are damaged or missing; a torn tail (what a crash leaves of
+    /// writes that were never synced) is cut off.
+    pub fn open_with(dir: &Path, options: Options) -> Result<SegmentLog, StoreError> {
+        if !(4096..u64::from(u32::MAX)).contains(&options.segment_bytes) {
+            return Err(StoreError::InvalidBatch(format!(
+                "a segment of {} bytes is not between 4 KiB and 4 GiB",
+                options.segment_bytes
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| io_error(&e, &format!("creating {}", dir.display())))?;
+        let lock = lock(dir)?;
+        let recovered = recover(dir)?;
+        let durable_position = recovered.index.last_position;
+        Ok(SegmentLog {
+            dir: dir.to_owned(),
+            options,
+            index: RwLock::new(recovered.index),
+            tail: Mutex::new(Tail {
+                active: recovered.active,
+                unsynced: Vec::new(),
+                directory_changed: false,
+                durable_position,
+                failed: None,
+                buffer: Vec::new(),
+            }),
+            _lock: lock,
+        })
+    }
+
+    // A panic cannot leave either lock's state half-changed: appends check and write
+    // everything before they change the tail or publish to the index, each in one step.
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self, positions: impl IntoIterator<Item = u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let runs = self.index().runs(positions)?;
+        let mut events = Vec::new();
+        for run in runs {
+            run.read(&mut events)?;
+        }
+        Ok(events)
+    }
+}
+
+/// Takes the directory's lock, or says who holds it.
+fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error(&e, &format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Io(format!(
+            "{} is in use: another Rapport server or another open log holds its lock; stop it or use another data \
+             directory",
+            dir.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(io_error(&e, &format!("locking {}", path.display()))),
+    }
+}
+
+/// The end of the log as the batches of one append see it before they are written.
+struct Staged {
+    last_position: u64,
+    last_recorded_at: Option<Timestamp>,
+    streams: HashMap<AccountId, StreamHead>,
+    ids: HashMap<EventId, u64>,
+}
+
+/// A write the batches of one append make: bytes for one segment, from an offset.
+struct Write {
+    /// The segment's sequence number.
+    sequence: u64,
+    /// Whether the segment is new (its header is part of the write).
+    new: bool,
+    first_position: u64,
+    offset: u64,
+    /// Where in the tail's buffer the bytes are.
+    bytes: std::ops::Range<usize>,
+    /// For each event written, its record's offset in the file.
+    records: Vec<u32>,
+    /// Where its last record ends in the file.
+    end: u64,
+}
+
+impl SegmentLog {
+    /// Checks one batch against the log as it will be after the batches staged before it.
+    fn check(&self, index: &Index, staged: &Staged, batch: &AppendBatch<'_>) -> Result<Option<StreamHead>, StoreError> {
+        if batch.events.is_empty() {
+            return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
+        }
+        let head = match staged.streams.get(batch.account_id) {
+            Some(head) => Some(*head),
+            None => index.streams.get(batch.account_id).and_then(Stream::head),
+        };
+        let current = head.map_or(0, |h| h.version);
+        if current != batch.expected_version {
+            return Err(StoreError::WrongVersion {
+                account_id: batch.account_id.clone(),
+                expected: batch.expected_version,
+                current,
+            });
+        }
+        for (index_in_batch, new) in batch.events.iter().enumerate() {
+            if batch.events[..index_in_batch].iter().any(|e| e.event_id == new.event_id) {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
+            }
+            if let Some(&position) = staged.ids.get(&new.event_id).or_else(|| index.ids.get(&new.event_id)) {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
+            }
+        }
+        Ok(head)
+    }
+}
+
+impl EventLog for SegmentLog {
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        let mut results = self.append_all(&[batch]);
+        results.pop().unwrap_or_else(|| Err(StoreError::InvalidBatch("no result for the batch".into())))
+    }
+
+    /// Writes every batch that passes its checks in one write per segment touched (one,
+    /// unless the group closes a segment).
+    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
+        let mut tail = self.tail();
+        if let Some(why) = &tail.failed {
+            let error = StoreError::Io(format!("the log takes no more writes since {why}; restart to recover"));
+            return batches.iter().map(|_| Err(error.clone())).collect();
+        }
+        let index = self.index();
+        let mut staged = Staged {
+            last_position: index.last_position,
+            last_recorded_at: index.last_recorded_at,
+            streams: HashMap::new(),
+            ids: HashMap::new(),
+        };
+        let mut buffer = std::mem::take(&mut tail.buffer);
+        buffer.clear();
+        let mut writes: Vec<Write> = Vec::new();
+        let mut frame: Option<FrameWriter> = None;
+        let durable = tail.durable_position;
+        let (mut sequence, offset) = match &tail.active {
+            Some(active) => (active.sequence, active.offset),
+            None => (0, 0),
+        };
+        let results: Vec<Result<Appended, StoreError>> = batches
+            .iter()
+            .map(|batch| {
+                let head = self.check(&index, &staged, batch)?;
+                let current = head.map_or(0, |h| h.version);
+                let recorded_at = staged.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
+                let first_position = staged.last_position + 1;
+                let mut events: Vec<StoredEvent> = Vec::with_capacity(batch.events.len());
+                let mut prev_hash: Hash = head.map_or(GENESIS_HASH, |h| h.hash);
+                for (offset_in_batch, new) in batch.events.iter().enumerate() {
+                    let mut event = StoredEvent {
+                        account_id: batch.account_id.clone(),
+                        version: current + 1 + offset_in_batch as u64,
+                        position: first_position + offset_in_batch as u64,
+                        recorded_at,
+                        event_id: new.event_id,
+                        recorded_by: batch.recorded_by.to_owned(),
+                        payload: new.payload.clone(),
+                        prev_hash,
+                        hash: GENESIS_HASH,
+                    };
+                    event.hash = chain_hash(&event);
+                    prev_hash = event.hash;
+                    events.push(event);
+                }
+                let size: u64 =
+                    events.iter().map(|e| (RECORD_HEADER_LEN + rapport_envelope::encoded_len(e)) as u64).sum::<u64>()
+                        + FRAME_HEADER_LEN as u64;
+                if HEADER_LEN as u64 + size + 8 >= u64::from(u32::MAX) {
+                    return Err(StoreError::InvalidBatch(format!("a batch of {size} bytes is larger than a segment")));
+                }
+                // Where the batch goes: the write under way, unless it would take its segment
+                // past the size (and the segment holds something).
+                let current_write_end =
+                    writes.last().map_or(offset, |w| w.offset + (buffer.len() - w.bytes.start) as u64);
+                let fits = current_write_end + size <= self.options.segment_bytes;
+                let segment_empty = sequence == 0 || current_write_end == HEADER_LEN as u64;
+                if writes.is_empty() || !(fits || segment_empty) {
+                    if let Some(open) = frame.take() {
+                        open.finish(&mut buffer, durable);
+                        close_write(&mut writes, &buffer);
+                    }
+                    let new = sequence == 0 || !(fits || segment_empty);
+                    if new {
+                        sequence += 1;
+                        let header = SegmentHeader { sequence, first_position };
+                        writes.push(Write {
+                            sequence,
+                            new: true,
+                            first_position,
+                            offset: 0,
+                            bytes: buffer.len()..buffer.len(),
+                            records: Vec::new(),
+                            end: HEADER_LEN as u64,
+                        });
+                        buffer.extend_from_slice(&header.encode());
+                    } else {
+                        writes.push(Write {
+                            sequence,
+                            new: false,
+                            first_position,
+                            offset,
+                            bytes: buffer.len()..buffer.len(),
+                            records: Vec::new(),
+                            end: offset,
+                        });
+                    }
+                }
+                let write = writes.last_mut().expect("a write for the batch");
+                let open = frame.get_or_insert_with(|| FrameWriter::begin(&mut buffer));
+                for event in &events {
+                    let at = open.record(&mut buffer, |b| encode_envelope_into(event, b));
+                    let record_offset = write.offset + (at - write.bytes.start) as u64;
+                    write.records.push(record_offset as u32);
+                    write.end = write.offset + (buffer.len() - write.bytes.start) as u64;
+                    staged.ids.insert(event.event_id, event.position);
+                }
+                let last = events.last().expect("a batch has events");
+                staged.streams.insert(
+                    batch.account_id.clone(),
+                    StreamHead { version: last.version, position: last.position, hash: last.hash },
+                );
+                staged.last_position = last.position;
+                staged.last_recorded_at = Some(recorded_at);
+                Ok(Appended { first_version: current + 1, first_position, recorded_at })
+            })
+            .collect();
+        if let Some(open) = frame.take() {
+            open.finish(&mut buffer, durable);
+            close_write(&mut writes, &buffer);
+        }
+        drop(index);
+        if writes.is_empty() {
+            tail.buffer = buffer;
+            return results;
+        }
+        let written = self.write(&mut tail, &writes, &buffer);
+        tail.buffer = buffer;
+        match written {
+            Ok(files) => {
+                self.publish(&writes, &files, &staged, batches, &results);
+                results
+            }
+            Err(error) => results.into_iter().map(|result| result.and(Err(error.clone()))).collect(),
+        }
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        let mut tail = self.tail();
+        if let Some(why) = &tail.failed {
+            return Err(StoreError::Io(format!("the log cannot be synced since {why}; restart to recover")));
+        }
+        // Everything published is written, and only the writer publishes.
+        let target = self.index().last_position;
+        if target == tail.durable_position {
+            return Ok(());
+        }
+        let mut synced = tail.unsynced.iter().chain(tail.active.as_ref().map(|a| &a.file)).map(|file| file.sync_data());
+        let mut outcome = synced.try_for_each(|r| r).map_err(|e| io_error(&e, "syncing the log"));
+        if outcome.is_ok() && tail.directory_changed {
+            outcome = sync_directory(&self.dir);
+        }
+        match outcome {
+            Ok(()) => {
+                tail.unsynced.clear();
+                tail.directory_changed = false;
+                tail.durable_position = target;
+                Ok(())
+            }
+            Err(error) => {
+                // After a failed fsync the kernel may have dropped the pages it could not
+                // write; a later fsync could succeed without them. Only a reopen can tell.
+                tail.failed = Some(format!("a sync failed ({error})"));
+                Err(error)
+            }
+        }
+    }
+
+    fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self.index().last_position)
+    }
+
+    fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        Ok(self.index().streams.get(account_id).and_then(Stream::head))
+    }
+
+    fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let Some(position) = self.index().ids.get(event_id).copied() else { return Ok(None) };
+        let event = self.read([position])?.pop();
+        match event {
+            Some(event) if &event.event_id == event_id => Ok(Some(event)),
+            Some(event) => Err(StoreError::Corrupt(format!(
+                "the event at position {position} is {}, but is indexed as {event_id}",
+                event.event_id
+            ))),
+            None => Err(StoreError::Corrupt(format!("event {event_id} is indexed at {position} but not read"))),
+        }
+    }
+
+    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let last = self.index().last_position;
+        let from = from_position.max(1);
+        let to = from.saturating_add(limit as u64).min(last.saturating_add(1));
+        self.read(from..to)
+    }
+
+    fn read_stream(
+        &self,
+        account_id: &AccountId,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let positions: Vec<u64> = {
+            let index = self.index();
+            let Some(stream) = index.streams.get(account_id) else { return Ok(Vec::new()) };
+            let head = stream.positions.len();
+            match direction {
+                Direction::Forwards => {
+                    let from = (from_version.max(1) - 1).min(head as u64) as usize;
+                    stream.positions[from..].iter().take(limit).copied().collect()
+                }
+                Direction::Backwards => {
+                    let from = if from_version == 0 { head } else { (from_version as usize).min(head) };
+                    stream.positions[..from].iter().rev().take(limit).copied().collect()
+                }
+            }
+        };
+        self.read(positions)
+    }
+}
+
+/// Marks the bytes added to the buffer since the last write began as that write's.
+fn close_write(writes: &mut [Write], buffer: &[u8]) {
+    if let Some(write) = writes.last_mut() {
+        write.bytes.end = buffer.len();
+    }
+}
+
+impl SegmentLog {
+    /// Puts the writes in their files. Extending files and creating segments comes first, so
+    /// that running out of space leaves the log as it was; a failure while writing data
+    /// stops the log. Returns each write's file.
+    fn write(&self, tail: &mut Tail, writes: &[Write], buffer: &[u8]) -> Result<Vec<Arc<File>>, StoreError> {
+        let mut files: Vec<(Arc<File>, u64)> = Vec::with_capacity(writes.len());
+        for write in writes {
+            let needed = write.offset + write.bytes.len() as u64;
+            if write.new {
+                let path = self.dir.join(segment_name(write.sequence));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| io_error(&e, &format!("creating {}", path.display())))?;
+                let mut zeroed = 0;
+                if let Err(error) = extend(&file, &mut zeroed, needed, self.options.segment_bytes) {
+                    // An empty file is no part of the log (recovery removes it), but clean up.
+                    let _ = std::fs::remove_file(&path);
+                    return Err(io_error(&error, &format!("extending {}", path.display())));
+                }
+                files.push((Arc::new(file), zeroed));
+            } else {
+                let active = tail.active.as_mut().expect("an existing segment is the active one");
+                extend(&active.file, &mut active.zeroed, needed, self.options.segment_bytes)
+                    .map_err(|e| io_error(&e, &format!("extending segment {}", active.sequence)))?;
+                files.push((Arc::clone(&active.file), active.zeroed));
+            }
+        }
+        for (write, (file, _)) in writes.iter().zip(&files) {
+            if let Err(error) = file.write_all_at(&buffer[write.bytes.clone()], write.offset) {
+                let error = io_error(&error, &format!("writing segment {}", write.sequence));
+                tail.failed = Some(format!("a write failed ({error})"));
+                return Err(error);
+            }
+        }
+        for (write, (file, zeroed)) in writes.iter().zip(&files) {
+            let offset = write.offset + write.bytes.len() as u64;
+            if write.new {
+                if let Some(closed) = tail.active.take() {
+                    tail.unsynced.push(closed.file);
+                }
+                tail.directory_changed = true;
+                tail.active =
+                    Some(Active { sequence: write.sequence, file: Arc::clone(file), offset, zeroed: *zeroed });
+            } else if let Some(active) = tail.active.as_mut() {
+                active.offset = offset;
+            }
+        }
+        Ok(files.into_iter().map(|(file, _)| file).collect())
+    }
+
+    /// Makes written batches visible to readers, all at once.
+    fn publish(
+        &self,
+        writes: &[Write],
+        files: &[Arc<File>],
+        staged: &Staged,
+        batches: &[AppendBatch<'_>],
+        results: &[Result<Appended, StoreError>],
+    ) {
+        let mut index = self.index_mut();
+        for (write, file) in writes.iter().zip(files) {
+            if write.new {
+                index.segments.push(Segment {
+                    sequence: write.sequence,
+                    first_position: write.first_position,
+                    file: Arc::clone(file),
+                    records: Vec::new(),
+                    end: HEADER_LEN as u64,
+                });
+            }
+            let segment = index.segments.last_mut().expect("a segment for the write");
+            segment.records.extend_from_slice(&write.records);
+            segment.end = write.end;
+        }
+        for (batch, result) in batches.iter().zip(results) {
+            let Ok(appended) = result else { continue };
+            let stream = index.streams.entry(batch.account_id.clone()).or_default();
+            for offset in 0..batch.events.len() as u64 {
+                stream.positions.push(appended.first_position + offset);
+            }
+            stream.hash = staged.streams.get(batch.account_id).map_or(stream.hash, |h| h.hash);
+        }
+        for (batch, result) in batches.iter().zip(results) {
+            let Ok(appended) = result else { continue };
+            for (offset, new) in batch.events.iter().enumerate() {
+                index.ids.insert(new.event_id, appended.first_position + offset as u64);
+            }
+        }
+        index.last_position = staged.last_position;
+        index.last_recorded_at = staged.last_recorded_at;
+    }
+}
+
+/// Extends `file` with zeros so that its first `needed` bytes exist, in steps of
+/// [`EXTEND_BYTES`] but not past `segment_bytes` unless `needed` is; `zeroed` is its length,
+/// kept up to date.
+fn extend(file: &File, zeroed: &mut u64, needed: u64, segment_bytes: u64) -> io::Result<()> {
+    let target = (needed.div_ceil(EXTEND_BYTES) * EXTEND_BYTES).min(segment_bytes.max(needed));
+    while *zeroed < target {
+        let step = (target - *zeroed).min(EXTEND_BYTES);
+        file.write_all_at(&ZEROS[..step as usize], *zeroed)?;
+        *zeroed += step;
+    }
+    Ok(())
+}
+
+/// ENOSPC on Linux and macOS.
+const NO_SPACE: i32 = 28;
+
+/// An I/O error as the store's: out of space, or another failure; `doing` says what failed.
+pub(crate) fn io_error(error: &io::Error, doing: &str) -> StoreError {
+    if error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(NO_SPACE) {
+        StoreError::Full(format!("{doing}: {error}"))
+    } else {
+        StoreError::Io(format!("{doing}: {error}"))
+    }
+}
