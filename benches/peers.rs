@@ -10,6 +10,11 @@
 
 use std::time::Duration;
 
+// The allocator the `rapport` binary runs with, so that the server measured is the one users
+// run. The load generator and the peer's client share it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut options = rapport_bench::Options::full();
     if let Some(seconds) = std::env::var("RAPPORT_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()) {
