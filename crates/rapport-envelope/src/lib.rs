@@ -111,6 +111,92 @@ pub fn decode_envelope(at: u64, bytes: Bytes) -> Result<StoredEvent, StoreError>
     })
 }
 
+/// What a log needs to know of a stored event to index it, read from its envelope without
+/// copying anything: [`decode_summary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary<'a> {
+    /// The stream, as stored (checked to be a valid account id).
+    pub account_id: &'a str,
+    /// Place in the stream.
+    pub version: u64,
+    /// Place in the log.
+    pub position: u64,
+    /// Server time of recording.
+    pub recorded_at: Timestamp,
+    /// The event's id.
+    pub event_id: EventId,
+    /// Its chain hash.
+    pub hash: Hash,
+    /// The hash of the previous event of the stream.
+    pub prev_hash: Hash,
+}
+
+/// Reads the indexing fields of the envelope stored at position `at`, with the checks of
+/// [`decode_envelope`] (format, position, field sizes, a valid account id) but without
+/// building the event: no allocation, the payload skipped.
+pub fn decode_summary(at: u64, bytes: &[u8]) -> Result<Summary<'_>, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
+    let undecodable = |e: prost::DecodeError| corrupt(format!("does not decode: {e}"));
+    let mut buf = bytes;
+    let (mut format, mut account, mut version, mut position, mut recorded_at) = (0u64, &[][..], 0, 0, 0u64);
+    let (mut event_id, mut hash, mut prev_hash) = (&[][..], &[][..], &[][..]);
+    while !buf.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut buf).map_err(undecodable)?;
+        let expected = match tag {
+            1 | 3 | 4 | 5 => Some(WireType::Varint),
+            2 | 6 | 7 | 8 | 9 | 10 => Some(WireType::LengthDelimited),
+            _ => None,
+        };
+        if expected.is_some_and(|e| e != wire_type) {
+            return Err(corrupt(format!("has field {tag} with the wrong wire type")));
+        }
+        match tag {
+            1 => format = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+            3 => version = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+            4 => position = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+            5 => recorded_at = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+            2 | 6 | 8 | 9 => {
+                let len = encoding::decode_varint(&mut buf).map_err(undecodable)? as usize;
+                let (value, rest) = buf.split_at_checked(len).ok_or_else(|| corrupt("is cut short".into()))?;
+                buf = rest;
+                match tag {
+                    2 => account = value,
+                    6 => event_id = value,
+                    8 => hash = value,
+                    _ => prev_hash = value,
+                }
+            }
+            _ => encoding::skip_field(wire_type, tag, &mut buf, encoding::DecodeContext::default())
+                .map_err(undecodable)?,
+        }
+    }
+    if format != u64::from(FORMAT) {
+        return Err(corrupt(format!("is in format {format}, this build reads {FORMAT}")));
+    }
+    if position != at {
+        return Err(corrupt(format!("says it is at position {position}")));
+    }
+    let account_id = std::str::from_utf8(account)
+        .ok()
+        .filter(|id| AccountId::parse(id, &Limits::for_recorded_events()).is_ok())
+        .ok_or_else(|| corrupt("has an invalid account id".into()))?;
+    let event_id = <[u8; 16]>::try_from(event_id)
+        .map(EventId::from_bytes)
+        .map_err(|_| corrupt("has an event id that is not 16 bytes".into()))?;
+    let hash_of = |bytes: &[u8], name: &str| {
+        Hash::try_from(bytes).map_err(|_| corrupt(format!("has a {name} of {} bytes, not 32", bytes.len())))
+    };
+    Ok(Summary {
+        account_id,
+        version,
+        position,
+        recorded_at: Timestamp::from_unix_nanos(recorded_at as i64),
+        event_id,
+        hash: hash_of(hash, "hash")?,
+        prev_hash: hash_of(prev_hash, "previous hash")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +233,17 @@ mod tests {
             let bytes = encode_envelope(&event);
             assert_eq!(bytes, message, "{event:?}");
             assert_eq!(encoded_len(&event), bytes.len(), "{event:?}");
+            let summary = decode_summary(event.position, &bytes).unwrap();
+            let want = Summary {
+                account_id: event.account_id.as_str(),
+                version: event.version,
+                position: event.position,
+                recorded_at: event.recorded_at,
+                event_id: event.event_id,
+                hash: event.hash,
+                prev_hash: event.prev_hash,
+            };
+            assert_eq!(summary, want, "{event:?}");
             let decoded = decode_envelope(event.position, Bytes::from(bytes)).unwrap();
             assert_eq!(decoded, event);
         }
@@ -180,5 +277,14 @@ mod tests {
         assert!(error.contains("format 2"), "{error}");
         let error = decode_envelope(1, Bytes::from_static(b"\xff\xff")).unwrap_err().to_string();
         assert!(error.contains("does not decode"), "{error}");
+        // The summary refuses what the full decoding refuses.
+        let bytes = encode_envelope(&event);
+        let error = decode_summary(event.position + 1, &bytes).unwrap_err().to_string();
+        assert!(error.contains("says it is at position 301"), "{error}");
+        let error = decode_summary(event.position, &other.encode_to_vec()).unwrap_err().to_string();
+        assert!(error.contains("format 2"), "{error}");
+        for cut in 0..bytes.len() {
+            assert!(decode_summary(event.position, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! What the log keeps in memory to find its events: where each record lies in which segment
-//! file, each stream's positions and head hash, each event id's position. Everything here is
-//! rebuilt from the segment files at open; the files are the truth.
+//! file, each stream's positions and head hash, each event id's position (`ids.rs`).
+//! Everything here is rebuilt at open from the segment files and their index files; the
+//! segment files are the truth.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rapport_domain::{AccountId, EventId, Timestamp};
+
+use crate::ids::Ids;
 use rapport_envelope::decode_envelope;
 use rapport_store::{Hash, StoreError, StoredEvent, StreamHead};
 
@@ -30,7 +33,7 @@ pub(crate) struct Index {
     /// Every stream, by account.
     pub streams: HashMap<AccountId, Stream>,
     /// Every event id, with its position.
-    pub ids: HashMap<EventId, u64>,
+    pub ids: Ids,
 }
 
 /// One segment file's records.
@@ -45,7 +48,7 @@ pub(crate) struct Segment {
     /// The offset of each record in the file: the event at `first_position + i` is at
     /// `records[i]`. Segments are smaller than 4 GiB.
     pub records: Vec<u32>,
-    /// Where the last record ends.
+    /// Where its frames end: the last record, and at most its frame's padding.
     pub end: u64,
 }
 
@@ -77,6 +80,25 @@ pub(crate) struct Run {
 }
 
 impl Index {
+    /// The event with this id, if the log holds it.
+    pub(crate) fn find(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        for position in self.ids.candidates(event_id) {
+            if let Some(event) = self.read([position])?.pop().filter(|e| &e.event_id == event_id) {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The events at `positions` (each held by the log), in that order.
+    pub(crate) fn read(&self, positions: impl IntoIterator<Item = u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = Vec::new();
+        for run in self.runs(positions)? {
+            run.read(&mut events)?;
+        }
+        Ok(events)
+    }
+
     /// The segment holding `position`, if the log holds it.
     fn segment_of(&self, position: u64) -> Option<&Segment> {
         if position == 0 || position > self.last_position {

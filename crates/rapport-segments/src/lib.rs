@@ -30,14 +30,20 @@
 //! reads what the disk really holds. Running out of space while extending a file is not such
 //! a failure: nothing was written, and appends succeed again once there is room.
 //!
-//! # Memory
+//! # Opening
 //!
-//! Where each record is, every stream's positions and every event id are kept in memory
-//! (about 60 bytes per event), rebuilt from the segments at open.
+//! Once a segment is closed, a background thread syncs it, reads it back and writes its index
+//! file (`seal.rs`): where each record is, the sorted run of its ids' keys, the part of each
+//! stream it holds. Opening reads those files and reads only the last segment whole (and any
+//! closed one whose index is missing or damaged, writing it). In memory, each event costs 4
+//! bytes of record offset, 8 of stream position and 16 of id key and position (`ids.rs`);
+//! the ids of the segment being written sit in a hash map.
 
 mod format;
+mod ids;
 mod index;
 mod recovery;
+mod seal;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -45,14 +51,17 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
 
 use rapport_domain::{AccountId, EventId, Timestamp};
 use rapport_envelope::encode_envelope_into;
 use rapport_store::{
     AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, Hash, StoreError, StoredEvent, StreamHead, chain_hash,
 };
+use tracing::{error, warn};
 
 use crate::format::{FRAME_HEADER_LEN, FrameWriter, HEADER_LEN, RECORD_HEADER_LEN, SegmentHeader};
+use crate::ids::Run;
 use crate::index::{Index, Segment, Stream};
 use crate::recovery::{LOCK_FILE, recover, segment_name, sync_directory};
 
@@ -96,6 +105,7 @@ impl std::fmt::Debug for SegmentLog {
 #[derive(Debug)]
 pub(crate) struct Active {
     pub sequence: u64,
+    pub first_position: u64,
     pub file: Arc<File>,
     /// Where the next frame goes.
     pub offset: u64,
@@ -116,6 +126,24 @@ struct Tail {
     failed: Option<String>,
     /// Reused for every write.
     buffer: Vec<u8>,
+    /// The closed segment being indexed in the background, if one is.
+    sealing: Option<Sealing>,
+}
+
+/// Sealed runs are merged into one once this many wait beside it.
+const MERGE_RUNS: usize = 8;
+
+/// A closed segment being indexed: its index file written, its ids sorted into a run (and,
+/// every [`MERGE_RUNS`] segments, merged with the runs before).
+struct Sealing {
+    sequence: u64,
+    thread: JoinHandle<Result<Sealed, StoreError>>,
+}
+
+struct Sealed {
+    run: Arc<Run>,
+    /// The merged run that replaces the merged one and the first `usize` runs.
+    merged: Option<(Arc<Run>, usize)>,
 }
 
 impl SegmentLog {
@@ -152,6 +180,7 @@ impl SegmentLog {
                 durable_position,
                 failed: None,
                 buffer: Vec::new(),
+                sealing: None,
             }),
             _lock: lock,
         })
@@ -171,6 +200,7 @@ impl SegmentLog {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The events at `positions`, read with the index's lock released.
     fn read(&self, positions: impl IntoIterator<Item = u64>) -> Result<Vec<StoredEvent>, StoreError> {
         let runs = self.index().runs(positions)?;
         let mut events = Vec::new();
@@ -221,8 +251,6 @@ struct Write {
     bytes: std::ops::Range<usize>,
     /// For each event written, its record's offset in the file.
     records: Vec<u32>,
-    /// Where its last record ends in the file.
-    end: u64,
 }
 
 impl SegmentLog {
@@ -247,8 +275,11 @@ impl SegmentLog {
             if batch.events[..index_in_batch].iter().any(|e| e.event_id == new.event_id) {
                 return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
             }
-            if let Some(&position) = staged.ids.get(&new.event_id).or_else(|| index.ids.get(&new.event_id)) {
+            if let Some(&position) = staged.ids.get(&new.event_id) {
                 return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
+            }
+            if let Some(recorded) = index.find(&new.event_id)? {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: recorded.position });
             }
         }
         Ok(head)
@@ -269,6 +300,7 @@ impl EventLog for SegmentLog {
             let error = StoreError::Io(format!("the log takes no more writes since {why}; restart to recover"));
             return batches.iter().map(|_| Err(error.clone())).collect();
         }
+        self.finish_sealing(&mut tail, false);
         let index = self.index();
         let mut staged = Staged {
             last_position: index.last_position,
@@ -338,7 +370,6 @@ impl EventLog for SegmentLog {
                             offset: 0,
                             bytes: buffer.len()..buffer.len(),
                             records: Vec::new(),
-                            end: HEADER_LEN as u64,
                         });
                         buffer.extend_from_slice(&header.encode());
                     } else {
@@ -349,7 +380,6 @@ impl EventLog for SegmentLog {
                             offset,
                             bytes: buffer.len()..buffer.len(),
                             records: Vec::new(),
-                            end: offset,
                         });
                     }
                 }
@@ -359,7 +389,6 @@ impl EventLog for SegmentLog {
                     let at = open.record(&mut buffer, |b| encode_envelope_into(event, b));
                     let record_offset = write.offset + (at - write.bytes.start) as u64;
                     write.records.push(record_offset as u32);
-                    write.end = write.offset + (buffer.len() - write.bytes.start) as u64;
                     staged.ids.insert(event.event_id, event.position);
                 }
                 let last = events.last().expect("a batch has events");
@@ -432,16 +461,7 @@ impl EventLog for SegmentLog {
     }
 
     fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(position) = self.index().ids.get(event_id).copied() else { return Ok(None) };
-        let event = self.read([position])?.pop();
-        match event {
-            Some(event) if &event.event_id == event_id => Ok(Some(event)),
-            Some(event) => Err(StoreError::Corrupt(format!(
-                "the event at position {position} is {}, but is indexed as {event_id}",
-                event.event_id
-            ))),
-            None => Err(StoreError::Corrupt(format!("event {event_id} is indexed at {position} but not read"))),
-        }
+        self.index().find(event_id)
     }
 
     fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -525,11 +545,17 @@ impl SegmentLog {
             let offset = write.offset + write.bytes.len() as u64;
             if write.new {
                 if let Some(closed) = tail.active.take() {
-                    tail.unsynced.push(closed.file);
+                    tail.unsynced.push(Arc::clone(&closed.file));
+                    self.start_sealing(tail, closed);
                 }
                 tail.directory_changed = true;
-                tail.active =
-                    Some(Active { sequence: write.sequence, file: Arc::clone(file), offset, zeroed: *zeroed });
+                tail.active = Some(Active {
+                    sequence: write.sequence,
+                    first_position: write.first_position,
+                    file: Arc::clone(file),
+                    offset,
+                    zeroed: *zeroed,
+                });
             } else if let Some(active) = tail.active.as_mut() {
                 active.offset = offset;
             }
@@ -559,8 +585,10 @@ impl SegmentLog {
             }
             let segment = index.segments.last_mut().expect("a segment for the write");
             segment.records.extend_from_slice(&write.records);
-            segment.end = write.end;
+            segment.end = write.offset + write.bytes.len() as u64;
         }
+        // The segment of each position written: the writes cover them in order.
+        let mut spans = writes.iter().map(|w| (w.sequence, w.first_position + w.records.len() as u64)).peekable();
         for (batch, result) in batches.iter().zip(results) {
             let Ok(appended) = result else { continue };
             let stream = index.streams.entry(batch.account_id.clone()).or_default();
@@ -568,15 +596,77 @@ impl SegmentLog {
                 stream.positions.push(appended.first_position + offset);
             }
             stream.hash = staged.streams.get(batch.account_id).map_or(stream.hash, |h| h.hash);
-        }
-        for (batch, result) in batches.iter().zip(results) {
-            let Ok(appended) = result else { continue };
             for (offset, new) in batch.events.iter().enumerate() {
-                index.ids.insert(new.event_id, appended.first_position + offset as u64);
+                let position = appended.first_position + offset as u64;
+                while spans.peek().is_some_and(|&(_, end)| position >= end) {
+                    spans.next();
+                }
+                let sequence = spans.peek().map_or(0, |&(sequence, _)| sequence);
+                index.ids.insert(sequence, new.event_id, position);
             }
         }
         index.last_position = staged.last_position;
         index.last_recorded_at = staged.last_recorded_at;
+    }
+
+    /// Starts indexing the segment just closed, in the background, once the one closed before
+    /// is done.
+    fn start_sealing(&self, tail: &mut Tail, closed: Active) {
+        self.finish_sealing(tail, true);
+        let (merged, runs) = {
+            let index = self.index();
+            (Arc::clone(&index.ids.merged), index.ids.runs.clone())
+        };
+        let dir = self.dir.clone();
+        let header = SegmentHeader { sequence: closed.sequence, first_position: closed.first_position };
+        let spawned = std::thread::Builder::new().name("rapport-sealer".into()).spawn(move || {
+            let index = seal::seal(&dir, header, &closed.file)?;
+            let run = Arc::new(index.map(|i| i.ids).unwrap_or_default());
+            let merged = (runs.len() + 1 >= MERGE_RUNS).then(|| {
+                let mut all: Vec<&Run> = vec![&merged];
+                all.extend(runs.iter().map(|r| r.as_ref()));
+                all.push(&run);
+                (Arc::new(Run::merge(&all)), runs.len())
+            });
+            Ok(Sealed { run, merged })
+        });
+        match spawned {
+            Ok(thread) => tail.sealing = Some(Sealing { sequence: closed.sequence, thread }),
+            // Without its index the segment is read whole at the next open; its ids stay in
+            // their map meanwhile.
+            Err(error) => warn!(%error, sequence = closed.sequence, "could not start indexing a closed segment"),
+        }
+    }
+
+    /// Puts the result of the segment being indexed in place, if it is done (or waits for it).
+    fn finish_sealing(&self, tail: &mut Tail, wait: bool) {
+        if !wait && !tail.sealing.as_ref().is_some_and(|s| s.thread.is_finished()) {
+            return;
+        }
+        let Some(Sealing { sequence, thread }) = tail.sealing.take() else { return };
+        match thread.join() {
+            Ok(Ok(Sealed { run, merged })) => {
+                let mut index = self.index_mut();
+                index.ids.close(sequence, run);
+                if let Some((merged, replaced)) = merged {
+                    index.ids.merged = merged;
+                    // The merged run holds the runs before and the new one.
+                    index.ids.runs.drain(..=replaced);
+                }
+            }
+            Ok(Err(error)) => {
+                warn!(%error, sequence, "indexing a closed segment failed; it is read whole at the next open")
+            }
+            Err(_) => error!(sequence, "indexing a closed segment panicked"),
+        }
+    }
+}
+
+impl Drop for SegmentLog {
+    /// Lets the segment being indexed finish, so that the next open reads its index.
+    fn drop(&mut self) {
+        let mut tail = self.tail();
+        self.finish_sealing(&mut tail, true);
     }
 }
 

@@ -1,5 +1,6 @@
-//! Opening a log directory: reading every segment back into the [`Index`], and repairing a
-//! torn tail, or refusing a log whose acknowledged events are damaged.
+//! Opening a log directory: reading every segment back into the [`Index`] (a closed segment
+//! through its index file, when it has one that holds), and repairing a torn tail, or
+//! refusing a log whose acknowledged events are damaged.
 //!
 //! The log is the longest run of intact frames from the first segment on, each segment
 //! starting where the one before ended. Whatever follows that run (a frame cut short by a
@@ -11,16 +12,18 @@
 //! cut.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use rapport_envelope::decode_envelope;
+use rapport_domain::{AccountId, Limits};
 use rapport_store::{GENESIS_HASH, StoreError};
 
-use crate::format::{FRAME_ALIGN, FrameRead, HEADER_LEN, SegmentHeader, read_frame, read_record};
+use crate::format::{FRAME_ALIGN, FrameRead, HEADER_LEN, SegmentHeader, read_frame};
+use crate::ids::{Run, id_key};
 use crate::index::{Index, Segment};
+use crate::seal::{INDEX_SUFFIX, PARTIAL_SUFFIX, Scan, SegmentIndex, read_index, scan};
 use crate::{Active, io_error};
 
 /// The prefix of every segment file's name; the sequence number follows, in 12 digits.
@@ -40,28 +43,40 @@ pub(crate) struct Recovered {
     pub active: Option<Active>,
 }
 
-/// A segment file read whole.
+/// A segment file of the directory.
 struct SegmentFile {
     sequence: u64,
     path: PathBuf,
-    bytes: Bytes,
 }
 
-/// Why the log stops where it does, when it is not at zeros.
-struct Break {
-    why: String,
+impl SegmentFile {
+    fn read(&self) -> Result<Vec<u8>, StoreError> {
+        fs::read(&self.path).map_err(|e| io_error(&e, &format!("reading {}", self.path.display())))
+    }
+
+    fn header(&self) -> Result<Result<Option<SegmentHeader>, String>, StoreError> {
+        let mut bytes = Vec::with_capacity(HEADER_LEN);
+        File::open(&self.path)
+            .and_then(|file| file.take(HEADER_LEN as u64).read_to_end(&mut bytes))
+            .map_err(|e| io_error(&e, &format!("reading {}", self.path.display())))?;
+        Ok(SegmentHeader::decode(&bytes))
+    }
 }
 
 /// Reads the log in `dir` (which exists), repairs its tail and syncs what it kept.
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     let files = segment_files(dir)?;
     let mut index = Index::default();
-    // The last file that holds part of the log, and where its part ends.
-    let mut last: Option<(usize, SegmentHeader, usize)> = None;
-    let mut broken: Option<Break> = None;
+    // The id runs of closed segments, merged into one once all are read.
+    let mut loaded: Vec<Run> = Vec::new();
+    // The last segment that holds part of the log, its bytes (when it was read whole) and
+    // where its part ends.
+    let mut last: Option<(usize, SegmentHeader, Option<Vec<u8>>, usize)> = None;
+    let mut broken: Option<String> = None;
     for (file_index, file) in files.iter().enumerate() {
-        let expected_sequence = last.map_or(1, |(_, header, _)| header.sequence + 1);
-        let header = match SegmentHeader::decode(&file.bytes) {
+        let expected_sequence = last.as_ref().map_or(1, |(_, header, _, _)| header.sequence + 1);
+        let name = file.path.display();
+        let header = match file.header()? {
             Ok(Some(header))
                 if header.sequence == file.sequence
                     && header.sequence == expected_sequence
@@ -70,56 +85,85 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                 header
             }
             Ok(Some(header)) => {
-                let why = format!(
-                    "it says it is segment {} from position {}, where segment {expected_sequence} from position {} \
-                     should follow",
+                broken = Some(format!(
+                    "{name}: it says it is segment {} from position {}, where segment {expected_sequence} from \
+                     position {} should follow",
                     header.sequence,
                     header.first_position,
                     index.last_position + 1
-                );
-                broken = Some(Break { why: format!("{}: {why}", file.path.display()) });
+                ));
                 break;
             }
             Ok(None) => {
-                broken = Some(Break { why: format!("{}: its header was never written", file.path.display()) });
+                broken = Some(format!("{name}: its header was never written"));
                 break;
             }
             Err(why) => {
-                broken = Some(Break { why: format!("{}: {why}", file.path.display()) });
+                broken = Some(format!("{name}: {why}"));
                 break;
             }
         };
-        let segment = Segment {
-            sequence: header.sequence,
-            first_position: header.first_position,
-            file: Arc::new(open_file(&file.path)?),
-            records: Vec::new(),
-            end: HEADER_LEN as u64,
-        };
-        index.segments.push(segment);
-        let (end, torn) = read_segment(file, &mut index)?;
-        last = Some((file_index, header, end));
+        let handle = Arc::new(open_file(&file.path)?);
+        let closed = file_index + 1 < files.len();
+        if closed && let Some(segment_index) = read_index(dir, header).filter(|i| fits(&handle, i)) {
+            let end = segment_index.end as usize;
+            add_index(&mut index, &mut loaded, handle, segment_index)?;
+            last = Some((file_index, header, None, end));
+            continue;
+        }
+        let bytes = file.read()?;
+        let name = name.to_string();
+        let scanned = scan(&bytes, header.first_position, &name)?;
+        add_scan(&mut index, header, handle, &scanned, &name)?;
+        let (end, torn) = (scanned.end, scanned.torn.clone());
+        if closed && torn.is_none() {
+            // Its ids join the closed segments' runs.
+            if let Some(pos) = index.ids.open.iter().position(|(sequence, _)| *sequence == header.sequence) {
+                let (_, map) = index.ids.open.remove(pos);
+                loaded.push(Run::sorted(map.into_iter().map(|(id, position)| (id_key(&id), position)).collect()));
+            }
+            // Next time, this closed segment is read through its index; which must describe
+            // only what is on the disk (what was read may be a dead process's unsynced writes).
+            if let Some(segment_index) = SegmentIndex::from_scan(header, &scanned)? {
+                let segment = index.segments.last().expect("the segment just read");
+                segment.file.sync_data().map_err(|e| io_error(&e, &format!("syncing {name}")))?;
+                segment_index.write(dir)?;
+            }
+        }
+        drop(scanned);
+        last = Some((file_index, header, Some(bytes), end));
         if let Some(why) = torn {
-            broken = Some(Break { why: format!("{} at offset {end}: {why}", file.path.display()) });
+            broken = Some(format!("{name} at offset {end}: {why}"));
             break;
         }
     }
+    let runs: Vec<&Run> = loaded.iter().collect();
+    index.ids.merged = Arc::new(Run::merge(&runs));
+    drop(runs);
+    drop(loaded);
+    check_unique_ids(&index)?;
 
-    // The log ends in the last file that holds part of it: the rest of that file and every
-    // later file are cleared, once nothing there turns out to have been acknowledged.
-    let why = broken.as_ref().map_or("the end of the log", |b| b.why.as_str());
-    let (kept, end) = last.map_or((0, 0), |(file, _, end)| (file + 1, end));
-    let cleared = files.iter().enumerate().skip(kept.saturating_sub(1));
-    for (file_index, file) in cleared.clone() {
-        let from = if file_index + 1 == kept { end } else { 0 };
-        check_nothing_durable_after(file, from, index.last_position, why)?;
+    // The log ends in the last segment that holds part of it: the rest of that segment and
+    // every later file are cleared, once nothing there turns out to have been acknowledged.
+    let why = broken.as_deref().unwrap_or("the end of the log");
+    let kept = last.as_ref().map_or(0, |(file_index, ..)| file_index + 1);
+    if let Some((file_index, _, bytes, end)) = &mut last {
+        let bytes = match bytes.take() {
+            Some(bytes) => bytes,
+            None => files[*file_index].read()?,
+        };
+        check_nothing_durable_after(&files[*file_index].path, &bytes, *end, index.last_position, why)?;
+        zero_from(&files[*file_index].path, &bytes, *end)?;
+        // It is the segment written next: an index of it from when it was closed in an earlier
+        // life would not describe what it will hold.
+        remove_if_present(&crate::seal::index_path(dir, files[*file_index].sequence))?;
     }
-    for (file_index, file) in cleared {
-        if file_index + 1 == kept {
-            zero_from(file, end)?;
-        } else {
-            fs::remove_file(&file.path).map_err(|e| io_error(&e, &format!("removing {}", file.path.display())))?;
-        }
+    for file in &files[kept..] {
+        check_nothing_durable_after(&file.path, &file.read()?, 0, index.last_position, why)?;
+    }
+    for file in &files[kept..] {
+        remove_if_present(&file.path)?;
+        remove_if_present(&crate::seal::index_path(dir, file.sequence))?;
     }
 
     // What was read may be unsynced writes of a process that died: make it durable before
@@ -129,22 +173,31 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     }
     sync_directory(dir)?;
 
-    let active = match last {
-        Some((file_index, header, end)) => {
+    let active = match &last {
+        Some((_, header, _, end)) => {
             let file = Arc::clone(&index.segments.last().expect("a segment for the last file").file);
-            let zeroed = file
-                .metadata()
-                .map_err(|e| io_error(&e, &format!("reading the size of {}", files[file_index].path.display())))?
-                .len();
-            Some(Active { sequence: header.sequence, file, offset: end as u64, zeroed })
+            let zeroed = file.metadata().map_err(|e| io_error(&e, "reading the size of the last segment"))?.len();
+            Some(Active {
+                sequence: header.sequence,
+                first_position: header.first_position,
+                file,
+                offset: *end as u64,
+                zeroed,
+            })
         }
         None => None,
     };
     Ok(Recovered { index, active })
 }
 
-/// The segment files in `dir`, read whole, in sequence order. Anything else in the directory
-/// but the lock file means it is not (only) a Rapport log.
+/// Whether the segment file is long enough for what its index says it holds.
+fn fits(file: &File, index: &SegmentIndex) -> bool {
+    file.metadata().is_ok_and(|m| m.len() >= index.end)
+}
+
+/// The segment files in `dir`, in sequence order. Partial index files (a crash while one was
+/// written) are removed; anything else but index files and the lock file means the directory
+/// is not (only) a Rapport log.
 fn segment_files(dir: &Path) -> Result<Vec<SegmentFile>, StoreError> {
     let mut files = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| io_error(&e, &format!("listing {}", dir.display())))?;
@@ -155,103 +208,189 @@ fn segment_files(dir: &Path) -> Result<Vec<SegmentFile>, StoreError> {
         if name == LOCK_FILE {
             continue;
         }
-        let sequence = name
+        let (stem, suffix) = match name.find('.') {
+            Some(dot) => name.split_at(dot),
+            None => (name.as_ref(), ""),
+        };
+        let sequence = stem
             .strip_prefix(SEGMENT_PREFIX)
             .filter(|digits| digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|digits| digits.parse::<u64>().ok())
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
+            .and_then(|digits| digits.parse::<u64>().ok());
+        match (sequence, suffix) {
+            (Some(sequence), "") => files.push(SegmentFile { sequence, path: entry.path() }),
+            (Some(_), INDEX_SUFFIX) => {}
+            (Some(_), suffix) if suffix == format!("{INDEX_SUFFIX}{PARTIAL_SUFFIX}") => {
+                fs::remove_file(entry.path())
+                    .map_err(|e| io_error(&e, &format!("removing {}", entry.path().display())))?;
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
                     "{} holds {name}, which is not part of a Rapport log; give the log a directory of its own",
                     dir.display()
-                ))
-            })?;
-        let path = entry.path();
-        let bytes = fs::read(&path).map_err(|e| io_error(&e, &format!("reading {}", path.display())))?;
-        files.push(SegmentFile { sequence, path, bytes: Bytes::from(bytes) });
+                )));
+            }
+        }
     }
     files.sort_by_key(|f| f.sequence);
     Ok(files)
 }
 
-/// Reads the frames of a segment whose header holds, adding its events to `index`. Returns
-/// where its intact frames end and, if they end at something other than zeros, what.
-fn read_segment(file: &SegmentFile, index: &mut Index) -> Result<(usize, Option<String>), StoreError> {
-    let mut at = HEADER_LEN;
-    loop {
-        let frame = match read_frame(&file.bytes, at) {
-            FrameRead::Frame(frame) => frame,
-            FrameRead::End => return Ok((at, None)),
-            FrameRead::Broken(why) => return Ok((at, Some(why))),
-        };
-        for &offset in &frame.records {
-            add_record(file, offset, index)?;
-        }
-        at = frame.next;
-    }
-}
-
-/// Adds the record at `offset` (in an intact frame) to the index, checking that it is the
-/// next event of the log and of its stream.
-fn add_record(file: &SegmentFile, offset: usize, index: &mut Index) -> Result<(), StoreError> {
-    let position = index.last_position + 1;
-    let (envelope, end) = read_record(&file.bytes, offset).map_err(|why| {
-        StoreError::Corrupt(format!("the record of position {position} in {} {why}", file.path.display()))
-    })?;
-    // The frame's checksum held, so these bytes were written as they are: an envelope that
-    // does not fit is damage the checksum could not see, or another program's doing.
-    let event = decode_envelope(position, file.bytes.slice(envelope))?;
-    let stream = index.streams.entry(event.account_id.clone()).or_default();
-    let expected_version = stream.positions.len() as u64 + 1;
-    let prev_hash = if stream.positions.is_empty() { GENESIS_HASH } else { stream.hash };
+/// Adds a closed segment read through its index file; its ids go to `loaded`.
+fn add_index(
+    index: &mut Index,
+    loaded: &mut Vec<Run>,
+    file: Arc<File>,
+    segment: SegmentIndex,
+) -> Result<(), StoreError> {
+    let SegmentIndex { header, end, last_recorded_at, records, ids, streams } = segment;
+    let count = records.len() as u64;
     let inconsistent = |what: String| {
-        StoreError::Corrupt(format!("the event at position {position} in {} {what}", file.path.display()))
+        StoreError::Corrupt(format!(
+            "the index of segment {} {what}; remove it (segment-{:012}.index) to have it made again from the segment",
+            header.sequence, header.sequence
+        ))
     };
-    if event.version != expected_version {
-        return Err(inconsistent(format!(
-            "is version {} of \"{}\", which is at version {}",
-            event.version,
-            event.account_id,
-            expected_version - 1
-        )));
+    if ids.len() as u64 != count || streams.iter().map(|s| s.positions.len() as u64).sum::<u64>() != count {
+        return Err(inconsistent("does not account for every record".into()));
     }
-    if event.prev_hash != prev_hash {
-        return Err(inconsistent(format!(
-            "does not chain to version {} of \"{}\"",
-            expected_version - 1,
-            event.account_id
-        )));
+    for part in streams {
+        let stream = index.streams.entry(part.account_id.clone()).or_default();
+        if part.first_version != stream.positions.len() as u64 + 1 {
+            return Err(inconsistent(format!(
+                "starts \"{}\" at version {}, which is at version {}",
+                part.account_id,
+                part.first_version,
+                stream.positions.len()
+            )));
+        }
+        stream.positions.extend_from_slice(&part.positions);
+        stream.hash = part.hash;
     }
-    if let Some(earlier) = index.ids.insert(event.event_id, position) {
-        return Err(inconsistent(format!("has the id {} of the event at position {earlier}", event.event_id)));
-    }
-    stream.positions.push(position);
-    stream.hash = event.hash;
-    let segment = index.segments.last_mut().expect("the segment being read is indexed");
-    segment.records.push(offset as u32);
-    segment.end = end as u64;
-    index.last_position = position;
-    index.last_recorded_at = Some(event.recorded_at);
+    index.segments.push(Segment {
+        sequence: header.sequence,
+        first_position: header.first_position,
+        file,
+        records,
+        end,
+    });
+    loaded.push(ids);
+    index.last_position = header.first_position + count - 1;
+    index.last_recorded_at = Some(last_recorded_at);
     Ok(())
 }
 
-/// Fails if any intact frame at or after `from` in `file` was written when the log was
-/// durable beyond `last_position`: then the break before it lost acknowledged events.
+/// Adds a segment read whole, checking that each event is the next of the log and of its
+/// stream, chained to its stream's head, with an id not seen before.
+fn add_scan(
+    index: &mut Index,
+    header: SegmentHeader,
+    file: Arc<File>,
+    scanned: &Scan<'_>,
+    name: &str,
+) -> Result<(), StoreError> {
+    index.segments.push(Segment {
+        sequence: header.sequence,
+        first_position: header.first_position,
+        file,
+        records: Vec::with_capacity(scanned.records.len()),
+        end: HEADER_LEN as u64,
+    });
+    for (event, &offset) in scanned.events.iter().zip(&scanned.records) {
+        let position = event.position;
+        let inconsistent =
+            |what: String| StoreError::Corrupt(format!("the event at position {position} in {name} {what}"));
+        if let Some(earlier) = index.find(&event.event_id)? {
+            return Err(inconsistent(format!(
+                "has the id {} of the event at position {}",
+                event.event_id, earlier.position
+            )));
+        }
+        let account_id = AccountId::parse(event.account_id, &Limits::for_recorded_events())
+            .map_err(|e| inconsistent(format!("has an invalid account id: {e}")))?;
+        let stream = index.streams.entry(account_id).or_default();
+        let expected_version = stream.positions.len() as u64 + 1;
+        let prev_hash = if stream.positions.is_empty() { GENESIS_HASH } else { stream.hash };
+        if event.version != expected_version {
+            return Err(inconsistent(format!(
+                "is version {} of \"{}\", which is at version {}",
+                event.version,
+                event.account_id,
+                expected_version - 1
+            )));
+        }
+        if event.prev_hash != prev_hash {
+            return Err(inconsistent(format!(
+                "does not chain to version {} of \"{}\"",
+                expected_version - 1,
+                event.account_id
+            )));
+        }
+        stream.positions.push(position);
+        stream.hash = event.hash;
+        if let Some(earlier) = index.ids.insert(header.sequence, event.event_id, position) {
+            return Err(inconsistent(format!("has the id {} of the event at position {earlier}", event.event_id)));
+        }
+        let segment = index.segments.last_mut().expect("the segment being read is indexed");
+        segment.records.push(offset);
+        segment.end = scanned.end as u64;
+        index.last_position = position;
+        index.last_recorded_at = Some(event.recorded_at);
+    }
+    Ok(())
+}
+
+/// Fails if two events of the log share an id: within the segment being written its map
+/// would have said so already (see [`add_scan`]); across closed segments equal keys sit side
+/// by side in the merged run; the segment being written is looked up in it.
+fn check_unique_ids(index: &Index) -> Result<(), StoreError> {
+    let pairs = &index.ids.merged.pairs;
+    let mut suspects: Vec<(u64, u64)> = Vec::new();
+    for window in pairs.windows(2) {
+        if window[0].0 == window[1].0 {
+            suspects.push((window[0].1, window[1].1));
+        }
+    }
+    for (_, map) in &index.ids.open {
+        for (id, &position) in map {
+            let mut found = Vec::new();
+            index.ids.merged.find(id_key(id), &mut found);
+            suspects.extend(found.into_iter().map(|other| (other, position)));
+        }
+    }
+    for (a, b) in suspects {
+        let events = index.read([a, b])?;
+        if let [first, second] = events.as_slice()
+            && first.event_id == second.event_id
+        {
+            return Err(StoreError::Corrupt(format!(
+                "the events at positions {a} and {b} share the id {}; restore the data directory",
+                first.event_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fails if any intact frame at or after `from` in `bytes` (the file at `path`) was written
+/// when the log was durable beyond `last_position`: then the break before it lost
+/// acknowledged events.
 fn check_nothing_durable_after(
-    file: &SegmentFile,
+    path: &Path,
+    bytes: &[u8],
     from: usize,
     last_position: u64,
     why: &str,
 ) -> Result<(), StoreError> {
     let start = from.div_ceil(FRAME_ALIGN) * FRAME_ALIGN;
-    for at in (start..file.bytes.len()).step_by(FRAME_ALIGN) {
-        if let FrameRead::Frame(frame) = read_frame(&file.bytes, at)
+    for at in (start..bytes.len()).step_by(FRAME_ALIGN) {
+        if let FrameRead::Frame(frame) = read_frame(bytes, at)
             && frame.durable > last_position
         {
             return Err(StoreError::Corrupt(format!(
                 "the log breaks after position {last_position} ({why}), but a frame at offset {at} of {} was \
                  written when the log was durable through position {}: acknowledged events are missing or \
                  damaged; keep the directory for investigation and restore it from a backup",
-                file.path.display(),
+                path.display(),
                 frame.durable
             )));
         }
@@ -259,21 +398,31 @@ fn check_nothing_durable_after(
     Ok(())
 }
 
-/// Overwrites with zeros whatever is not zero from `from` to the end of `file`, and syncs it.
-fn zero_from(file: &SegmentFile, from: usize) -> Result<(), StoreError> {
+/// Overwrites with zeros whatever is not zero in `bytes` (the file at `path`) from `from` to
+/// the end, and syncs the file.
+fn zero_from(path: &Path, bytes: &[u8], from: usize) -> Result<(), StoreError> {
     const CHUNK: usize = 1 << 20;
-    let handle = open_file(&file.path)?;
+    let handle = open_file(path)?;
     let mut at = from;
-    while at < file.bytes.len() {
-        let end = (at + CHUNK).min(file.bytes.len());
-        if file.bytes[at..end].iter().any(|&b| b != 0) {
+    while at < bytes.len() {
+        let end = (at + CHUNK).min(bytes.len());
+        if bytes[at..end].iter().any(|&b| b != 0) {
             handle
                 .write_all_at(&vec![0u8; end - at], at as u64)
-                .map_err(|e| io_error(&e, &format!("clearing the torn tail of {}", file.path.display())))?;
+                .map_err(|e| io_error(&e, &format!("clearing the torn tail of {}", path.display())))?;
         }
         at = end;
     }
-    handle.sync_data().map_err(|e| io_error(&e, &format!("syncing {}", file.path.display())))
+    handle.sync_data().map_err(|e| io_error(&e, &format!("syncing {}", path.display())))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_error(&e, &format!("removing {}", path.display())))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn open_file(path: &Path) -> Result<File, StoreError> {

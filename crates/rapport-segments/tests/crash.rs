@@ -121,13 +121,15 @@ fn assert_holds(log: &SegmentLog, model: &Model, context: &str) {
     }
 }
 
-/// Every file of a directory, by name.
+/// Every file of a directory, by name. (A file the log's background indexing renames away
+/// while the directory is read is left out: it is there under its new name, or soon will be.)
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
-        .map(|entry| {
+        .filter_map(|entry| {
             let entry = entry.unwrap();
-            (entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).unwrap())
+            let bytes = std::fs::read(entry.path()).ok()?;
+            Some((entry.file_name().to_string_lossy().into_owned(), bytes))
         })
         .collect()
 }
@@ -138,14 +140,32 @@ const SECTOR: usize = 512;
 /// past the old end, or the file cut there), or now and then garbage where there were zeros.
 /// A file created since is sometimes missing. (Sectors are taken to be written atomically,
 /// as disks promise for their logical sectors: a sector holding synced bytes and new ones is
-/// either as synced or as written, never garbage.)
+/// either as synced or as written, never garbage.) An index file is written only once its
+/// segment is synced, and renamed into place whole: a new one is there whole or not at all,
+/// and if it is, so is its segment.
 fn crash_image(
     synced: &BTreeMap<String, Vec<u8>>,
     crashed: &BTreeMap<String, Vec<u8>>,
     random: &mut Lcg,
 ) -> BTreeMap<String, Vec<u8>> {
     let mut image = BTreeMap::new();
+    let mut durable_segments = Vec::new();
+    for (name, bytes) in crashed {
+        if let Some(segment) = name.strip_suffix(".index")
+            && (synced.get(name) == Some(bytes) || random.below(2) == 0)
+        {
+            image.insert(name.clone(), bytes.clone());
+            durable_segments.push(segment.to_owned());
+        }
+    }
     for (name, new) in crashed {
+        if name.ends_with(".index") {
+            continue;
+        }
+        if durable_segments.contains(name) {
+            image.insert(name.clone(), new.clone());
+            continue;
+        }
         let old = synced.get(name).cloned().unwrap_or_default();
         if !synced.contains_key(name) && random.below(4) == 0 {
             continue;
@@ -262,7 +282,10 @@ fn segment_paths(dir: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("segment-"))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("segment-") && !name.contains('.')
+        })
         .collect();
     paths.sort();
     paths
@@ -287,27 +310,45 @@ fn damage_to_synced_events_is_refused_not_cut_off() {
     assert!(segments.len() >= 5, "the log spans several segments: {}", segments.len());
     assert_holds(&SegmentLog::open_with(&original, Options { segment_bytes: 4096 }).unwrap(), &model, "intact");
 
-    // A byte changed in a record of an early segment, and in the middle of the last one.
-    let last = segments.len() - 1;
-    for (segment, what) in [(1, "an early segment"), (last, "the last segment")] {
-        let dir = scratch(root.path(), "damaged");
-        for path in &segments {
-            std::fs::copy(path, dir.join(path.file_name().unwrap())).unwrap();
+    let copy = |name: &str, index_files: bool| {
+        let dir = scratch(root.path(), name);
+        for entry in std::fs::read_dir(&original).unwrap() {
+            let path = entry.unwrap().path();
+            if index_files || !path.to_string_lossy().ends_with(".index") {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
         }
+        dir
+    };
+    let damage = |dir: &Path, segment: usize| {
         let path = dir.join(segments[segment].file_name().unwrap());
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[64 + 24 + 8 + 3] ^= 0x20; // Inside the first record's envelope.
         std::fs::write(&path, bytes).unwrap();
+    };
+
+    // A byte changed in a closed segment: opening reads its index file, not the segment, so
+    // the damage shows where the event is read (and in Verify, which reads every event).
+    let dir = copy("indexed", true);
+    damage(&dir, 1);
+    let log = SegmentLog::open_with(&dir, Options { segment_bytes: 4096 }).unwrap();
+    match log.read_all(0, usize::MAX) {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("checksum"), "{message}"),
+        other => panic!("a damaged record read as {other:?}"),
+    }
+    drop(log);
+    // Read whole (its index gone), the same segment is refused at open; so is the last
+    // segment, always read whole, damaged in the middle.
+    let last = segments.len() - 1;
+    for (segment, what) in [(1, "an early segment without its index"), (last, "the last segment")] {
+        let dir = copy("damaged", false);
+        damage(&dir, segment);
         assert_refused(&dir, what);
     }
 
-    // A segment missing in the middle.
-    let dir = scratch(root.path(), "missing");
-    for (index, path) in segments.iter().enumerate() {
-        if index != 2 {
-            std::fs::copy(path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    // A segment missing in the middle (its neighbours read through their index files).
+    let dir = copy("missing", true);
+    std::fs::remove_file(dir.join(segments[2].file_name().unwrap())).unwrap();
     assert_refused(&dir, "a missing segment");
 }
 
@@ -369,4 +410,70 @@ fn a_directory_with_other_files_or_in_use_is_refused() {
         Err(StoreError::Io(message)) => assert!(message.contains("in use"), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Writes a segment file by hand, in the documented layout, holding `events` in one frame.
+fn write_segment(dir: &Path, sequence: u64, events: &[StoredEvent]) {
+    let mut bytes = vec![0u8; 64];
+    bytes[..16].copy_from_slice(b"rapport segment\0");
+    bytes[16..20].copy_from_slice(&1u32.to_le_bytes());
+    bytes[24..32].copy_from_slice(&sequence.to_le_bytes());
+    bytes[32..40].copy_from_slice(&events[0].position.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[..40]);
+    bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+    let mut body = Vec::new();
+    for event in events {
+        let envelope = rapport_envelope::encode_envelope(event);
+        body.extend_from_slice(&(envelope.len() as u32).to_le_bytes());
+        body.extend_from_slice(&crc32c::crc32c(&envelope).to_le_bytes());
+        body.extend_from_slice(&envelope);
+    }
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&(events.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&0u64.to_le_bytes());
+    frame.extend_from_slice(&body);
+    bytes.extend_from_slice(&crc32c::crc32c(&frame).to_le_bytes());
+    bytes.extend_from_slice(&frame);
+    bytes.resize(bytes.len().div_ceil(8) * 8 + 4096, 0);
+    std::fs::write(dir.join(format!("segment-{sequence:012}")), bytes).unwrap();
+}
+
+/// Two events in different segments with one id: what no append can make, so damage or
+/// another program's doing, refused at open.
+#[test]
+fn two_events_with_one_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = |position: u64, version: u64, n: u64, prev_hash| {
+        let mut event = StoredEvent {
+            account_id: account(1),
+            version,
+            position,
+            recorded_at: Timestamp::from_unix_nanos(1_000),
+            event_id: event(n).event_id,
+            recorded_by: String::new(),
+            payload: event(n).payload,
+            prev_hash,
+            hash: rapport_store::GENESIS_HASH,
+        };
+        event.hash = event.computed_hash();
+        event
+    };
+    let first = stored(1, 1, 1, rapport_store::GENESIS_HASH);
+    let second = stored(2, 2, 2, first.hash);
+    let again = stored(3, 3, 1, second.hash);
+    write_segment(dir.path(), 1, &[first.clone(), second.clone()]);
+    write_segment(dir.path(), 2, &[again]);
+    match SegmentLog::open(dir.path()) {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("positions 1 and 3 share the id"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The hand-made segments are otherwise sound: without the repeated id they open.
+    let dir = tempfile::tempdir().unwrap();
+    write_segment(dir.path(), 1, &[first, second.clone()]);
+    write_segment(dir.path(), 2, &[stored(3, 3, 3, second.hash)]);
+    assert_eq!(SegmentLog::open(dir.path()).unwrap().last_position().unwrap(), 3);
 }
