@@ -109,14 +109,8 @@ impl Build {
 
     /// An account as this build holds it.
     pub fn get(&self, account_id: &AccountId) -> Result<Option<Arc<AccountProjection>>, ReadError> {
-        {
-            let state = self.read();
-            if let Some(found) = state.accounts.get(account_id) {
-                return Ok(Some(Arc::clone(found)));
-            }
-            if state.complete {
-                return Ok(None);
-            }
+        if let Some(known) = self.in_memory(account_id) {
+            return Ok(known);
         }
         // Not read yet: then the store holds its current state (changed accounts stay in memory).
         let Some(bytes) = self.store.get(&self.id, account_id.as_str().as_bytes())? else { return Ok(None) };
@@ -124,6 +118,17 @@ impl Build {
         let mut state = self.write();
         // A fold may have changed it meanwhile; what is in memory is newer.
         Ok(Some(Arc::clone(state.accounts.entry(account_id.clone()).or_insert(loaded))))
+    }
+
+    /// The account if this build holds it in memory (`Some(None)`: it knows there is no such
+    /// account); `None` if only the store can tell, which [`Build::get`] reads.
+    pub fn in_memory(&self, account_id: &AccountId) -> Option<Option<Arc<AccountProjection>>> {
+        let state = self.read();
+        match state.accounts.get(account_id) {
+            Some(found) => Some(Some(Arc::clone(found))),
+            None if state.complete => Some(None),
+            None => None,
+        }
     }
 
     /// Every account, by id, and the position they reflect.
