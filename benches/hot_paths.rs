@@ -3,6 +3,10 @@
 //! bytes back, hashing a recorded event into its chain, and folding one event into an
 //! account's projection. `cargo bench --bench hot_paths`.
 
+// The allocator the `rapport` binary runs with, so that what is measured is what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -10,6 +10,10 @@
 //! - a rebuild under a second rule set through `Projections.Rebuild`, beside the active one,
 //!   in events per second, and its ratio to the raw scan.
 
+// The allocator the `rapport` binary runs with, so that what is measured is what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

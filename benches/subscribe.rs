@@ -9,6 +9,10 @@
 //!   5), a subscriber at the end of the log measures, for every event, the time from its
 //!   recording (server clock, before the fsync) to its arrival; p50, p99 and the worst.
 
+// The allocator the `rapport` binary runs with, so that what is measured is what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -108,22 +108,28 @@ fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: impl Fn() -> String) 
 }
 
 /// Parses a wire enum value: 0 (unspecified) is missing, unknown numbers are named as such.
-fn enum_from_wire<W, D>(value: i32, field: &str, names: &str, map: impl FnOnce(W) -> Option<D>) -> Result<D, Violation>
+/// `field` makes the field's path, only on failure.
+fn enum_from_wire<W, D>(
+    value: i32,
+    field: impl Fn() -> String,
+    names: &str,
+    map: impl FnOnce(W) -> Option<D>,
+) -> Result<D, Violation>
 where
     W: TryFrom<i32>,
 {
-    let unknown = || Violation::new(field, format!("{value} is not a known value; use one of {names}"));
+    let unknown = || Violation::new(field(), format!("{value} is not a known value; use one of {names}"));
     match W::try_from(value) {
         Ok(wire) => match map(wire) {
             Some(domain) => Ok(domain),
-            None if value == 0 => Err(Violation::new(field, format!("is required; use one of {names}"))),
+            None if value == 0 => Err(Violation::new(field(), format!("is required; use one of {names}"))),
             None => Err(unknown()),
         },
         Err(_) => Err(unknown()),
     }
 }
 
-fn tier_from_wire(value: i32, field: &str) -> Result<Tier, Violation> {
+fn tier_from_wire(value: i32, field: impl Fn() -> String) -> Result<Tier, Violation> {
     enum_from_wire(value, field, "TIER_S, TIER_A, TIER_B, TIER_C", |t: pb::Tier| match t {
         pb::Tier::Unspecified => None,
         pb::Tier::S => Some(Tier::S),
@@ -133,7 +139,7 @@ fn tier_from_wire(value: i32, field: &str) -> Result<Tier, Violation> {
     })
 }
 
-fn role_from_wire(value: i32, field: &str) -> Result<ContactRole, Violation> {
+fn role_from_wire(value: i32, field: impl Fn() -> String) -> Result<ContactRole, Violation> {
     enum_from_wire(
         value,
         field,
@@ -150,7 +156,7 @@ fn role_from_wire(value: i32, field: &str) -> Result<ContactRole, Violation> {
     )
 }
 
-fn meeting_kind_from_wire(value: i32, field: &str) -> Result<MeetingKind, Violation> {
+fn meeting_kind_from_wire(value: i32, field: impl Fn() -> String) -> Result<MeetingKind, Violation> {
     enum_from_wire(
         value,
         field,
@@ -168,7 +174,7 @@ fn meeting_kind_from_wire(value: i32, field: &str) -> Result<MeetingKind, Violat
     )
 }
 
-fn team_role_from_wire(value: i32, field: &str) -> Result<TeamRole, Violation> {
+fn team_role_from_wire(value: i32, field: impl Fn() -> String) -> Result<TeamRole, Violation> {
     enum_from_wire(
         value,
         field,
@@ -184,7 +190,7 @@ fn team_role_from_wire(value: i32, field: &str) -> Result<TeamRole, Violation> {
     )
 }
 
-fn outcome_kind_from_wire(value: i32, field: &str) -> Result<OutcomeKind, Violation> {
+fn outcome_kind_from_wire(value: i32, field: impl Fn() -> String) -> Result<OutcomeKind, Violation> {
     enum_from_wire(
         value,
         field,
@@ -266,7 +272,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
         B::TierAssigned(b) => {
             let f = f("tier_assigned");
             EventBody::TierAssigned(domain::TierAssigned {
-                tier: tier_from_wire(b.tier, &f.path("tier"))?,
+                tier: tier_from_wire(b.tier, || f.path("tier"))?,
                 reason: f.label("reason", &b.reason)?,
             })
         }
@@ -277,7 +283,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
                 name: f.required_label("name", &b.name)?,
                 title: f.label("title", &b.title)?,
                 department: f.label("department", &b.department)?,
-                role: role_from_wire(b.role, &f.path("role"))?,
+                role: role_from_wire(b.role, || f.path("role"))?,
                 key: b.key,
             })
         }
@@ -288,7 +294,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
                 name: b.name.as_deref().map(|v| f.required_label("name", v)).transpose()?,
                 title: b.title.as_deref().map(|v| f.label("title", v)).transpose()?,
                 department: b.department.as_deref().map(|v| f.label("department", v)).transpose()?,
-                role: b.role.map(|v| role_from_wire(v, &f.path("role"))).transpose()?,
+                role: b.role.map(|v| role_from_wire(v, || f.path("role"))).transpose()?,
                 key: b.key,
             })
         }
@@ -304,7 +310,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
             EventBody::MeetingHeld(domain::MeetingHeld {
                 staff: f.list("staff", &b.staff, StaffId::parse)?,
                 contact_ids: f.list("contact_ids", &b.contact_ids, ContactId::parse)?,
-                kind: meeting_kind_from_wire(b.kind, &f.path("kind"))?,
+                kind: meeting_kind_from_wire(b.kind, || f.path("kind"))?,
                 topic: f.required_label("topic", &b.topic)?,
                 notes: f.note("notes", &b.notes)?,
             })
@@ -341,7 +347,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
             let f = f("team_member_joined");
             EventBody::TeamMemberJoined(domain::TeamMemberJoined {
                 member: f.staff("member", &b.member)?,
-                role: team_role_from_wire(b.role, &f.path("role"))?,
+                role: team_role_from_wire(b.role, || f.path("role"))?,
             })
         }
         B::TeamMemberLeft(b) => {
@@ -372,7 +378,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
                 (value, currency) => Some(f.money("value_minor", value, "currency", currency)?),
             };
             EventBody::OutcomeRecorded(domain::OutcomeRecorded {
-                kind: outcome_kind_from_wire(b.kind, &f.path("kind"))?,
+                kind: outcome_kind_from_wire(b.kind, || f.path("kind"))?,
                 title: f.required_label("title", &b.title)?,
                 value,
                 reference: f.label("reference", &b.reference)?,

@@ -184,20 +184,22 @@ impl Build {
     /// returns `Ok(false)`) when `keep_going` turns false. Holds the fold lock one chunk at a
     /// time, so an activation waits for one chunk at most.
     pub fn catch_up(&self, log: &dyn EventLog, target: u64, keep_going: impl Fn() -> bool) -> Result<bool, ReadError> {
+        let workers = fold_workers();
         loop {
             if !keep_going() {
                 return Ok(false);
             }
             let _folding = self.fold.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut next = self.position() + 1;
-            if next > target {
+            let step_start = self.position() + 1;
+            if step_start > target {
                 return Ok(true);
             }
             // Accounts are copied out of the build once per step and folded in place; a step
             // spans several chunks so that each copy serves many events.
-            let mut changed: HashMap<AccountId, AccountProjection> = HashMap::new();
+            let mut changed: Vec<HashMap<AccountId, AccountProjection>> =
+                (0..workers).map(|_| HashMap::new()).collect();
             let mut end = None;
-            let step_start = next;
+            let mut next = step_start;
             // Stopping is checked per chunk, so a shutdown waits for one chunk at most.
             while next <= target && next - step_start < STEP && (next == step_start || keep_going()) {
                 let limit = usize::try_from(target - next + 1).unwrap_or(CHUNK).min(CHUNK);
@@ -205,20 +207,61 @@ impl Build {
                 let Some(last) = chunk.last() else { break };
                 end = Some((last.position, last.recorded_at));
                 next = last.position + 1;
-                for record in &chunk {
-                    let event = decode_event(record)?;
-                    if let Some(projection) = changed.get_mut(&record.account_id) {
-                        fold_into(log, &self.rules, projection, record, &event)?;
-                    } else {
-                        let current = self.get(&record.account_id)?.map(|p| (*p).clone());
-                        let folded = fold(log, &self.rules, current, record, &event)?;
-                        changed.insert(record.account_id.clone(), folded);
-                    }
-                }
+                self.fold_chunk(log, &chunk, &mut changed)?;
             }
             let Some((position, recorded_at)) = end else { return Ok(true) };
-            self.publish(changed.into_iter().map(|(id, p)| (id, Arc::new(p))), position, recorded_at);
+            let changed = changed.into_iter().flatten().map(|(id, p)| (id, Arc::new(p)));
+            self.publish(changed, position, recorded_at);
         }
+    }
+
+    /// Folds a chunk of the log into `changed`, one share of the accounts per worker. Accounts
+    /// fold independently; a hash of the account id picks its worker, so that an account's
+    /// events stay in order on one.
+    fn fold_chunk(
+        &self,
+        log: &dyn EventLog,
+        chunk: &[StoredEvent],
+        changed: &mut [HashMap<AccountId, AccountProjection>],
+    ) -> Result<(), ReadError> {
+        let workers = changed.len();
+        if let [only] = changed {
+            return self.fold_share(log, chunk, only, |_| true);
+        }
+        std::thread::scope(|scope| {
+            let shares: Vec<_> = changed
+                .iter_mut()
+                .enumerate()
+                .map(|(worker, share)| {
+                    scope.spawn(move || self.fold_share(log, chunk, share, |id| worker_of(id, workers) == worker))
+                })
+                .collect();
+            shares
+                .into_iter()
+                .try_for_each(|share| share.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })
+    }
+
+    /// Folds the events of `chunk` whose account `mine` picks into `changed`, copying each
+    /// account out of the build the first time.
+    fn fold_share(
+        &self,
+        log: &dyn EventLog,
+        chunk: &[StoredEvent],
+        changed: &mut HashMap<AccountId, AccountProjection>,
+        mine: impl Fn(&AccountId) -> bool,
+    ) -> Result<(), ReadError> {
+        for record in chunk.iter().filter(|record| mine(&record.account_id)) {
+            let event = decode_event(record)?;
+            if let Some(projection) = changed.get_mut(&record.account_id) {
+                fold_into(log, &self.rules, projection, record, &event)?;
+            } else {
+                let current = self.get(&record.account_id)?.map(|p| (*p).clone());
+                let folded = fold(log, &self.rules, current, record, &event)?;
+                changed.insert(record.account_id.clone(), folded);
+            }
+        }
+        Ok(())
     }
 
     /// Commits the accounts changed since the last checkpoint, with the position they reflect.
@@ -271,6 +314,23 @@ fn decode_projection(namespace: &str, bytes: &[u8]) -> Result<AccountProjection,
 }
 
 /// A recorded event as a projection folds it.
+/// How many threads fold a catch-up: one per core, at most four (beyond that the reading of the
+/// log, which one thread does, is the limit).
+fn fold_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
+/// Which of `workers` folds an account: a hash of its id (the same in every run, so the
+/// share of work is too).
+fn worker_of(account_id: &AccountId, workers: usize) -> usize {
+    // FNV-1a: short ids, no need for more.
+    let hash = account_id
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % workers as u64) as usize
+}
+
 fn folded<'a>(record: &StoredEvent, event: &'a Event) -> Folded<'a> {
     Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at }
 }
