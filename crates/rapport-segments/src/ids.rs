@@ -59,6 +59,8 @@ impl Run {
             }
             pairs[start..].sort_unstable();
         }
+        // A segment closed, reopened after a crash and written on holds some ids in two runs.
+        pairs.dedup();
         Run { pairs }
     }
 
@@ -201,5 +203,7 @@ mod tests {
         let runs: Vec<Run> = pairs.chunks(37).map(|chunk| Run::sorted(chunk.to_vec())).collect();
         let merged = Run::merge(&runs.iter().collect::<Vec<_>>());
         assert_eq!(merged, Run::sorted(pairs));
+        // A pair in two runs is kept once.
+        assert_eq!(Run::merge(&[&merged, &runs[2]]), merged);
     }
 }
