@@ -36,29 +36,63 @@ impl Run {
         Run { pairs }
     }
 
-    /// One run holding every pair of `runs`. Keys are uniform, so the output is made bucket by
-    /// bucket of the key's top bits: each run, being sorted, gives a bucket its few pairs from
-    /// where its cursor is, and each bucket (a few hundred pairs) is then sorted where it lies.
-    /// The runs are read and the output written in order, once: far faster than a merge tree
-    /// (a pass per level) or a heap (a cache miss per pair) over millions of pairs.
-    pub(crate) fn merge(runs: &[&Run]) -> Run {
+    /// One run holding every pair of `runs`, made on `threads` threads. Keys are uniform, so
+    /// the output is made bucket by bucket of the key's top bits: each run, being sorted, gives
+    /// a bucket its few pairs from where its cursor is, and each bucket (a few hundred pairs)
+    /// is then sorted where it lies. The runs are read and the output written in order, once:
+    /// far faster than a merge tree (a pass per level) or a heap (a cache miss per pair) over
+    /// millions of pairs. Threads take consecutive ranges of buckets, each writing its own part
+    /// of the output (the opening of a large log waits on this, with nothing else to do).
+    pub(crate) fn merge(runs: &[&Run], threads: usize) -> Run {
         let total: usize = runs.iter().map(|r| r.len()).sum();
         // About 256 pairs a bucket.
         let bits = (usize::BITS - (total / 256).max(1).leading_zeros()).min(24);
         let shift = 64 - bits;
-        let mut pairs = Vec::with_capacity(total);
-        let mut cursors = vec![0usize; runs.len()];
-        for bucket in 0..(1u64 << bits) {
-            let start = pairs.len();
-            for (run, cursor) in runs.iter().zip(&mut cursors) {
-                let from = *cursor;
-                while *cursor < run.pairs.len() && run.pairs[*cursor].0 >> shift == bucket {
-                    *cursor += 1;
+        let buckets = 1u64 << bits;
+        // Below a million pairs a second thread costs more than it saves.
+        let threads = if total < 1 << 20 { 1 } else { threads.clamp(1, 8) as u64 };
+        // Where each thread's buckets start in each run, and in the output.
+        let starts: Vec<(Vec<usize>, usize)> = (0..threads)
+            .map(|t| {
+                let first = buckets * t / threads;
+                let cursors: Vec<usize> =
+                    runs.iter().map(|r| r.pairs.partition_point(|&(key, _)| key >> shift < first)).collect();
+                let at = cursors.iter().sum();
+                (cursors, at)
+            })
+            .collect();
+        let mut pairs = vec![(0u64, 0u64); total];
+        std::thread::scope(|scope| {
+            let mut rest = pairs.as_mut_slice();
+            for t in 0..threads {
+                let (cursors, at) = &starts[t as usize];
+                let until = starts.get(t as usize + 1).map_or(total, |(_, next)| *next);
+                let (part, after) = std::mem::take(&mut rest).split_at_mut(until - at);
+                rest = after;
+                let (first, last) = (buckets * t / threads, buckets * (t + 1) / threads);
+                let mut cursors = cursors.clone();
+                let mut fill = move || {
+                    let mut written = 0;
+                    for bucket in first..last {
+                        let start = written;
+                        for (run, cursor) in runs.iter().zip(&mut cursors) {
+                            let from = *cursor;
+                            while *cursor < run.pairs.len() && run.pairs[*cursor].0 >> shift == bucket {
+                                *cursor += 1;
+                            }
+                            part[written..written + *cursor - from].copy_from_slice(&run.pairs[from..*cursor]);
+                            written += *cursor - from;
+                        }
+                        part[start..written].sort_unstable();
+                    }
+                };
+                if t + 1 == threads {
+                    fill();
+                } else {
+                    scope.spawn(fill);
                 }
-                pairs.extend_from_slice(&run.pairs[from..*cursor]);
             }
-            pairs[start..].sort_unstable();
-        }
+        });
         // A segment closed, reopened after a crash and written on holds some ids in two runs.
         pairs.dedup();
         Run { pairs }
@@ -201,9 +235,25 @@ mod tests {
     fn merged_runs_are_the_run_of_all_their_pairs() {
         let pairs: Vec<(u64, u64)> = (0..300u64).map(|n| (n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n)).collect();
         let runs: Vec<Run> = pairs.chunks(37).map(|chunk| Run::sorted(chunk.to_vec())).collect();
-        let merged = Run::merge(&runs.iter().collect::<Vec<_>>());
-        assert_eq!(merged, Run::sorted(pairs));
+        let merged = Run::merge(&runs.iter().collect::<Vec<_>>(), 1);
+        assert_eq!(merged, Run::sorted(pairs.clone()));
         // A pair in two runs is kept once.
-        assert_eq!(Run::merge(&[&merged, &runs[2]]), merged);
+        assert_eq!(Run::merge(&[&merged, &runs[2]], 1), merged);
+        // On several threads, each with its own range of buckets (enough pairs that the
+        // threads are used, some keys shared across the threads' boundaries).
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut many: Vec<(u64, u64)> = (0..(3u64 << 19)).map(|position| (next(), position)).collect();
+        many.extend([(u64::MAX / 2, 1), (u64::MAX / 2 + 1, 2), (u64::MAX / 3, 3), (u64::MAX / 3, 4), (0, 5)]);
+        let runs: Vec<Run> = many.chunks(100_003).map(|chunk| Run::sorted(chunk.to_vec())).collect();
+        let expected = Run::sorted(many);
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(Run::merge(&runs.iter().collect::<Vec<_>>(), threads), expected, "{threads} threads");
+        }
     }
 }

@@ -626,7 +626,8 @@ impl SegmentLog {
                 let mut all: Vec<&Run> = vec![&merged];
                 all.extend(runs.iter().map(|r| r.as_ref()));
                 all.push(&run);
-                (Arc::new(Run::merge(&all)), runs.len())
+                // One thread: appends are being served meanwhile.
+                (Arc::new(Run::merge(&all, 1)), runs.len())
             });
             Ok(Sealed { run, merged })
         });

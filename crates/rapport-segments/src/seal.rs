@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use rapport_domain::{AccountId, Limits, Timestamp};
@@ -188,7 +188,8 @@ impl SegmentIndex {
         let n_streams = reader.u64()?;
         let records = reader.u32s(count)?;
         let pairs = reader.pairs(count)?;
-        let mut streams = Vec::new();
+        // Each part holds at least one of the records read.
+        let mut streams = Vec::with_capacity(n_streams.min(count as u64) as usize);
         for _ in 0..n_streams {
             let len = reader.u32()? as usize;
             let account = std::str::from_utf8(reader.take(len)?).map_err(|_| "an account id is not UTF-8")?;
@@ -228,10 +229,12 @@ pub(crate) fn index_path(dir: &Path, sequence: u64) -> PathBuf {
     dir.join(format!("{}{INDEX_SUFFIX}", crate::recovery::segment_name(sequence)))
 }
 
-/// Reads the index of segment `sequence`, if there is one that holds.
-pub(crate) fn read_index(dir: &Path, header: SegmentHeader) -> Option<SegmentIndex> {
-    let bytes = fs::read(index_path(dir, header.sequence)).ok()?;
-    SegmentIndex::decode(&bytes).ok().filter(|index| index.header == header)
+/// Reads the index file of segment `sequence` in `dir` into `buffer` and decodes it, if
+/// there is one that decodes (whether it is the segment's is the caller's to check).
+pub(crate) fn read_index(dir: &Path, sequence: u64, buffer: &mut Vec<u8>) -> Option<SegmentIndex> {
+    buffer.clear();
+    File::open(index_path(dir, sequence)).and_then(|mut file| file.read_to_end(buffer)).ok()?;
+    SegmentIndex::decode(buffer).ok()
 }
 
 /// Makes the closed segment `header` names in `dir` durable, reads it and writes its index
