@@ -256,32 +256,14 @@ struct Write {
 impl SegmentLog {
     /// Checks one batch against the log as it will be after the batches staged before it.
     fn check(&self, index: &Index, staged: &Staged, batch: &AppendBatch<'_>) -> Result<Option<StreamHead>, StoreError> {
-        if batch.events.is_empty() {
-            return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
-        }
         let head = match staged.streams.get(batch.account_id) {
             Some(head) => Some(*head),
             None => index.streams.get(batch.account_id).and_then(Stream::head),
         };
-        let current = head.map_or(0, |h| h.version);
-        if current != batch.expected_version {
-            return Err(StoreError::WrongVersion {
-                account_id: batch.account_id.clone(),
-                expected: batch.expected_version,
-                current,
-            });
-        }
-        for (index_in_batch, new) in batch.events.iter().enumerate() {
-            if batch.events[..index_in_batch].iter().any(|e| e.event_id == new.event_id) {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
-            }
-            if let Some(&position) = staged.ids.get(&new.event_id) {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
-            }
-            if let Some(recorded) = index.find(&new.event_id)? {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: recorded.position });
-            }
-        }
+        batch.check(head.map_or(0, |h| h.version), |id| match staged.ids.get(id) {
+            Some(&position) => Ok(Some(position)),
+            None => Ok(index.find(id)?.map(|recorded| recorded.position)),
+        })?;
         Ok(head)
     }
 }

@@ -205,32 +205,15 @@ impl SledLog {
         batch: AppendBatch<'_>,
         write: &mut sled::Batch,
     ) -> Result<Appended, StoreError> {
-        if batch.events.is_empty() {
-            return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
-        }
         let head = match staged.heads.get(batch.account_id) {
             Some(head) => Some(*head),
             None => self.head(tail, batch.account_id)?,
         };
         let current = head.map_or(0, |h| h.version);
-        if current != batch.expected_version {
-            return Err(StoreError::WrongVersion {
-                account_id: batch.account_id.clone(),
-                expected: batch.expected_version,
-                current,
-            });
-        }
-        for (index, new) in batch.events.iter().enumerate() {
-            if batch.events[..index].iter().any(|e| e.event_id == new.event_id) {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
-            }
-            if let Some(&position) = staged.ids.get(&new.event_id) {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
-            }
-            if let Some(position) = self.id_position(&new.event_id)? {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
-            }
-        }
+        batch.check(current, |id| match staged.ids.get(id) {
+            Some(&position) => Ok(Some(position)),
+            None => self.id_position(id),
+        })?;
 
         let recorded_at = staged.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
         let first_position = staged.last_position + 1;

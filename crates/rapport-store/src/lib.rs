@@ -83,6 +83,39 @@ pub struct AppendBatch<'a> {
     pub events: &'a [NewEvent],
 }
 
+impl AppendBatch<'_> {
+    /// The checks every log makes before it writes the batch, so that all refuse the same
+    /// batches with the same error: at least one event, `current` (the stream's version as
+    /// the log stands, with the batches staged before this one) the expected version, and no
+    /// id repeated within the batch or already held (`recorded` says where an id is, if the
+    /// log holds it).
+    pub fn check(
+        &self,
+        current: u64,
+        mut recorded: impl FnMut(&EventId) -> Result<Option<u64>, StoreError>,
+    ) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
+        }
+        if current != self.expected_version {
+            return Err(StoreError::WrongVersion {
+                account_id: self.account_id.clone(),
+                expected: self.expected_version,
+                current,
+            });
+        }
+        for (index, new) in self.events.iter().enumerate() {
+            if self.events[..index].iter().any(|e| e.event_id == new.event_id) {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
+            }
+            if let Some(position) = recorded(&new.event_id)? {
+                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {

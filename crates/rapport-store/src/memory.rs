@@ -48,26 +48,9 @@ impl Inner {
 impl EventLog for MemoryLog {
     fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
         let mut inner = self.lock();
-        if batch.events.is_empty() {
-            return Err(StoreError::InvalidBatch("a batch needs at least one event".into()));
-        }
         let stream = inner.streams.get(batch.account_id);
         let current = stream.map_or(0, |s| s.len() as u64);
-        if current != batch.expected_version {
-            return Err(StoreError::WrongVersion {
-                account_id: batch.account_id.clone(),
-                expected: batch.expected_version,
-                current,
-            });
-        }
-        for (index, new) in batch.events.iter().enumerate() {
-            if let Some(&position) = inner.ids.get(&new.event_id) {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position });
-            }
-            if batch.events[..index].iter().any(|e| e.event_id == new.event_id) {
-                return Err(StoreError::DuplicateEventId { event_id: new.event_id, position: 0 });
-            }
-        }
+        batch.check(current, |id| Ok(inner.ids.get(id).copied()))?;
         let mut prev_hash = stream.and_then(|s| s.last()).map_or(GENESIS_HASH, |&p| inner.event_at(p).hash);
         let last = inner.events.last();
         let recorded_at = last.map_or(batch.recorded_at, |e| e.recorded_at.max(batch.recorded_at));
