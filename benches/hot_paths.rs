@@ -1,7 +1,7 @@
 //! criterion micro-benchmarks of the append and rebuild hot paths, per event: validating a wire
 //! event into the domain (`event_from_wire`), encoding it to the stored bytes, decoding stored
-//! bytes back, hashing a recorded event into its chain, and folding one event into an
-//! account's projection. `cargo bench --bench hot_paths`.
+//! bytes back, hashing a recorded event into its chain, decoding a stored envelope, and folding
+//! one event into an account's projection. `cargo bench --bench hot_paths`.
 
 // The allocator the `rapport` binary runs with, so that what is measured is what users run.
 #[global_allocator]
@@ -55,6 +55,11 @@ fn hot_paths(c: &mut Criterion) {
         hash: GENESIS_HASH,
     };
     c.bench_function("hash a recorded event (chain_hash)", |b| b.iter(|| chain_hash(black_box(&record))));
+    // What every read of the log does per event: the envelope's bytes back to the event.
+    let envelope = bytes::Bytes::from(rapport_envelope::encode_envelope(&record));
+    c.bench_function("decode an envelope (decode_envelope)", |b| {
+        b.iter(|| rapport_envelope::decode_envelope(record.position, black_box(envelope.clone())))
+    });
 
     let rules = RuleSet::default_rules();
     let at = Timestamp::from_unix_nanos(NOW * 1_000_000_000);

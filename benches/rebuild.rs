@@ -1,4 +1,5 @@
-//! Projection rebuild rate and start-up time, on the real server over a data directory (the segment log, projections on sled).
+//! Projection rebuild rate and start-up time, on the real server over a data directory (the
+//! segment log, projections on sled).
 //!
 //! `cargo bench --bench rebuild` generates `RAPPORT_BENCH_EVENTS` events (default 1,000,000)
 //! with the demo generator (1,000 accounts, 100-event appends from 8 clients), then measures:

@@ -1,4 +1,5 @@
-//! Subscription catch-up rate and live lag, on the real server over a data directory (the segment log, projections on sled).
+//! Subscription catch-up rate and live lag, on the real server over a data directory (the
+//! segment log, projections on sled).
 //!
 //! `cargo bench --bench subscribe` generates `RAPPORT_BENCH_EVENTS` events (default 200,000)
 //! through the server, then measures:

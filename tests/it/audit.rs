@@ -1,6 +1,7 @@
 //! Tamper evidence for real: a stored event's bytes altered in the data directory (in the
-//! segment file, checksums and all, not through the API) is found by `Verify` exactly where it is, and the log's digest at a
-//! position stays the same while nothing before it changes, and not after.
+//! segment file, checksums and all, not through the API) is found by `Verify` exactly where
+//! it is, and the log's digest at a position stays the same while nothing before it changes,
+//! and not after.
 
 use prost::Message;
 use rapport_proto::storage::v1 as record;

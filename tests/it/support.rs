@@ -1,9 +1,9 @@
 //! The test server and event builders the end-to-end tests share.
 //!
 //! [`TestServer`] runs the real service (`rapport_server::serve`) on the real stores (the
-//! segment log, projections on sled) in a temporary directory, on a loopback port the OS picks, and talks to it with the generated
-//! tonic clients. Builders make valid wire events with fresh ids, so each test states only
-//! what it is about.
+//! segment log, projections on sled) in a temporary directory, on a loopback port the OS
+//! picks, and talks to it with the generated tonic clients. Builders make valid wire events
+//! with fresh ids, so each test states only what it is about.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,6 +1,6 @@
 //! Rapport under test: the real server (`rapport_server::serve`) on its stores (the segment
-//! log, projections on sled) in a temporary directory, listening on a loopback port; clients are the generated tonic clients, one
-//! connection each.
+//! log, projections on sled) in a temporary directory, listening on a loopback port; clients
+//! are the generated tonic clients, one connection each.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,8 +26,8 @@ pub struct Rapport {
 }
 
 impl Rapport {
-    /// Opens the stores in `dir` (as `rapport serve` lays them out) and serves them; returns once a health check answers, with
-    /// the time that took.
+    /// Opens the stores in `dir` (as `rapport serve` lays them out) and serves them; returns
+    /// once a health check answers, with the time that took.
     pub async fn start(dir: &Path) -> anyhow::Result<(Rapport, Duration)> {
         let began = Instant::now();
         let path = dir.to_owned();

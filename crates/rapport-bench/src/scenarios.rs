@@ -259,8 +259,8 @@ async fn fresh_rapport(scratch: &std::path::Path) -> anyhow::Result<(Arc<Rapport
 }
 
 /// Loads `size` generated events (100-event requests over `size / 1000` accounts) into the
-/// segment log in `dir`, written the way the server writes them, and into the peer. Returns the total
-/// of the events' encoded sizes.
+/// segment log in `dir`, written the way the server writes them, and into the peer. Returns
+/// the total of the events' encoded sizes.
 async fn load_both(dir: &std::path::Path, peer: &Peer, size: u64) -> anyhow::Result<u64> {
     let accounts = (size / 1_000).clamp(10, 10_000) as usize;
     let mut workload = rapport_demo::Workload::new(99, accounts, NOW, "large");

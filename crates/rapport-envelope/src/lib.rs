@@ -7,10 +7,8 @@
 //! renumbered or retyped; a reader treats a missing field as its default.
 
 use bytes::Bytes;
-use prost::Message;
 use prost::encoding::{self, WireType};
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
-use rapport_proto::storage::v1 as record;
 use rapport_store::{Hash, StoreError, StoredEvent};
 
 /// The envelope format this build writes and reads.
@@ -82,32 +80,22 @@ fn bytes_len(tag: u32, len: usize) -> usize {
 /// Decodes the envelope of the event stored at position `at`, checking its format, that it is
 /// whole and that it says it is where it was found. The payload shares `bytes`' buffer.
 pub fn decode_envelope(at: u64, bytes: Bytes) -> Result<StoredEvent, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
-    let envelope = record::StoredEvent::decode(bytes).map_err(|e| corrupt(format!("does not decode: {e}")))?;
-    if envelope.format != FORMAT {
-        return Err(corrupt(format!("is in format {}, this build reads {FORMAT}", envelope.format)));
-    }
-    if envelope.position != at {
-        return Err(corrupt(format!("says it is at position {}", envelope.position)));
-    }
-    let account_id = AccountId::parse(&envelope.account_id, &Limits::for_recorded_events())
-        .map_err(|e| corrupt(format!("has an invalid account id: {e}")))?;
-    let event_id = <[u8; 16]>::try_from(envelope.event_id.as_slice())
-        .map(EventId::from_bytes)
-        .map_err(|_| corrupt("has an event id that is not 16 bytes".into()))?;
-    let hash = |bytes: &[u8], name: &str| {
-        Hash::try_from(bytes).map_err(|_| corrupt(format!("has a {name} of {} bytes, not 32", bytes.len())))
-    };
+    let fields = Fields::read(at, &bytes)?;
+    let account_id = AccountId::parse(fields.account_id, &Limits::for_recorded_events())
+        .map_err(|e| corrupt(at, format!("has an invalid account id: {e}")))?;
+    let recorded_by = std::str::from_utf8(fields.recorded_by)
+        .map_err(|_| corrupt(at, "has a recorded_by that is not UTF-8".into()))?
+        .to_owned();
     Ok(StoredEvent {
         account_id,
-        version: envelope.version,
-        position: envelope.position,
-        recorded_at: Timestamp::from_unix_nanos(envelope.recorded_at_unix_nanos),
-        event_id,
-        recorded_by: envelope.recorded_by,
-        prev_hash: hash(&envelope.prev_hash, "previous hash")?,
-        hash: hash(&envelope.hash, "hash")?,
-        payload: envelope.event,
+        version: fields.version,
+        position: fields.position,
+        recorded_at: fields.recorded_at,
+        event_id: fields.event_id,
+        recorded_by,
+        prev_hash: fields.prev_hash,
+        hash: fields.hash,
+        payload: bytes.slice_ref(fields.payload),
     })
 }
 
@@ -135,71 +123,110 @@ pub struct Summary<'a> {
 /// [`decode_envelope`] (format, position, field sizes, a valid account id) but without
 /// building the event: no allocation, the payload skipped.
 pub fn decode_summary(at: u64, bytes: &[u8]) -> Result<Summary<'_>, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("the event at position {at} {what}"));
-    let undecodable = |e: prost::DecodeError| corrupt(format!("does not decode: {e}"));
-    let mut buf = bytes;
-    let (mut format, mut account, mut version, mut position, mut recorded_at) = (0u64, &[][..], 0, 0, 0u64);
-    let (mut event_id, mut hash, mut prev_hash) = (&[][..], &[][..], &[][..]);
-    while !buf.is_empty() {
-        let (tag, wire_type) = encoding::decode_key(&mut buf).map_err(undecodable)?;
-        let expected = match tag {
-            1 | 3 | 4 | 5 => Some(WireType::Varint),
-            2 | 6 | 7 | 8 | 9 | 10 => Some(WireType::LengthDelimited),
-            _ => None,
-        };
-        if expected.is_some_and(|e| e != wire_type) {
-            return Err(corrupt(format!("has field {tag} with the wrong wire type")));
-        }
-        match tag {
-            1 => format = encoding::decode_varint(&mut buf).map_err(undecodable)?,
-            3 => version = encoding::decode_varint(&mut buf).map_err(undecodable)?,
-            4 => position = encoding::decode_varint(&mut buf).map_err(undecodable)?,
-            5 => recorded_at = encoding::decode_varint(&mut buf).map_err(undecodable)?,
-            2 | 6 | 8 | 9 => {
-                let len = encoding::decode_varint(&mut buf).map_err(undecodable)? as usize;
-                let (value, rest) = buf.split_at_checked(len).ok_or_else(|| corrupt("is cut short".into()))?;
-                buf = rest;
-                match tag {
-                    2 => account = value,
-                    6 => event_id = value,
-                    8 => hash = value,
-                    _ => prev_hash = value,
-                }
-            }
-            _ => encoding::skip_field(wire_type, tag, &mut buf, encoding::DecodeContext::default())
-                .map_err(undecodable)?,
-        }
+    let fields = Fields::read(at, bytes)?;
+    if AccountId::parse(fields.account_id, &Limits::for_recorded_events()).is_err() {
+        return Err(corrupt(at, "has an invalid account id".into()));
     }
-    if format != u64::from(FORMAT) {
-        return Err(corrupt(format!("is in format {format}, this build reads {FORMAT}")));
-    }
-    if position != at {
-        return Err(corrupt(format!("says it is at position {position}")));
-    }
-    let account_id = std::str::from_utf8(account)
-        .ok()
-        .filter(|id| AccountId::parse(id, &Limits::for_recorded_events()).is_ok())
-        .ok_or_else(|| corrupt("has an invalid account id".into()))?;
-    let event_id = <[u8; 16]>::try_from(event_id)
-        .map(EventId::from_bytes)
-        .map_err(|_| corrupt("has an event id that is not 16 bytes".into()))?;
-    let hash_of = |bytes: &[u8], name: &str| {
-        Hash::try_from(bytes).map_err(|_| corrupt(format!("has a {name} of {} bytes, not 32", bytes.len())))
-    };
     Ok(Summary {
-        account_id,
-        version,
-        position,
-        recorded_at: Timestamp::from_unix_nanos(recorded_at as i64),
-        event_id,
-        hash: hash_of(hash, "hash")?,
-        prev_hash: hash_of(prev_hash, "previous hash")?,
+        account_id: fields.account_id,
+        version: fields.version,
+        position: fields.position,
+        recorded_at: fields.recorded_at,
+        event_id: fields.event_id,
+        hash: fields.hash,
+        prev_hash: fields.prev_hash,
     })
+}
+
+fn corrupt(at: u64, what: String) -> StoreError {
+    StoreError::Corrupt(format!("the event at position {at} {what}"))
+}
+
+/// An envelope's fields, borrowed from its bytes: the one reading of the message that both
+/// decodings share, with the checks they share (format, position, the sizes of the id and the
+/// hashes, an account id that is text).
+struct Fields<'a> {
+    account_id: &'a str,
+    version: u64,
+    position: u64,
+    recorded_at: Timestamp,
+    event_id: EventId,
+    payload: &'a [u8],
+    hash: Hash,
+    prev_hash: Hash,
+    recorded_by: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn read(at: u64, bytes: &'a [u8]) -> Result<Fields<'a>, StoreError> {
+        let undecodable = |e: prost::DecodeError| corrupt(at, format!("does not decode: {e}"));
+        let mut buf = bytes;
+        let (mut format, mut version, mut position, mut recorded_at) = (0u64, 0, 0, 0u64);
+        let (mut account, mut event_id, mut payload) = (&[][..], &[][..], &[][..]);
+        let (mut hash, mut prev_hash, mut recorded_by) = (&[][..], &[][..], &[][..]);
+        while !buf.is_empty() {
+            let (tag, wire_type) = encoding::decode_key(&mut buf).map_err(undecodable)?;
+            let expected = match tag {
+                1 | 3 | 4 | 5 => Some(WireType::Varint),
+                2 | 6..=10 => Some(WireType::LengthDelimited),
+                _ => None,
+            };
+            if expected.is_some_and(|e| e != wire_type) {
+                return Err(corrupt(at, format!("has field {tag} with the wrong wire type")));
+            }
+            match tag {
+                1 => format = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+                3 => version = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+                4 => position = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+                5 => recorded_at = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+                2 | 6..=10 => {
+                    let len = encoding::decode_varint(&mut buf).map_err(undecodable)?;
+                    let len = usize::try_from(len).map_err(|_| corrupt(at, "is cut short".into()))?;
+                    let (value, rest) = buf.split_at_checked(len).ok_or_else(|| corrupt(at, "is cut short".into()))?;
+                    buf = rest;
+                    *match tag {
+                        2 => &mut account,
+                        6 => &mut event_id,
+                        7 => &mut payload,
+                        8 => &mut hash,
+                        9 => &mut prev_hash,
+                        _ => &mut recorded_by,
+                    } = value;
+                }
+                _ => encoding::skip_field(wire_type, tag, &mut buf, encoding::DecodeContext::default())
+                    .map_err(undecodable)?,
+            }
+        }
+        if format != u64::from(FORMAT) {
+            return Err(corrupt(at, format!("is in format {format}, this build reads {FORMAT}")));
+        }
+        if position != at {
+            return Err(corrupt(at, format!("says it is at position {position}")));
+        }
+        let hash_of = |bytes: &[u8], name: &str| {
+            Hash::try_from(bytes).map_err(|_| corrupt(at, format!("has a {name} of {} bytes, not 32", bytes.len())))
+        };
+        Ok(Fields {
+            account_id: std::str::from_utf8(account).map_err(|_| corrupt(at, "has an invalid account id".into()))?,
+            version,
+            position,
+            recorded_at: Timestamp::from_unix_nanos(recorded_at as i64),
+            event_id: <[u8; 16]>::try_from(event_id)
+                .map(EventId::from_bytes)
+                .map_err(|_| corrupt(at, "has an event id that is not 16 bytes".into()))?,
+            payload,
+            hash: hash_of(hash, "hash")?,
+            prev_hash: hash_of(prev_hash, "previous hash")?,
+            recorded_by,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+    use rapport_proto::storage::v1 as record;
     use rapport_store::GENESIS_HASH;
 
     fn stored(recorded_by: &str, recorded_at: i64, version: u64) -> StoredEvent {
@@ -285,6 +312,15 @@ mod tests {
         assert!(error.contains("format 2"), "{error}");
         for cut in 0..bytes.len() {
             assert!(decode_summary(event.position, &bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(decode_envelope(event.position, Bytes::copy_from_slice(&bytes[..cut])).is_err(), "cut at {cut}");
         }
+        // A field this build does not know (a later one, added as the schema rules allow) is
+        // skipped by both.
+        let mut later = bytes.clone();
+        encoding::encode_key(11, WireType::LengthDelimited, &mut later);
+        encoding::encode_varint(3, &mut later);
+        later.extend_from_slice(b"new");
+        assert_eq!(decode_envelope(event.position, Bytes::from(later.clone())).unwrap(), event);
+        assert_eq!(decode_summary(event.position, &later).unwrap(), decode_summary(event.position, &bytes).unwrap());
     }
 }

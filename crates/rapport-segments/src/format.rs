@@ -131,8 +131,9 @@ pub(crate) fn align(len: usize) -> usize {
 /// A frame read back: where its records are.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Frame {
-    /// Each record's offset in the bytes the frame was read from, in order.
-    pub records: Vec<usize>,
+    /// Each record's offset in the bytes the frame was read from, in order, and where its
+    /// envelope lies (checked against the record's checksum).
+    pub records: Vec<(usize, std::ops::Range<usize>)>,
     /// Through which position the log was durable when the frame was written.
     pub durable: u64,
     /// Where the next frame would start.
@@ -177,8 +178,8 @@ pub(crate) fn read_frame(bytes: &[u8], at: usize) -> FrameRead {
     let mut offset = body_start;
     for index in 0..count {
         match read_record(&bytes[..end], offset) {
-            Ok((_, next)) => {
-                records.push(offset);
+            Ok((envelope, next)) => {
+                records.push((offset, envelope));
                 offset = next;
             }
             Err(why) => return FrameRead::Broken(format!("record {index} of a frame {why}")),
@@ -252,8 +253,9 @@ mod tests {
         bytes.extend([0; 64]);
         let FrameRead::Frame(first) = read_frame(&bytes, 0) else { panic!("a frame at 0") };
         assert_eq!((first.records.len(), first.durable, first.next), (2, 0, second_at));
-        let (envelope, _) = read_record(&bytes, first.records[1]).unwrap();
-        assert_eq!(&bytes[envelope], b"second event");
+        let (at, envelope) = first.records[1].clone();
+        assert_eq!(&bytes[envelope.clone()], b"second event");
+        assert_eq!(read_record(&bytes, at).unwrap().0, envelope);
         let FrameRead::Frame(second) = read_frame(&bytes, second_at) else { panic!("a frame") };
         assert_eq!(second.durable, 2);
         assert_eq!(second.next % FRAME_ALIGN, 0);

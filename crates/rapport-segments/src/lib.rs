@@ -342,27 +342,17 @@ impl EventLog for SegmentLog {
                         close_write(&mut writes, &buffer);
                     }
                     let new = sequence == 0 || !(fits || segment_empty);
+                    sequence += u64::from(new);
+                    writes.push(Write {
+                        sequence,
+                        new,
+                        first_position,
+                        offset: if new { 0 } else { offset },
+                        bytes: buffer.len()..buffer.len(),
+                        records: Vec::new(),
+                    });
                     if new {
-                        sequence += 1;
-                        let header = SegmentHeader { sequence, first_position };
-                        writes.push(Write {
-                            sequence,
-                            new: true,
-                            first_position,
-                            offset: 0,
-                            bytes: buffer.len()..buffer.len(),
-                            records: Vec::new(),
-                        });
-                        buffer.extend_from_slice(&header.encode());
-                    } else {
-                        writes.push(Write {
-                            sequence,
-                            new: false,
-                            first_position,
-                            offset,
-                            bytes: buffer.len()..buffer.len(),
-                            records: Vec::new(),
-                        });
+                        buffer.extend_from_slice(&SegmentHeader { sequence, first_position }.encode());
                     }
                 }
                 let write = writes.last_mut().expect("a write for the batch");
@@ -574,9 +564,7 @@ impl SegmentLog {
         for (batch, result) in batches.iter().zip(results) {
             let Ok(appended) = result else { continue };
             let stream = index.streams.entry(batch.account_id.clone()).or_default();
-            for offset in 0..batch.events.len() as u64 {
-                stream.positions.push(appended.first_position + offset);
-            }
+            stream.positions.extend(appended.first_position..appended.first_position + batch.events.len() as u64);
             stream.hash = staged.streams.get(batch.account_id).map_or(stream.hash, |h| h.hash);
             for (offset, new) in batch.events.iter().enumerate() {
                 let position = appended.first_position + offset as u64;

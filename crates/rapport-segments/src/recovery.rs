@@ -116,7 +116,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         }
         let bytes = file.read()?;
         let name = name.to_string();
-        let scanned = scan(&bytes, header.first_position, &name)?;
+        let scanned = scan(&bytes, header.first_position)?;
         add_scan(&mut index, header, handle, &scanned, &name)?;
         let (end, torn) = (scanned.end, scanned.torn.clone());
         if closed && torn.is_none() {
@@ -343,7 +343,8 @@ fn add_index(
 }
 
 /// Adds a segment read whole, checking that each event is the next of the log and of its
-/// stream, chained to its stream's head, with an id not seen before.
+/// stream, chained to its stream's head, with an id not seen before in the segment (ids of
+/// different segments are checked once all are read: [`check_unique_ids`]).
 fn add_scan(
     index: &mut Index,
     header: SegmentHeader,
@@ -362,12 +363,6 @@ fn add_scan(
         let position = event.position;
         let inconsistent =
             |what: String| StoreError::Corrupt(format!("the event at position {position} in {name} {what}"));
-        if let Some(earlier) = index.find(&event.event_id)? {
-            return Err(inconsistent(format!(
-                "has the id {} of the event at position {}",
-                event.event_id, earlier.position
-            )));
-        }
         let account_id = AccountId::parse(event.account_id, &Limits::for_recorded_events())
             .map_err(|e| inconsistent(format!("has an invalid account id: {e}")))?;
         let stream = index.streams.entry(account_id).or_default();

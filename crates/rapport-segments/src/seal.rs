@@ -23,7 +23,7 @@ use rapport_domain::{AccountId, Limits, Timestamp};
 use rapport_envelope::{Summary, decode_summary};
 use rapport_store::{Hash, StoreError};
 
-use crate::format::{FrameRead, HEADER_LEN, SegmentHeader, read_frame, read_record};
+use crate::format::{FrameRead, HEADER_LEN, SegmentHeader, read_frame};
 use crate::ids::{Run, id_key};
 use crate::io_error;
 use crate::recovery::sync_directory;
@@ -48,7 +48,7 @@ pub(crate) struct Scan<'a> {
 }
 
 /// Reads the frames of the segment in `bytes`, whose first event is at `first_position`.
-pub(crate) fn scan<'a>(bytes: &'a [u8], first_position: u64, name: &str) -> Result<Scan<'a>, StoreError> {
+pub(crate) fn scan<'a>(bytes: &'a [u8], first_position: u64) -> Result<Scan<'a>, StoreError> {
     let mut scan = Scan { records: Vec::new(), events: Vec::new(), end: HEADER_LEN, torn: None };
     loop {
         let frame = match read_frame(bytes, scan.end) {
@@ -59,12 +59,10 @@ pub(crate) fn scan<'a>(bytes: &'a [u8], first_position: u64, name: &str) -> Resu
                 return Ok(scan);
             }
         };
-        for &offset in &frame.records {
+        for (offset, envelope) in frame.records {
             let position = first_position + scan.events.len() as u64;
-            let (envelope, _) = read_record(bytes, offset)
-                .map_err(|why| StoreError::Corrupt(format!("the record of position {position} in {name} {why}")))?;
-            // The frame's checksum held, so these bytes were written as they are: an envelope
-            // that does not fit is damage the checksum could not see, or another program's.
+            // The frame's checksums held, so these bytes were written as they are: an envelope
+            // that does not fit is damage the checksums could not see, or another program's.
             scan.events.push(decode_summary(position, &bytes[envelope])?);
             scan.records.push(offset as u32);
         }
@@ -244,7 +242,7 @@ pub(crate) fn seal(dir: &Path, header: SegmentHeader, file: &File) -> Result<Opt
     file.sync_data().map_err(|e| io_error(&e, &format!("syncing {}", path.display())))?;
     let bytes = fs::read(&path).map_err(|e| io_error(&e, &format!("reading {}", path.display())))?;
     let name = path.display().to_string();
-    let scanned = scan(&bytes, header.first_position, &name)?;
+    let scanned = scan(&bytes, header.first_position)?;
     if let Some(why) = &scanned.torn {
         return Err(StoreError::Corrupt(format!("{name}, closed, does not read back whole: {why}")));
     }

@@ -464,7 +464,20 @@ fn two_events_with_one_id_are_refused() {
     let second = stored(2, 2, 2, first.hash);
     let again = stored(3, 3, 1, second.hash);
     write_segment(dir.path(), 1, &[first.clone(), second.clone()]);
-    write_segment(dir.path(), 2, &[again]);
+    write_segment(dir.path(), 2, std::slice::from_ref(&again));
+    match SegmentLog::open(dir.path()) {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("positions 1 and 3 share the id"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same between two closed segments (read whole at open, as neither has an index),
+    // with a sound one after them.
+    let dir = tempfile::tempdir().unwrap();
+    let fourth = stored(4, 4, 4, again.hash);
+    write_segment(dir.path(), 1, &[first.clone(), second.clone()]);
+    write_segment(dir.path(), 2, std::slice::from_ref(&again));
+    write_segment(dir.path(), 3, &[fourth]);
     match SegmentLog::open(dir.path()) {
         Err(StoreError::Corrupt(message)) => {
             assert!(message.contains("positions 1 and 3 share the id"), "{message}")

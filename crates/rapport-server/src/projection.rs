@@ -313,7 +313,6 @@ fn decode_projection(namespace: &str, bytes: &[u8]) -> Result<AccountProjection,
     rapport_projection::decode(bytes).map_err(|e| ReadError::Corrupt(format!("projection {namespace}: {e}")))
 }
 
-/// A recorded event as a projection folds it.
 /// How many threads fold a catch-up: one per core, at most four (beyond that the reading of the
 /// log, which one thread does, is the limit).
 fn fold_workers() -> usize {
@@ -331,6 +330,7 @@ fn worker_of(account_id: &AccountId, workers: usize) -> usize {
     (hash % workers as u64) as usize
 }
 
+/// A recorded event as a projection folds it.
 fn folded<'a>(record: &StoredEvent, event: &'a Event) -> Folded<'a> {
     Folded { event, version: record.version, position: record.position, recorded_at: record.recorded_at }
 }

@@ -214,6 +214,11 @@ impl Shared {
         build.get(&account_id)?.ok_or(ReadError::AccountNotFound(account_id))
     }
 
+    /// An account as it stands now, scored by the build's rules.
+    fn current_view(&self, build: &Build, projected: &AccountProjection) -> pb::AccountView {
+        account_to_wire(projected, &build.rules, &scores(projected, &build.rules, (self.clock)()))
+    }
+
     /// A request's `account_id`, checked.
     fn account_id(&self, account_id: &str) -> Result<rapport_domain::AccountId, ReadError> {
         account_id_from_wire(account_id, "account_id", &self.limits).map_err(ReadError::Invalid)
@@ -245,17 +250,13 @@ impl pb::accounts_server::Accounts for AccountsService {
             let account_id = shared.account_id(&request.account_id)?;
             if let Some(known) = build.in_memory(&account_id) {
                 let projected = known.ok_or(ReadError::AccountNotFound(account_id))?;
-                let scores = scores(&projected, &build.rules, (shared.clock)());
-                return Ok(Response::new(account_to_wire(&projected, &build.rules, &scores)));
+                return Ok(Response::new(shared.current_view(&build, &projected)));
             }
         }
         let view = blocking(move || {
             let build = shared.build(&request.rule_set)?;
             let projected = shared.account(&build, &request.account_id)?;
-            let Some(cut) = cut else {
-                let scores = scores(&projected, &build.rules, (shared.clock)());
-                return Ok(account_to_wire(&projected, &build.rules, &scores));
-            };
+            let Some(cut) = cut else { return Ok(shared.current_view(&build, &projected)) };
             let account_id = projected.account.id.clone();
             let durable = shared.projections.durable_position();
             let past = replay_as_of(shared.log.as_ref(), &build.rules, &account_id, durable, cut)?
