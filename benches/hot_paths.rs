@@ -23,8 +23,8 @@ fn hot_paths(c: &mut Criterion) {
     let opening = workload.next_request_for(0, 4).events;
     let mix: Vec<_> = (0..1_000).flat_map(|_| workload.next_request_for(0, 1).events).collect();
     let domain: Vec<_> =
-        mix.iter().map(|wire| rapport_server::event_from_wire(wire, "event", &limits).unwrap()).collect();
-    let payloads: Vec<_> = domain.iter().map(rapport_server::encode_event).collect();
+        mix.iter().map(|wire| rapport_wire::event_from_wire(wire, "event", &limits).unwrap()).collect();
+    let payloads: Vec<_> = domain.iter().map(rapport_wire::encode_event).collect();
     let mean = payloads.iter().map(|p| p.len()).sum::<usize>() / payloads.len();
     eprintln!("{} events, {mean} encoded bytes on average", mix.len());
 
@@ -34,13 +34,13 @@ fn hot_paths(c: &mut Criterion) {
         n
     };
     c.bench_function("validate a wire event (event_from_wire)", |b| {
-        b.iter(|| rapport_server::event_from_wire(black_box(&mix[next()]), "event", &limits))
+        b.iter(|| rapport_wire::event_from_wire(black_box(&mix[next()]), "event", &limits))
     });
     c.bench_function("encode an event (stored bytes)", |b| {
-        b.iter(|| rapport_server::encode_event(black_box(&domain[next()])))
+        b.iter(|| rapport_wire::encode_event(black_box(&domain[next()])))
     });
     c.bench_function("decode stored bytes (event_from_bytes)", |b| {
-        b.iter(|| rapport_server::event_from_bytes(black_box(&payloads[next()])))
+        b.iter(|| rapport_wire::event_from_bytes(black_box(&payloads[next()])))
     });
     let account_id = AccountId::parse("hot-0", &limits).unwrap();
     let record = StoredEvent {
@@ -64,7 +64,7 @@ fn hot_paths(c: &mut Criterion) {
     let rules = RuleSet::default_rules();
     let at = Timestamp::from_unix_nanos(NOW * 1_000_000_000);
     let opened: Vec<_> =
-        opening.iter().map(|wire| rapport_server::event_from_wire(wire, "event", &limits).unwrap()).collect();
+        opening.iter().map(|wire| rapport_wire::event_from_wire(wire, "event", &limits).unwrap()).collect();
     let folded = |event, version| Folded { event, version, position: version, recorded_at: at };
     let mut base = AccountProjection::open(account_id, folded(&opened[0], 1)).unwrap();
     for (i, event) in opened.iter().enumerate().skip(1) {

@@ -221,7 +221,8 @@ async fn insert(
 ) -> Result<u64, tokio_postgres::Error> {
     let events = &request.events;
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.body.as_ref().map_or("none", pb::event::Body::name)).collect();
+    let kinds: Vec<&str> =
+        events.iter().map(|e| e.body.as_ref().map_or("none", |b| rapport_wire::kind_of(b).name())).collect();
     let times: Vec<SystemTime> = events
         .iter()
         .map(|e| {
@@ -261,7 +262,7 @@ struct Row {
 
 impl Row {
     fn event(&self) -> anyhow::Result<rapport_domain::Event> {
-        rapport_server::event_from_bytes(&self.payload).map_err(|e| anyhow::anyhow!("row {}: {e}", self.position))
+        rapport_wire::event_from_bytes(&self.payload).map_err(|e| anyhow::anyhow!("row {}: {e}", self.position))
     }
 
     fn folded<'a>(&self, event: &'a rapport_domain::Event) -> Folded<'a> {

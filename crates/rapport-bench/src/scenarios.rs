@@ -283,10 +283,10 @@ async fn load_both(dir: &std::path::Path, peer: &Peer, size: u64) -> anyhow::Res
                 .events
                 .iter()
                 .map(|wire| {
-                    let event = rapport_server::event_from_wire(wire, "event", &Limits::default())
+                    let event = rapport_wire::event_from_wire(wire, "event", &Limits::default())
                         .map_err(|v| anyhow::anyhow!("a generated event is invalid: {v}"))?;
                     let id = EventId::parse(&wire.event_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    anyhow::Ok(NewEvent { event_id: id, payload: rapport_server::encode_event(&event) })
+                    anyhow::Ok(NewEvent { event_id: id, payload: rapport_wire::encode_event(&event) })
                 })
                 .collect::<Result<_, _>>()?;
             raw += events.iter().map(|e| e.payload.len() as u64).sum::<u64>();

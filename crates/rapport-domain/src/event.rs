@@ -65,64 +65,46 @@ impl EventBody {
     }
 }
 
-/// The kinds of event, named as in the contract's `body` oneof.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[allow(missing_docs)]
-pub enum EventKind {
-    AccountOpened,
-    TierAssigned,
-    ContactAdded,
-    ContactUpdated,
-    ContactLeft,
-    MeetingHeld,
-    GiftGiven,
-    SupportSignal,
-    OwnerChanged,
-    TeamMemberJoined,
-    TeamMemberLeft,
-    FeedbackReceived,
-    OutcomeRecorded,
-    EventRetracted,
+/// Declares [`EventKind`] with each kind's contract name, and [`EventKind::ALL`] from the same
+/// list, so that a new kind is one line here and cannot be missing from `ALL`.
+macro_rules! event_kinds {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        /// The kinds of event, named as in the contract's `body` oneof.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[allow(missing_docs)]
+        pub enum EventKind {
+            $($variant),+
+        }
+
+        impl EventKind {
+            /// Every kind, in the contract's order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant),+];
+
+            /// The contract's name of the kind, e.g. `meeting_held`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $name),+
+                }
+            }
+        }
+    };
 }
 
-impl EventKind {
-    /// Every kind, in the contract's order.
-    pub const ALL: [EventKind; 14] = [
-        EventKind::AccountOpened,
-        EventKind::TierAssigned,
-        EventKind::ContactAdded,
-        EventKind::ContactUpdated,
-        EventKind::ContactLeft,
-        EventKind::MeetingHeld,
-        EventKind::GiftGiven,
-        EventKind::SupportSignal,
-        EventKind::OwnerChanged,
-        EventKind::TeamMemberJoined,
-        EventKind::TeamMemberLeft,
-        EventKind::FeedbackReceived,
-        EventKind::OutcomeRecorded,
-        EventKind::EventRetracted,
-    ];
-
-    /// The contract's name of the kind, e.g. `meeting_held`.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::AccountOpened => "account_opened",
-            EventKind::TierAssigned => "tier_assigned",
-            EventKind::ContactAdded => "contact_added",
-            EventKind::ContactUpdated => "contact_updated",
-            EventKind::ContactLeft => "contact_left",
-            EventKind::MeetingHeld => "meeting_held",
-            EventKind::GiftGiven => "gift_given",
-            EventKind::SupportSignal => "support_signal",
-            EventKind::OwnerChanged => "owner_changed",
-            EventKind::TeamMemberJoined => "team_member_joined",
-            EventKind::TeamMemberLeft => "team_member_left",
-            EventKind::FeedbackReceived => "feedback_received",
-            EventKind::OutcomeRecorded => "outcome_recorded",
-            EventKind::EventRetracted => "event_retracted",
-        }
-    }
+event_kinds! {
+    AccountOpened => "account_opened",
+    TierAssigned => "tier_assigned",
+    ContactAdded => "contact_added",
+    ContactUpdated => "contact_updated",
+    ContactLeft => "contact_left",
+    MeetingHeld => "meeting_held",
+    GiftGiven => "gift_given",
+    SupportSignal => "support_signal",
+    OwnerChanged => "owner_changed",
+    TeamMemberJoined => "team_member_joined",
+    TeamMemberLeft => "team_member_left",
+    FeedbackReceived => "feedback_received",
+    OutcomeRecorded => "outcome_recorded",
+    EventRetracted => "event_retracted",
 }
 
 impl fmt::Display for EventKind {

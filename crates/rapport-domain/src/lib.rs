@@ -10,6 +10,8 @@ mod account;
 mod decide;
 mod error;
 mod event;
+mod expected;
+mod filter;
 mod ids;
 mod limits;
 mod text;
@@ -24,6 +26,8 @@ pub use event::{
     FeedbackReceived, GiftGiven, MeetingHeld, OutcomeRecorded, OwnerChanged, RecordedFacts, SupportSignal,
     TeamMemberJoined, TeamMemberLeft, TierAssigned,
 };
+pub use expected::ExpectedVersion;
+pub use filter::EventFilter;
 pub use ids::{AccountId, ContactId, EventId, SourceSystem, StaffId};
 pub use limits::Limits;
 pub use text::{Label, Note};

@@ -163,14 +163,17 @@ impl Money {
     }
 }
 
+/// As people read money: the currency code, then the amount in major units by the currency's
+/// minor-unit exponent (`USD 120.00`, `JPY 15000`, `BHD 1.250`).
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digits = u32::from(self.currency.minor_digits());
         if digits == 0 {
-            return write!(f, "{} {}", self.minor, self.currency);
+            return write!(f, "{} {}", self.currency, self.minor);
         }
+        // Never negative (see `new`), so the remainder is the fraction's digits.
         let unit = 10_i64.pow(digits);
-        write!(f, "{}.{:0width$} {}", self.minor / unit, self.minor % unit, self.currency, width = digits as usize)
+        write!(f, "{} {}.{:0width$}", self.currency, self.minor / unit, self.minor % unit, width = digits as usize)
     }
 }
 
@@ -321,8 +324,10 @@ mod tests {
     fn money() {
         let eur = Currency::parse("EUR").unwrap();
         assert!(Money::new(-1, eur).is_err());
-        assert_eq!(Money::new(12_345, eur).unwrap().to_string(), "123.45 EUR");
-        assert_eq!(Money::new(5, eur).unwrap().to_string(), "0.05 EUR");
-        assert_eq!(Money::new(5_000, Currency::parse("JPY").unwrap()).unwrap().to_string(), "5000 JPY");
+        assert_eq!(Money::new(12_345, eur).unwrap().to_string(), "EUR 123.45");
+        assert_eq!(Money::new(5, eur).unwrap().to_string(), "EUR 0.05");
+        assert_eq!(Money::new(5_000, Currency::parse("JPY").unwrap()).unwrap().to_string(), "JPY 5000");
+        // Bahraini dinar: three digits after the point.
+        assert_eq!(Money::new(1_250, Currency::parse("BHD").unwrap()).unwrap().to_string(), "BHD 1.250");
     }
 }

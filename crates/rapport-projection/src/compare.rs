@@ -4,7 +4,7 @@ use rapport_domain::{AccountId, Timestamp};
 
 use crate::account::AccountProjection;
 use crate::rules::RuleSet;
-use crate::scores::{Score, Scores, round2, scores};
+use crate::scores::{Score, ScoreKind, Scores, round2, scores};
 
 /// One account's scores under two rule sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,9 +17,9 @@ pub struct Movement {
     pub after: Scores,
     /// The largest change of any score, in points (absolute).
     pub largest_change: f64,
-    /// Factors whose points changed, largest change first: score name, factor key, points
+    /// Factors whose points changed, largest change first: the score, factor key, points
     /// before, points after.
-    pub factors: Vec<(String, String, f64, f64)>,
+    pub factors: Vec<(ScoreKind, String, f64, f64)>,
 }
 
 /// Scores an account under `rules_a` (its projection `a`) and `rules_b` (projection `b`),
@@ -33,16 +33,10 @@ pub fn compare(
 ) -> Movement {
     let before = scores(a, rules_a, as_of);
     let after = scores(b, rules_b, as_of);
-    let pairs: [(&str, &Score, &Score); 5] = [
-        ("key_relationship", &before.key_relationship, &after.key_relationship),
-        ("general_relationship", &before.general_relationship, &after.general_relationship),
-        ("organisational_relationship", &before.organisational_relationship, &after.organisational_relationship),
-        ("personalisation_risk", &before.personalisation_risk, &after.personalisation_risk),
-        ("health", &before.health, &after.health),
-    ];
     let mut largest_change: f64 = 0.0;
     let mut factors = Vec::new();
-    for (name, x, y) in pairs {
+    for &kind in ScoreKind::ALL {
+        let (x, y) = (before.get(kind), after.get(kind));
         largest_change = largest_change.max((y.value - x.value).abs());
         let mut keys: Vec<&str> = x.factors.iter().chain(&y.factors).map(|f| f.key.as_str()).collect();
         keys.sort_unstable();
@@ -51,11 +45,12 @@ pub fn compare(
             let points = |s: &Score| s.factors.iter().find(|f| f.key == key).map_or(0.0, |f| f.points);
             let (p, q) = (points(x), points(y));
             if round2(q - p) != 0.0 {
-                factors.push((name.to_owned(), key.to_owned(), p, q));
+                factors.push((kind, key.to_owned(), p, q));
             }
         }
     }
-    factors
-        .sort_by(|l, r| (r.3 - r.2).abs().total_cmp(&(l.3 - l.2).abs()).then_with(|| (&l.0, &l.1).cmp(&(&r.0, &r.1))));
+    factors.sort_by(|l, r| {
+        (r.3 - r.2).abs().total_cmp(&(l.3 - l.2).abs()).then_with(|| (l.0.key(), &l.1).cmp(&(r.0.key(), &r.1)))
+    });
     Movement { account_id: a.account.id.clone(), before, after, largest_change: round2(largest_change), factors }
 }

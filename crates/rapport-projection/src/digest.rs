@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use crate::account::AccountProjection;
 use crate::rules::RuleSet;
-use crate::scores::{Score, scores};
+use crate::scores::{Score, ScoreKind, scores};
 
 /// SHA-256 over a projection: its rule set, the log position it reflects, and every account in
 /// id order (its encoded picture and its scores at the instant the digest is taken at).
@@ -38,11 +38,8 @@ impl ProjectionDigest {
         self.hasher.update((encoded.len() as u64).to_be_bytes());
         self.hasher.update(&encoded);
         let s = scores(projection, &self.rules, self.as_of);
-        for score in [&s.key_relationship, &s.general_relationship, &s.organisational_relationship] {
-            self.hasher.update(hundredths(score).to_be_bytes());
-        }
-        for score in [&s.personalisation_risk, &s.health] {
-            self.hasher.update(hundredths(score).to_be_bytes());
+        for &kind in ScoreKind::ALL {
+            self.hasher.update(hundredths(s.get(kind)).to_be_bytes());
         }
         self.hasher.update([s.value_class.map_or(0, |c| c as u8 + 1)]);
         self.accounts += 1;

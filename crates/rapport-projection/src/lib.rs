@@ -18,6 +18,8 @@ mod calendar;
 mod compare;
 mod decay;
 mod digest;
+mod past;
+mod portfolio;
 mod register;
 mod rules;
 mod scores;
@@ -30,12 +32,14 @@ pub use calendar::date_of;
 pub use compare::{Movement, compare};
 pub use decay::fade;
 pub use digest::ProjectionDigest;
+pub use past::Cut;
+pub use portfolio::{PortfolioPage, PortfolioQuery, ScoreRange};
 pub use register::{GiftFlag, GiftRegister, HandoverContact, HandoverReport, RegisteredGift, gift_register, handover};
 pub use rules::{
     AtRiskRules, DEFAULT_RULES, GeneralRelationshipRules, GiftRules, HealthRules, KeyRelationshipRules, MeetingPoints,
     OrganisationalRules, OutcomePoints, RiskRules, RuleSet, RuleSetError, TierPoints, ValueRules,
 };
-pub use scores::{Coverage, Factor, Score, Scores, ValueClass, coverage, round2, scores};
+pub use scores::{Coverage, Factor, Score, ScoreKind, Scores, ValueClass, coverage, round2, scores};
 
 /// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
 /// version is rebuilt from the log rather than read.

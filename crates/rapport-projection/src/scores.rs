@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use rapport_domain::{Contact, OutcomeKind, StaffId, Timestamp};
+use rapport_domain::{Contact, Currency, Money, OutcomeKind, StaffId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::account::{AccountProjection, ContactActivity};
@@ -40,6 +40,70 @@ pub struct Scores {
     pub value_factors: Vec<Factor>,
     /// Why the account is at risk; empty when it is not.
     pub at_risk: Vec<String>,
+}
+
+/// Declares [`ScoreKind`] and [`ScoreKind::ALL`] from one list, so a new score is one line here
+/// and the compiler then walks through every `match` that must handle it.
+macro_rules! score_kinds {
+    ($($(#[$doc:meta])* $variant:ident => ($key:literal, $label:literal, $short:literal)),+ $(,)?) => {
+        /// The scores every account has: one per field of [`Scores`] that holds a [`Score`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum ScoreKind {
+            $($(#[$doc])* $variant),+
+        }
+
+        impl ScoreKind {
+            /// Every score, in the order they are compared and hashed (the contract's order).
+            pub const ALL: &'static [ScoreKind] = &[$(ScoreKind::$variant),+];
+
+            /// The score's key, as the rule file and the contract spell it (`key_relationship`).
+            pub fn key(self) -> &'static str {
+                match self {
+                    $(ScoreKind::$variant => $key),+
+                }
+            }
+
+            /// The score's name as people read it (`key relationship`).
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(ScoreKind::$variant => $label),+
+                }
+            }
+
+            /// The one word people type for it (`rapport accounts --sort key`).
+            pub fn short(self) -> &'static str {
+                match self {
+                    $(ScoreKind::$variant => $short),+
+                }
+            }
+        }
+    };
+}
+
+score_kinds! {
+    /// Stance and closeness of key contacts.
+    KeyRelationship => ("key_relationship", "key relationship", "key"),
+    /// Coverage of departments and breadth of our people in touch.
+    GeneralRelationship => ("general_relationship", "general relationship", "general"),
+    /// Tier, executive-level meetings, strategic outcomes.
+    OrganisationalRelationship => ("organisational_relationship", "organisational relationship", "organisational"),
+    /// The share of key relationships held by one of our people only (higher is worse).
+    PersonalisationRisk => ("personalisation_risk", "personalisation risk", "risk"),
+    /// The weighted combination of the others.
+    Health => ("health", "health", "health"),
+}
+
+impl Scores {
+    /// One score of the account.
+    pub fn get(&self, kind: ScoreKind) -> &Score {
+        match kind {
+            ScoreKind::KeyRelationship => &self.key_relationship,
+            ScoreKind::GeneralRelationship => &self.general_relationship,
+            ScoreKind::OrganisationalRelationship => &self.organisational_relationship,
+            ScoreKind::PersonalisationRisk => &self.personalisation_risk,
+            ScoreKind::Health => &self.health,
+        }
+    }
 }
 
 /// One score, 0 to 100, and what made it.
@@ -77,6 +141,10 @@ pub enum ValueClass {
 }
 
 impl ValueClass {
+    /// Every class.
+    pub const ALL: [ValueClass; 4] =
+        [ValueClass::Champion, ValueClass::FutureStar, ValueClass::Harvest, ValueClass::Cost];
+
     /// The class's name as people read it.
     pub fn name(self) -> &'static str {
         match self {
@@ -361,22 +429,51 @@ fn join(people: &BTreeSet<&StaffId>) -> String {
 fn health(rules: &RuleSet, key: &Score, general: &Score, organisational: &Score, risk: &Score) -> Score {
     let h = &rules.health;
     let total = h.key_relationship + h.general_relationship + h.organisational_relationship + h.personalisation_safety;
+    let safety = 100.0 - risk.value;
     let parts = [
-        ("key_relationship", h.key_relationship, key.value),
-        ("general_relationship", h.general_relationship, general.value),
-        ("organisational_relationship", h.organisational_relationship, organisational.value),
-        ("personalisation_safety", h.personalisation_safety, 100.0 - risk.value),
+        (
+            ScoreKind::KeyRelationship.key(),
+            h.key_relationship,
+            key.value,
+            ScoreKind::KeyRelationship.label().to_owned(),
+        ),
+        (
+            ScoreKind::GeneralRelationship.key(),
+            h.general_relationship,
+            general.value,
+            ScoreKind::GeneralRelationship.label().to_owned(),
+        ),
+        (
+            ScoreKind::OrganisationalRelationship.key(),
+            h.organisational_relationship,
+            organisational.value,
+            ScoreKind::OrganisationalRelationship.label().to_owned(),
+        ),
+        (
+            "personalisation_safety",
+            h.personalisation_safety,
+            safety,
+            format!("personalisation safety (100 - risk {:.2})", risk.value),
+        ),
     ];
     let mut sum = 0.0;
     let factors = parts
         .iter()
-        .map(|(name, weight, value)| {
+        .map(|(key, weight, value, what)| {
             let points = weight / total * value;
             sum += points;
-            factor(*name, format!("{value:.2} × weight {:.4}", weight / total), points)
+            factor(*key, format!("{what} {value:.2} × weight {:.4}", weight / total), points)
         })
         .collect();
     score(sum, factors)
+}
+
+/// An amount of a currency as people read it (`USD 120.00`); the codes here come from
+/// validated events, so the fallback only guards against a stored total out of range.
+fn money(code: &str, minor: i64) -> String {
+    Currency::parse(code)
+        .and_then(|currency| Money::new(minor, currency))
+        .map_or_else(|_| format!("{code} {minor} (minor units)"), |money| money.to_string())
 }
 
 fn value_class(
@@ -410,7 +507,7 @@ fn value_class(
     let totals_text = if totals.is_empty() {
         "no won or renewed value".to_owned()
     } else {
-        totals.iter().map(|(code, total)| format!("{total} {code} (minor units)")).collect::<Vec<_>>().join(", ")
+        totals.iter().map(|(code, total)| money(code, *total)).collect::<Vec<_>>().join(", ")
     };
     let factors = vec![
         factor(

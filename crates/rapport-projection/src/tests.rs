@@ -405,7 +405,7 @@ fn comparing_rule_sets_names_the_factors_that_moved() {
     assert_eq!(movement.before.key_relationship.value, 60.0);
     assert_eq!(movement.after.key_relationship.value, 90.0);
     assert_eq!(movement.largest_change, 30.0);
-    assert_eq!(movement.factors[0], ("key_relationship".to_owned(), "contact:k.li".to_owned(), 60.0, 90.0));
+    assert_eq!(movement.factors[0], (ScoreKind::KeyRelationship, "contact:k.li".to_owned(), 60.0, 90.0));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,29 +17,6 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/rapport.v1.serde.rs"));
 }
 
-impl v1::event::Body {
-    /// The kind of event, as the `oneof` field names it (`account_opened`, `support_signal`).
-    pub fn name(&self) -> &'static str {
-        use v1::event::Body;
-        match self {
-            Body::AccountOpened(_) => "account_opened",
-            Body::TierAssigned(_) => "tier_assigned",
-            Body::ContactAdded(_) => "contact_added",
-            Body::ContactUpdated(_) => "contact_updated",
-            Body::ContactLeft(_) => "contact_left",
-            Body::MeetingHeld(_) => "meeting_held",
-            Body::GiftGiven(_) => "gift_given",
-            Body::SupportSignal(_) => "support_signal",
-            Body::OwnerChanged(_) => "owner_changed",
-            Body::TeamMemberJoined(_) => "team_member_joined",
-            Body::TeamMemberLeft(_) => "team_member_left",
-            Body::FeedbackReceived(_) => "feedback_received",
-            Body::OutcomeRecorded(_) => "outcome_recorded",
-            Body::EventRetracted(_) => "event_retracted",
-        }
-    }
-}
-
 /// The on-disk envelope, package `rapport.storage.v1`.
 pub mod storage {
     /// Version 1 of the envelope.

@@ -1,46 +1,8 @@
 //! What can go wrong serving a request, in domain terms. `status.rs` turns these into gRPC
 //! statuses; nothing else does.
 
-use std::fmt;
-
-use rapport_domain::{AccountId, EventId, Violation};
+use rapport_domain::{AccountId, EventId, ExpectedVersion, Violation};
 use rapport_store::StoreError;
-
-/// The client's belief about the stream it appends to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    /// No check.
-    Any,
-    /// The stream must be empty.
-    NoStream,
-    /// The stream must hold at least one event.
-    StreamExists,
-    /// The stream's last version must be exactly this (never 0: that is `NoStream`).
-    Exact(u64),
-}
-
-impl Expected {
-    /// Whether a stream at `current` (0: empty) satisfies the expectation.
-    pub fn holds(self, current: u64) -> bool {
-        match self {
-            Expected::Any => true,
-            Expected::NoStream => current == 0,
-            Expected::StreamExists => current > 0,
-            Expected::Exact(version) => current == version,
-        }
-    }
-}
-
-impl fmt::Display for Expected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Expected::Any => f.write_str("any version"),
-            Expected::NoStream => f.write_str("no stream"),
-            Expected::StreamExists => f.write_str("an existing stream"),
-            Expected::Exact(version) => write!(f, "version {version}"),
-        }
-    }
-}
 
 /// Why a caller may not do what it asked. Nothing was done.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +59,7 @@ pub enum AppendError {
         /// The stream.
         account_id: AccountId,
         /// What the client expected.
-        expected: Expected,
+        expected: ExpectedVersion,
         /// The stream's last version (0: no events).
         current: u64,
     },
@@ -166,6 +128,22 @@ pub enum ReadError {
     /// The server cannot do it now; retry later.
     #[error("{0}")]
     Busy(String),
+    /// A position beyond the end of the log.
+    #[error("{field}: {requested} is beyond the end of the log ({end}); ask for {end} or less, or 0 for the end")]
+    BeyondEnd {
+        /// The request field.
+        field: &'static str,
+        /// What was asked for.
+        requested: u64,
+        /// The log's durable end.
+        end: u64,
+    },
+    /// The build being followed was replaced by a rebuild from scratch.
+    #[error("the build of {0} was replaced by a rebuild from scratch; run Rebuild again to follow the new one")]
+    Replaced(String),
+    /// A task serving the request failed (panicked or was cancelled): a bug.
+    #[error("a task serving the request failed: {0}; this is a bug in Rapport, please report it")]
+    TaskFailed(String),
     /// The client holds as many subscriptions as it may.
     #[error(
         "{client} already holds {limit} subscriptions, the most one client may; end one, or raise \
@@ -183,6 +161,43 @@ impl From<StoreError> for ReadError {
     fn from(error: StoreError) -> Self {
         ReadError::Store(error)
     }
+}
+
+impl From<rapport_wire::CorruptEvent> for ReadError {
+    fn from(error: rapport_wire::CorruptEvent) -> Self {
+        ReadError::Corrupt(error.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for ReadError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        ReadError::TaskFailed(error.to_string())
+    }
+}
+
+/// Why the server ended a subscription. Each says where to resume.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionEnd {
+    /// The server is shutting down.
+    #[error("the server is shutting down; subscribe again from position {resume_from} to resume")]
+    ShuttingDown {
+        /// The first position not yet considered.
+        resume_from: u64,
+    },
+    /// The client did not read for the stall timeout.
+    #[error(
+        "the subscriber did not read for {stall_ms} ms, so the server ended the subscription; subscribe again from \
+         the last checkpoint's position + 1 (everything before position {resume_from} was sent or filtered out)"
+    )]
+    Stalled {
+        /// The stall timeout.
+        stall_ms: u128,
+        /// The first position not yet considered.
+        resume_from: u64,
+    },
+    /// Reading the log failed.
+    #[error("{0}")]
+    Read(#[from] ReadError),
 }
 
 /// Why the server could not start or stopped with an error.

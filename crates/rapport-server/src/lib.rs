@@ -6,29 +6,30 @@
 //! both start the service this way.
 //!
 //! Inside: a layer checks every request's bearer token and role when the server has tokens
-//! (`access`); handlers parse requests into domain types (`convert`); appends go to the single
-//! writer thread that validates them against the account, appends them, commits them in
-//! groups and folds them into the active projection build (`writer`); builds, checkpoints and
-//! rebuilds live in `projection`, the portfolio query in `portfolio`, subscriptions in
-//! `subscribe`; reads come from the builds and from the log capped at the durable position
-//! (`service`); and every error becomes a gRPC status in one place (`status`).
+//! (`access`); one file per service (`service/`) parses requests through `rapport-wire`,
+//! asks the writer or the projections and renders the answer; appends (`append`) go to the
+//! single writer thread, whose group loop decides them against the account (retries judged
+//! by `idempotency`), appends and syncs them in groups and folds them into the active build
+//! (`writer/`); builds, folding, the build registry and the background projector live in
+//! `projection/`, subscriptions in `subscribe`; what the services share is `state`; and every
+//! error becomes a gRPC status in one place (`status`).
 
 mod access;
-mod convert;
+mod append;
+mod config;
 mod error;
-mod portfolio;
+mod idempotency;
 mod projection;
 mod service;
+mod state;
 mod status;
 mod subscribe;
+mod subscribers;
 mod writer;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rapport_domain::{Limits, Timestamp};
-use rapport_projection::RuleSet;
 use rapport_proto::v1 as pb;
 use rapport_store::{EventLog, ProjectionStore};
 use tokio::net::TcpListener;
@@ -36,88 +37,16 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 pub use access::{Caller, Permission, Role, Tokens, TokensError, token_hash};
-pub use convert::{encode_event, event_from_bytes, event_from_wire};
-pub use error::{AccessError, AppendError, Expected, ReadError, ServeError};
+pub use config::{Clock, QueueHook, ServerConfig, system_clock};
+pub use error::{AccessError, AppendError, ReadError, ServeError, SubscriptionEnd};
 pub use service::{RebuildProgressStream, RecordedEventStream};
 pub use subscribe::SubscriptionStream;
 pub use tonic::transport::Identity as TlsIdentity;
 
 use crate::projection::Projections;
-use crate::service::{AccountsService, LedgerService, ProjectionsService, Shared};
+use crate::service::{AccountsService, LedgerService, ProjectionsService};
+use crate::state::AppState;
 use crate::writer::Writer;
-
-/// The server's source of the current time: the edge where the wall clock enters.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        Timestamp::from_unix_nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
-    })
-}
-
-/// How the server behaves.
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// Bounds on every append.
-    pub limits: Limits,
-    /// Largest request message accepted, in bytes; a larger one is refused before decoding.
-    pub max_request_bytes: usize,
-    /// Most requests committed by one sync.
-    pub max_group_requests: usize,
-    /// Where the server reads the time (recording times, the future-skew check, the instant
-    /// scores are taken at).
-    pub clock: Clock,
-    /// The rule set built and served when the store holds no active projection yet.
-    pub default_rules: RuleSet,
-    /// How often changed projections are checkpointed to the store.
-    pub checkpoint_interval: Duration,
-    /// How long a subscription waits for a client that does not read before it ends it
-    /// (`RESOURCE_EXHAUSTED`, with the position to resume from).
-    pub subscriber_stall_timeout: Duration,
-    /// Most subscriptions one client may hold open at once; a client is a token's identity
-    /// with authentication, otherwise a remote IP address.
-    pub max_subscriptions_per_client: usize,
-    /// The bearer tokens every request must carry (except health and reflection); `None`
-    /// serves without authentication.
-    pub tokens: Option<Arc<Tokens>>,
-    /// The certificate chain and key to serve TLS with; `None` serves plain HTTP/2.
-    pub tls: Option<TlsIdentity>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            limits: Limits::default(),
-            max_request_bytes: 16 * 1024 * 1024,
-            max_group_requests: 1_024,
-            clock: system_clock(),
-            default_rules: RuleSet::default_rules(),
-            checkpoint_interval: Duration::from_secs(1),
-            subscriber_stall_timeout: Duration::from_secs(30),
-            max_subscriptions_per_client: 64,
-            tokens: None,
-            tls: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("limits", &self.limits)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .field("max_group_requests", &self.max_group_requests)
-            .field("default_rules", &self.default_rules.id())
-            .field("checkpoint_interval", &self.checkpoint_interval)
-            .field("subscriber_stall_timeout", &self.subscriber_stall_timeout)
-            .field("max_subscriptions_per_client", &self.max_subscriptions_per_client)
-            .field("tokens", &self.tokens.as_ref().map(|t| t.len()))
-            .field("tls", &self.tls.is_some())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Accepted connections, with Nagle's algorithm off: replies are small and must leave at once
 /// (with it on, a reply waits for the client's delayed ACK, some 40 ms).
@@ -150,7 +79,7 @@ pub async fn serve(
     let projector = tokio::spawn(projection::follow(Arc::clone(&projections), config.checkpoint_interval));
     let writer = Writer::start(Arc::clone(&log), Arc::clone(&projections), &config).map_err(ServeError::Writer)?;
     let (closing_sender, closing) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(Shared {
+    let state = Arc::new(AppState {
         log,
         projections: Arc::clone(&projections),
         writer,
@@ -158,7 +87,7 @@ pub async fn serve(
         clock: Arc::clone(&config.clock),
         closing,
         subscriber_stall_timeout: config.subscriber_stall_timeout,
-        subscribers: subscribe::Subscribers::new(config.max_subscriptions_per_client),
+        subscribers: subscribers::Subscribers::new(config.max_subscriptions_per_client),
     });
     // Subscriptions never end by themselves: tell them first, so that the transport's graceful
     // shutdown, which waits for open streams, can finish.
@@ -182,12 +111,12 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1().map_err(ServeError::Reflection)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(ServeError::Reflection)?;
 
-    let ledger = pb::ledger_server::LedgerServer::new(LedgerService(Arc::clone(&shared)))
+    let ledger = pb::ledger_server::LedgerServer::new(LedgerService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
-    let accounts = pb::accounts_server::AccountsServer::new(AccountsService(Arc::clone(&shared)))
+    let accounts = pb::accounts_server::AccountsServer::new(AccountsService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
 
-    let projections_service = pb::projections_server::ProjectionsServer::new(ProjectionsService(Arc::clone(&shared)))
+    let projections_service = pb::projections_server::ProjectionsServer::new(ProjectionsService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
 
     let address = listener.local_addr().map_err(ServeError::Listener)?;
@@ -207,7 +136,7 @@ pub async fn serve(
         .add_service(projections_service)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
-    shared.writer.close().await;
+    state.writer.close().await;
     tokio::task::spawn_blocking(move || projections.close()).await?;
     let _ = projector.await;
     info!("stopped");

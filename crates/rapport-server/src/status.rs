@@ -1,6 +1,7 @@
-//! The one place errors become gRPC statuses. Each status carries a message that names the
-//! field or the state at fault and what to do, and machine-readable details
-//! (`google.rpc.BadRequest`, `google.rpc.ErrorInfo`) for clients that branch on them.
+//! The one place errors become gRPC statuses: no other module builds a `tonic::Status`. Each
+//! status carries a message that names the field or the state at fault and what to do, and
+//! machine-readable details (`google.rpc.BadRequest`, `google.rpc.ErrorInfo`) for clients that
+//! branch on them.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use rapport_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::{AccessError, AppendError, ReadError};
+use crate::error::{AccessError, AppendError, ReadError, SubscriptionEnd};
 
 /// The `ErrorInfo.domain` of every error Rapport reports.
 const DOMAIN: &str = "rapport.v1";
@@ -93,6 +94,19 @@ impl From<ReadError> for Status {
             ReadError::Busy(_) => Status::unavailable(error.to_string()),
             ReadError::TooManySubscriptions { .. } => Status::resource_exhausted(error.to_string()),
             ReadError::NotCaughtUp { .. } => Status::failed_precondition(error.to_string()),
+            ReadError::BeyondEnd { .. } => Status::out_of_range(error.to_string()),
+            ReadError::Replaced(_) => Status::aborted(error.to_string()),
+            ReadError::TaskFailed(_) => Status::internal(error.to_string()),
+        }
+    }
+}
+
+impl From<SubscriptionEnd> for Status {
+    fn from(end: SubscriptionEnd) -> Self {
+        match end {
+            SubscriptionEnd::ShuttingDown { .. } => Status::unavailable(end.to_string()),
+            SubscriptionEnd::Stalled { .. } => Status::resource_exhausted(end.to_string()),
+            SubscriptionEnd::Read(error) => Status::from(error),
         }
     }
 }

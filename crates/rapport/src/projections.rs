@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rapport_projection::ScoreKind;
 use rapport_proto::v1 as pb;
 
 use crate::ServerArgs;
@@ -204,14 +205,11 @@ pub(crate) async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn score_kind(name: &str) -> anyhow::Result<pb::ScoreKind> {
-    Ok(match name {
-        "health" => pb::ScoreKind::Health,
-        "key" => pb::ScoreKind::KeyRelationship,
-        "general" => pb::ScoreKind::GeneralRelationship,
-        "organisational" => pb::ScoreKind::OrganisationalRelationship,
-        "risk" => pb::ScoreKind::PersonalisationRisk,
-        other => anyhow::bail!("--sort {other:?}: use health, key, general, organisational or risk"),
+/// The score `--sort` names, by the word people type for it.
+fn score_kind(name: &str) -> anyhow::Result<ScoreKind> {
+    ScoreKind::ALL.iter().copied().find(|kind| kind.short() == name).ok_or_else(|| {
+        let names: Vec<&str> = render::health_first().map(ScoreKind::short).collect();
+        anyhow::anyhow!("--sort {name:?}: use one of {}", names.join(", "))
     })
 }
 
@@ -219,7 +217,7 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
     let mut ranges = Vec::new();
     if args.min_health.is_some() || args.max_health.is_some() {
         ranges.push(pb::ScoreRange {
-            score: pb::ScoreKind::Health as i32,
+            score: rapport_wire::score_kind_to_wire(ScoreKind::Health) as i32,
             min: args.min_health.unwrap_or(0.0),
             max: args.max_health.unwrap_or(100.0),
         });
@@ -231,7 +229,7 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         value_class: args.value_class.unwrap_or_default(),
         ranges,
         at_risk: args.at_risk,
-        sort_by: score_kind(&args.sort)? as i32,
+        sort_by: rapport_wire::score_kind_to_wire(score_kind(&args.sort)?) as i32,
         ascending: args.ascending,
         page_size: args.limit,
         page_token: String::new(),
@@ -250,30 +248,26 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         listed.rule_set,
         render::instant(listed.as_of.as_ref())
     );
-    let _ = writeln!(
-        out,
-        "{:<20} {:<24} {:<4} {:<16} {:>6} {:>6} {:>6} {:>6} {:>6}  {:<12} risk?",
-        "account", "name", "tier", "owner", "health", "key", "gen", "org", "risk", "value"
-    );
+    let _ = write!(out, "{:<20} {:<24} {:<4} {:<16}", "account", "name", "tier", "owner");
+    for kind in render::health_first() {
+        let _ = write!(out, " {:>width$}", kind.short(), width = column(kind));
+    }
+    let _ = writeln!(out, "  {:<12} risk?", "value");
     for a in &listed.accounts {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<24} {:<4} {:<16} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1}  {:<12} {}",
-            a.account_id,
-            a.name.chars().take(24).collect::<String>(),
-            a.tier,
-            a.owner,
-            a.health,
-            a.key_relationship,
-            a.general_relationship,
-            a.organisational_relationship,
-            a.personalisation_risk,
-            a.value_class,
-            if a.at_risk.is_empty() { "" } else { "AT RISK" }
-        );
+        let name: String = a.name.chars().take(24).collect();
+        let _ = write!(out, "{:<20} {name:<24} {:<4} {:<16}", a.account_id, a.tier, a.owner);
+        for kind in render::health_first() {
+            let _ = write!(out, " {:>width$.1}", rapport_wire::views::summary_score(a, kind), width = column(kind));
+        }
+        let _ = writeln!(out, "  {:<12} {}", a.value_class, if a.at_risk.is_empty() { "" } else { "AT RISK" });
     }
     print!("{out}");
     Ok(())
+}
+
+/// The width of a score's column in the portfolio table: its name, and at least `100.0`.
+fn column(kind: ScoreKind) -> usize {
+    kind.short().len().max(6)
 }
 
 pub(crate) async fn handover(args: HandoverArgs) -> anyhow::Result<()> {
@@ -319,10 +313,10 @@ pub(crate) async fn handover(args: HandoverArgs) -> anyhow::Result<()> {
     if !report.recent_gifts.is_empty() {
         let _ = writeln!(out, "\nRecent gifts");
         for g in &report.recent_gifts {
-            let value = g.value.as_ref().map(|v| format!("{} {}", v.minor, v.currency)).unwrap_or_default();
+            let value = g.value.as_ref().map(|v| render::money(v.minor, &v.currency)).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {} {} -> {}: {} ({value} minor units){}",
+                "  {} {} -> {}: {} ({value}){}",
                 render::instant(g.at.as_ref()),
                 g.giver,
                 g.recipient_contact_id,

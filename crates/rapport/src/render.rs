@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use rapport_domain::{Currency, Intimacy, Money, Support};
+use rapport_projection::ScoreKind;
 use rapport_proto::{v1 as pb, wkt};
 
 /// An instant as `2025-03-02 10:00:00Z`; `-` when absent.
@@ -38,7 +39,7 @@ pub(crate) fn timeline_line(recorded: &pb::RecordedEvent) -> String {
 
 /// The event's kind, as the JSON and the errors name it.
 pub(crate) fn kind_name(event: &pb::Event) -> &'static str {
-    event.body.as_ref().map_or("(no body)", pb::event::Body::name)
+    event.body.as_ref().map_or("(no body)", |body| rapport_wire::kind_of(body).name())
 }
 
 fn summary(event: &pb::Event) -> String {
@@ -47,8 +48,7 @@ fn summary(event: &pb::Event) -> String {
         None => String::new(),
         Some(Body::AccountOpened(o)) => format!("\"{}\" ({}), owner {}", o.name, o.industry, o.owner),
         Some(Body::TierAssigned(t)) => {
-            let tier = pb::Tier::try_from(t.tier).map_or("unknown", |t| t.as_str_name().trim_start_matches("TIER_"));
-            format!("tier {tier}: {}", t.reason)
+            format!("tier {}: {}", rapport_wire::tier_name(t.tier), t.reason)
         }
         Some(Body::ContactAdded(c)) => format!(
             "{} {}: {}, {}, {}{}",
@@ -56,7 +56,7 @@ fn summary(event: &pb::Event) -> String {
             c.name,
             c.title,
             c.department,
-            short(pb::ContactRole::try_from(c.role).map(|r| r.as_str_name())),
+            rapport_wire::contact_role_name(c.role),
             if c.key { ", key" } else { "" }
         ),
         Some(Body::ContactUpdated(c)) => {
@@ -71,7 +71,7 @@ fn summary(event: &pb::Event) -> String {
                 changes.push(format!("department {department}"));
             }
             if let Some(role) = c.role {
-                changes.push(format!("role {}", short(pb::ContactRole::try_from(role).map(|r| r.as_str_name()))));
+                changes.push(format!("role {}", rapport_wire::contact_role_name(role)));
             }
             if let Some(key) = c.key {
                 changes.push(if key { "now key".to_owned() } else { "no longer key".to_owned() });
@@ -81,7 +81,7 @@ fn summary(event: &pb::Event) -> String {
         Some(Body::ContactLeft(c)) => format!("{} left: {}", c.contact_id, c.reason),
         Some(Body::MeetingHeld(m)) => format!(
             "{} \"{}\": {} with {}",
-            short(pb::MeetingKind::try_from(m.kind).map(|k| k.as_str_name())),
+            rapport_wire::meeting_kind_name(m.kind),
             m.topic,
             m.staff.join(", "),
             m.contact_ids.join(", ")
@@ -101,13 +101,13 @@ fn summary(event: &pb::Event) -> String {
             format!("{} -> {} ({}): {}", o.from_owner, o.to_owner, o.reason, o.handover_note)
         }
         Some(Body::TeamMemberJoined(t)) => {
-            format!("{} joins as {}", t.member, short(pb::TeamRole::try_from(t.role).map(|r| r.as_str_name())))
+            format!("{} joins as {}", t.member, rapport_wire::team_role_name(t.role))
         }
         Some(Body::TeamMemberLeft(t)) => format!("{} leaves: {}", t.member, t.reason),
         Some(Body::FeedbackReceived(f)) => format!("{}/10 from {}: {}", f.score, f.contact_id, f.text),
         Some(Body::OutcomeRecorded(o)) => format!(
             "{} \"{}\" {} {}",
-            short(pb::OutcomeKind::try_from(o.kind).map(|k| k.as_str_name())),
+            rapport_wire::outcome_kind_name(o.kind),
             o.title,
             money(o.value_minor, &o.currency),
             o.reference
@@ -116,23 +116,15 @@ fn summary(event: &pb::Event) -> String {
     }
 }
 
-/// `MEETING_KIND_EXECUTIVE_VISIT` as `executive visit`.
-fn short(name: Result<&str, prost::UnknownEnumValue>) -> String {
-    let Ok(name) = name else { return "unknown".to_owned() };
-    let words: Vec<&str> = name.split('_').collect();
-    // Drop the enum's prefix (`MEETING_KIND_`, `TIER_`, ...): every name but the value's words.
-    let prefix = ["CONTACT", "ROLE", "MEETING", "KIND", "TEAM", "OUTCOME"];
-    words.iter().skip_while(|w| prefix.contains(w)).map(|w| w.to_lowercase()).collect::<Vec<_>>().join(" ")
-}
-
-fn money(minor: i64, currency: &str) -> String {
+/// An amount as people read it (`USD 120.00`, by the currency's minor-unit exponent); empty
+/// when there is none.
+pub(crate) fn money(minor: i64, currency: &str) -> String {
     match Currency::parse(currency).and_then(|c| Money::new(minor, c)) {
         Ok(money) => money.to_string(),
         Err(_) if currency.is_empty() => String::new(),
-        Err(_) => format!("{minor} {currency} (minor units)"),
+        Err(_) => format!("{currency} {minor} (minor units)"),
     }
 }
-
 fn support(value: i32) -> String {
     Support::new(value).map_or_else(|_| format!("support {value}"), |s| format!("{} ({value:+})", s.name()))
 }
@@ -163,7 +155,7 @@ pub(crate) fn account(view: &pb::AccountView) -> String {
     if !view.team_members.is_empty() {
         let _ = writeln!(out, "\nTeam");
         for member in &view.team_members {
-            let role = short(pb::TeamRole::try_from(member.role).map(|r| r.as_str_name()));
+            let role = rapport_wire::team_role_name(member.role);
             let _ = writeln!(out, "  {:<16} {role}, since {}", member.member, instant(member.since.as_ref()));
         }
     }
@@ -209,29 +201,28 @@ pub(crate) fn account(view: &pb::AccountView) -> String {
     out
 }
 
-/// The scores and their factors, as `rapport account` and `rapport compare` print them.
+/// The scores and their factors, as `rapport account` and `rapport compare` print them:
+/// health first, then the scores it combines.
 pub(crate) fn scores(scores: &pb::Scores) -> String {
     let mut out = String::new();
-    let rows = [
-        ("health", &scores.health),
-        ("key relationship", &scores.key_relationship),
-        ("general relationship", &scores.general_relationship),
-        ("organisational", &scores.organisational_relationship),
-        ("personalisation risk", &scores.personalisation_risk),
-    ];
-    for (name, score) in rows {
-        let Some(score) = score else { continue };
-        let _ = writeln!(out, "  {name:<22} {:>6.2}", score.value);
+    for kind in health_first() {
+        let Some(score) = rapport_wire::views::score_of(scores, kind) else { continue };
+        let _ = writeln!(out, "  {:<28} {:>6.2}", kind.label(), score.value);
         for factor in &score.factors {
             let _ = writeln!(out, "      {:>+7.2}  {}", factor.points, factor.detail);
         }
     }
     let class = if scores.value_class.is_empty() { "none (no outcome in the window)" } else { &scores.value_class };
-    let _ = writeln!(out, "  {:<22} {class}", "value class");
+    let _ = writeln!(out, "  {:<28} {class}", "value class");
     for reason in &scores.at_risk {
         let _ = writeln!(out, "  AT RISK: {reason}");
     }
     out
+}
+
+/// Every score, health (the combination) first, as people read a score card.
+pub(crate) fn health_first() -> impl Iterator<Item = ScoreKind> {
+    std::iter::once(ScoreKind::Health).chain(ScoreKind::ALL.iter().copied().filter(|&k| k != ScoreKind::Health))
 }
 
 #[cfg(test)]
@@ -240,12 +231,15 @@ mod tests {
 
     #[test]
     fn names_enums_and_money_for_people() {
-        assert_eq!(short(Ok(pb::MeetingKind::ExecutiveVisit.as_str_name())), "executive visit");
-        assert_eq!(short(Ok(pb::ContactRole::DecisionMaker.as_str_name())), "decision maker");
-        assert_eq!(short(Ok(pb::OutcomeKind::DealWon.as_str_name())), "deal won");
+        assert_eq!(rapport_wire::meeting_kind_name(pb::MeetingKind::ExecutiveVisit as i32), "executive visit");
+        assert_eq!(rapport_wire::contact_role_name(pb::ContactRole::DecisionMaker as i32), "decision maker");
+        assert_eq!(rapport_wire::outcome_kind_name(pb::OutcomeKind::DealWon as i32), "deal won");
         assert_eq!(instant(Some(&wkt::Timestamp { seconds: 86_400 + 3_661, nanos: 5 })), "1970-01-02 01:01:01Z");
         assert_eq!(instant(None), "-");
         assert_eq!(support(-2), "opponent (-2)");
-        assert_eq!(money(12, "XTS"), "12 XTS (minor units)");
+        assert_eq!(money(12, "XTS"), "XTS 12 (minor units)");
+        assert_eq!(money(12_000, "USD"), "USD 120.00");
+        assert_eq!(money(15_000, "JPY"), "JPY 15000");
+        assert_eq!(money(0, ""), "");
     }
 }

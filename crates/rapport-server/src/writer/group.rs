@@ -1,140 +1,24 @@
-//! The single writer of the log, and its group commit.
-//!
-//! Every append goes through one sequencer thread, so the checks an append depends on (the
-//! stream's version, the account's state, whether an event id is taken) cannot race with
-//! another append. The thread takes every request waiting in its queue as one group and
-//! decides each request in turn against the accounts as the requests before it leave them
-//! (staging); it writes the staged requests to the log in one [`EventLog::append_all`] (one
-//! sled batch for the group: far cheaper to apply and to sync than one per request), folds
-//! them into the projection, makes the whole group durable with one [`EventLog::sync`] and
-//! only then replies. A request that would look up an event a staged request holds (a retry of
-//! it, a retraction of it) first has the staged ones written, so it sees them in the log. While a sync runs, new requests queue up and form
-//! the next group, so the number of syncs per second stays near the disk's limit while the
-//! number of events per sync grows with the load.
-//!
-//! A request's reply is sent after the sync that covers it: an acknowledged event is durable.
-//! If a sync fails, the group's appends are reported as failed (they may or may not survive a
-//! crash); their events stay in the log, unpublished, and become durable and visible with the
-//! next successful sync. A retry with the same event ids then finds them and gets the original
-//! versions and positions.
+//! The writer thread's group loop: each group of queued requests is staged (decided in turn
+//! against the accounts as the requests before it leave them), written in one
+//! `EventLog::append_all`, folded, made durable by one sync and published before any reply.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use rapport_domain::{Account, AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, Timestamp, decide};
 use rapport_projection::{AccountProjection, Folded};
 use rapport_store::{AppendBatch, Appended, EventLog, NewEvent, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use rapport_wire::decode_event;
+use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
-use crate::ServerConfig;
-use crate::convert::decode_event;
-use crate::error::{AppendError, Expected, ReadError};
-use crate::projection::{Build, Projections, replay};
-
-/// Requests that may wait for the writer; beyond this, handlers wait to enqueue.
-const QUEUE_CAPACITY: usize = 4_096;
-
-/// An append the handler has parsed and validated field by field.
-#[derive(Debug)]
-pub(crate) struct Append {
-    /// The stream.
-    pub account_id: AccountId,
-    /// The client's belief about the stream.
-    pub expected: Expected,
-    /// The events, in order.
-    pub events: Vec<Event>,
-    /// Each event's canonical encoding, as the log stores it (same order as `events`).
-    pub payloads: Vec<Bytes>,
-    /// The authenticated identity appending them; empty without authentication.
-    pub recorded_by: String,
-}
-
-/// Where an append's events are, whether just written or found from an earlier try.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AppendOutcome {
-    pub first_version: u64,
-    pub last_version: u64,
-    pub first_position: u64,
-    pub last_position: u64,
-    /// The events were already recorded by an earlier try of the same request.
-    pub duplicate: bool,
-}
-
-enum Command {
-    Append {
-        append: Append,
-        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
-    },
-    /// Switch the served build, between groups (see [`Projections::activate`]).
-    Activate {
-        build: Arc<Build>,
-        reply: oneshot::Sender<Result<String, ReadError>>,
-    },
-    Close,
-}
-
-/// The handle request handlers use to reach the writer thread.
-pub(crate) struct Writer {
-    commands: mpsc::Sender<Command>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Writer {
-    /// Starts the writer thread over a log whose durable state `projections` show.
-    pub fn start(
-        log: Arc<dyn EventLog>,
-        projections: Arc<Projections>,
-        config: &ServerConfig,
-    ) -> std::io::Result<Writer> {
-        let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let sequencer = Sequencer {
-            log,
-            projections,
-            config: config.clone(),
-            unpublished: HashMap::new(),
-            unpublished_position: 0,
-            unpublished_recorded_at: Timestamp::EPOCH,
-        };
-        let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
-        Ok(Writer { commands, thread: Mutex::new(Some(thread)) })
-    }
-
-    /// Appends, and returns once the events are durable (or the append failed).
-    pub async fn append(&self, append: Append) -> Result<AppendOutcome, AppendError> {
-        let (reply, outcome) = oneshot::channel();
-        self.commands.send(Command::Append { append, reply }).await.map_err(|_| AppendError::ShuttingDown)?;
-        // A dropped reply means the writer stopped before it got to this request.
-        outcome.await.map_err(|_| AppendError::ShuttingDown)?
-    }
-
-    /// Makes `build` the served one, once every durable event is folded into it. Returns the
-    /// id of the build served before.
-    pub async fn activate(&self, build: Arc<Build>) -> Result<String, ReadError> {
-        let (reply, outcome) = oneshot::channel();
-        let shutting_down = || ReadError::Busy("the server is shutting down".to_owned());
-        self.commands.send(Command::Activate { build, reply }).await.map_err(|_| shutting_down())?;
-        outcome.await.map_err(|_| shutting_down())?
-    }
-
-    /// Lets the writer finish the requests queued before this call, then stops it. Requests
-    /// queued later are refused with `ShuttingDown`.
-    pub async fn close(&self) {
-        if self.commands.send(Command::Close).await.is_err() {
-            return; // Already stopped.
-        }
-        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(thread) = thread {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            if !matches!(joined, Ok(Ok(()))) {
-                error!("the writer thread panicked");
-            }
-        }
-    }
-}
+use super::Command;
+use crate::append::{Append, AppendOutcome};
+use crate::config::ServerConfig;
+use crate::error::{AppendError, ReadError};
+use crate::idempotency::judge;
+use crate::projection::{Projections, replay};
 
 /// A request that passed every check, waiting to be written with the rest of its group.
 struct StagedRequest {
@@ -193,7 +77,7 @@ impl Staged {
 }
 
 /// The writer thread's state.
-struct Sequencer {
+pub(super) struct Sequencer {
     log: Arc<dyn EventLog>,
     projections: Arc<Projections>,
     config: ServerConfig,
@@ -207,7 +91,19 @@ struct Sequencer {
 }
 
 impl Sequencer {
-    fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+    pub(super) fn new(log: Arc<dyn EventLog>, projections: Arc<Projections>, config: ServerConfig) -> Sequencer {
+        Sequencer {
+            log,
+            projections,
+            config,
+            unpublished: HashMap::new(),
+            unpublished_position: 0,
+            unpublished_recorded_at: Timestamp::EPOCH,
+        }
+    }
+
+    /// Takes groups from the queue until it is closed (see the module's docs).
+    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Command>) {
         let max_group = self.config.max_group_requests.max(1);
         let mut closing = false;
         while !closing {
@@ -411,76 +307,19 @@ impl Sequencer {
         self.unpublished_recorded_at = appended.recorded_at;
         Ok(AppendOutcome {
             first_version: appended.first_version,
-            last_version: appended.first_version + count - 1,
             first_position: appended.first_position,
-            last_position,
+            events: count,
             duplicate: false,
         })
     }
 
-    /// If the request's event ids are already recorded, decides whether this is a retry of
-    /// the request that recorded them (same account, same content, same order: the original
-    /// outcome) or a conflict (`EventIdTaken`). `None` when no id is recorded.
+    /// The original outcome if the request is a retry of the one that recorded its event ids,
+    /// a refusal if it reuses them otherwise, `None` if none is recorded (see `idempotency`).
     fn find_earlier_try(&self, append: &Append) -> Result<Option<AppendOutcome>, AppendError> {
-        let mut found = Vec::with_capacity(append.events.len());
-        for event in &append.events {
-            found.push(self.log.find_event(&event.id).map_err(AppendError::Store)?);
-        }
-        let Some(first_found) = found.iter().position(Option::is_some) else { return Ok(None) };
-        let taken = |index: usize, detail: String| AppendError::EventIdTaken {
-            index,
-            event_id: append.events[index].id,
-            detail,
-        };
-        let mut first: Option<(u64, u64)> = None;
-        for (index, record) in found.iter().enumerate() {
-            let Some(record) = record else {
-                return Err(taken(
-                    first_found,
-                    format!(
-                        "is already recorded, but events[{index}] of this request is not: a retry must resend the \
-                         original request unchanged, and new events need new event ids"
-                    ),
-                ));
-            };
-            let at =
-                format!("account \"{}\", version {}, position {}", record.account_id, record.version, record.position);
-            if record.account_id != append.account_id {
-                return Err(taken(
-                    index,
-                    format!(
-                        "is already recorded in another stream ({at}); event ids are unique across the log, give this event a new id"
-                    ),
-                ));
-            }
-            if record.payload != append.payloads[index] {
-                return Err(taken(
-                    index,
-                    format!(
-                        "is already recorded with different content ({at}); a retry must resend the same event, a new event needs a new id"
-                    ),
-                ));
-            }
-            let (first_version, first_position) = *first.get_or_insert((record.version, record.position));
-            let offset = index as u64;
-            if record.version != first_version + offset || record.position != first_position + offset {
-                return Err(taken(
-                    index,
-                    format!(
-                        "is already recorded ({at}), but not right after the events before it in this request; resend each original request as it was"
-                    ),
-                ));
-            }
-        }
-        let Some((first_version, first_position)) = first else { return Ok(None) };
-        let count = append.events.len() as u64;
-        Ok(Some(AppendOutcome {
-            first_version,
-            last_version: first_version + count - 1,
-            first_position,
-            last_position: first_position + count - 1,
-            duplicate: true,
-        }))
+        let ids: Vec<EventId> = append.events.iter().map(|e| e.id).collect();
+        let found =
+            ids.iter().map(|id| self.log.find_event(id)).collect::<Result<Vec<_>, _>>().map_err(AppendError::Store)?;
+        judge(&append.account_id, &ids, &append.payloads, &found)
     }
 
     /// The recorded facts about each event the batch retracts (absent if not recorded).
@@ -489,7 +328,7 @@ impl Sequencer {
         for event in events {
             let EventBody::EventRetracted(retraction) = &event.body else { continue };
             let Some(record) = self.log.find_event(&retraction.target).map_err(AppendError::Store)? else { continue };
-            let target = decode_event(&record).map_err(read_to_append_error)?;
+            let target = decode_event(&record).map_err(|e| AppendError::Store(StoreError::Corrupt(e.to_string())))?;
             recorded.insert(
                 retraction.target,
                 RecordedFacts { account_id: record.account_id.clone(), kind: target.body.kind() },

@@ -1,0 +1,85 @@
+//! The portfolio: accounts filtered and sorted by their scores, a page at a time.
+//!
+//! Every page of one listing is scored at the same instant (the caller carries it from page
+//! to page), so that pages agree with each other while time moves on.
+
+use rapport_domain::{Tier, Timestamp};
+
+use crate::account::AccountProjection;
+use crate::rules::RuleSet;
+use crate::scores::{ScoreKind, Scores, ValueClass, scores};
+
+/// Which accounts a listing shows, in which order, and which page of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortfolioQuery {
+    /// Only accounts of this tier.
+    pub tier: Option<Tier>,
+    /// Only accounts this person of ours owns.
+    pub owner: Option<String>,
+    /// Only accounts of this value class.
+    pub value_class: Option<ValueClass>,
+    /// Only accounts whose score lies in each of these inclusive ranges.
+    pub ranges: Vec<ScoreRange>,
+    /// Only accounts at risk.
+    pub at_risk: bool,
+    /// The score to sort by.
+    pub sort_by: ScoreKind,
+    /// Lowest first (otherwise highest first); ties go by account id.
+    pub ascending: bool,
+    /// Accounts per page, at least 1.
+    pub page_size: usize,
+    /// How many matching accounts come before this page.
+    pub offset: usize,
+    /// The instant every page is scored at.
+    pub as_of: Timestamp,
+}
+
+/// An inclusive range of one score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRange {
+    /// The score.
+    pub kind: ScoreKind,
+    /// Lowest value kept.
+    pub min: f64,
+    /// Highest value kept.
+    pub max: f64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct PortfolioPage<'a> {
+    /// The page's accounts with their scores, in order.
+    pub accounts: Vec<(&'a AccountProjection, Scores)>,
+    /// How many accounts match in all.
+    pub total: usize,
+    /// The offset of the next page, if there is one.
+    pub next_offset: Option<usize>,
+}
+
+impl PortfolioQuery {
+    /// Scores every account at the query's instant, filters, sorts and cuts the page.
+    pub fn run<'a>(
+        &self,
+        accounts: impl IntoIterator<Item = &'a AccountProjection>,
+        rules: &RuleSet,
+    ) -> PortfolioPage<'a> {
+        let mut matching: Vec<(&AccountProjection, Scores)> = accounts
+            .into_iter()
+            .filter(|p| self.tier.is_none_or(|t| p.account.tier.as_ref().is_some_and(|s| s.tier == t)))
+            .filter(|p| self.owner.as_deref().is_none_or(|owner| p.account.owner.as_str() == owner))
+            .map(|p| (p, scores(p, rules, self.as_of)))
+            .filter(|(_, s)| self.value_class.is_none_or(|c| s.value_class == Some(c)))
+            .filter(|(_, s)| !self.at_risk || !s.at_risk.is_empty())
+            .filter(|(_, s)| self.ranges.iter().all(|r| (r.min..=r.max).contains(&s.get(r.kind).value)))
+            .collect();
+        matching.sort_by(|(a, x), (b, y)| {
+            let order = x.get(self.sort_by).value.total_cmp(&y.get(self.sort_by).value);
+            let order = if self.ascending { order } else { order.reverse() };
+            order.then_with(|| a.account.id.cmp(&b.account.id))
+        });
+        let total = matching.len();
+        let end = self.offset.saturating_add(self.page_size).min(total);
+        let accounts = if self.offset < end { matching.drain(self.offset..end).collect() } else { Vec::new() };
+        PortfolioPage { accounts, total, next_offset: (end < total).then_some(end) }
+    }
+}

@@ -1,0 +1,52 @@
+//! An append as the writer takes it, and where its events ended up.
+
+use bytes::Bytes;
+use rapport_domain::{AccountId, Event, ExpectedVersion, Limits, Violation};
+use rapport_proto::v1 as pb;
+
+/// An append the handler has parsed and validated field by field.
+#[derive(Debug)]
+pub(crate) struct Append {
+    /// The stream.
+    pub account_id: AccountId,
+    /// The client's belief about the stream.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// Each event's canonical encoding, as the log stores it (same order as `events`).
+    pub payloads: Vec<Bytes>,
+    /// The authenticated identity appending them; empty without authentication.
+    pub recorded_by: String,
+}
+
+impl Append {
+    /// Parses an append request, every field through `rapport-wire`; the writer then judges
+    /// it against the account. `recorded_by` is the authenticated identity making the request.
+    pub fn from_wire(request: &pb::AppendRequest, recorded_by: String, limits: &Limits) -> Result<Append, Violation> {
+        let account_id = rapport_wire::requests::account_id(&request.account_id, "account_id", limits)?;
+        let events = rapport_wire::requests::append_events(request, limits)?;
+        let payloads = events.iter().map(rapport_wire::encode_event).collect();
+        let expected = rapport_wire::requests::expected_version(request.expected.as_ref());
+        Ok(Append { account_id, expected, events, payloads, recorded_by })
+    }
+}
+
+/// Where an append's events are, whether just written or found from an earlier try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AppendOutcome {
+    /// Version of the first event.
+    pub first_version: u64,
+    /// Position of the first event; the others follow without gaps.
+    pub first_position: u64,
+    /// How many events the append holds.
+    pub events: u64,
+    /// The events were already recorded by an earlier try of the same request.
+    pub duplicate: bool,
+}
+
+impl AppendOutcome {
+    /// The reply to the client.
+    pub fn to_wire(self) -> pb::AppendResponse {
+        rapport_wire::replies::append_response(self.first_version, self.first_position, self.events, self.duplicate)
+    }
+}

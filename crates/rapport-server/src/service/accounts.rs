@@ -1,0 +1,107 @@
+//! `rapport.v1.Accounts`: an account now or as it was, the portfolio, the handover report and
+//! the gift register, all read from a build.
+
+use std::sync::Arc;
+
+use rapport_projection::{AccountProjection, gift_register, handover, scores};
+use rapport_proto::v1 as pb;
+use rapport_wire::requests::{cut, optional_contact_id, portfolio_query};
+use rapport_wire::views::{account_to_wire, handover_to_wire, portfolio_page_to_wire, register_to_wire};
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use super::blocking;
+use crate::error::ReadError;
+use crate::projection::{Build, replay_as_of};
+use crate::state::AppState;
+
+/// `rapport.v1.Accounts`.
+pub(crate) struct AccountsService(pub Arc<AppState>);
+
+/// An account as it stands now, scored by the build's rules at the server's time.
+fn current_view(state: &AppState, build: &Build, projected: &AccountProjection) -> pb::AccountView {
+    account_to_wire(projected, &build.rules, &scores(projected, &build.rules, (state.clock)()))
+}
+
+#[tonic::async_trait]
+impl pb::accounts_server::Accounts for AccountsService {
+    #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Result<Response<pb::AccountView>, Status> {
+        let request = request.into_inner();
+        let cut = cut(&request).map_err(ReadError::Invalid)?;
+        let build = self.0.build(&request.rule_set)?;
+        let account_id = self.0.account_id(&request.account_id)?;
+        // The current state of an account held in memory is answered here, on the async
+        // worker: scoring one account is short, and a hop to the blocking pool would cost
+        // more than it under load. Past states and accounts not read yet take that hop.
+        if cut.is_none()
+            && let Some(known) = build.in_memory(&account_id)
+        {
+            let projected = known.ok_or(ReadError::AccountNotFound(account_id))?;
+            return Ok(Response::new(current_view(&self.0, &build, &projected)));
+        }
+        let state = Arc::clone(&self.0);
+        let view = blocking(move || {
+            let projected = build.get(&account_id)?.ok_or_else(|| ReadError::AccountNotFound(account_id.clone()))?;
+            let Some(cut) = cut else { return Ok(current_view(&state, &build, &projected)) };
+            let durable = state.projections.durable_position();
+            let past = replay_as_of(state.log.as_ref(), &build.rules, &account_id, durable, cut)?
+                .ok_or(ReadError::NotYetOpened(account_id))?;
+            Ok(account_to_wire(&past, &build.rules, &scores(&past, &build.rules, cut.instant(&past))))
+        })
+        .await?;
+        Ok(Response::new(view))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let state = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let query = portfolio_query(&request, (state.clock)()).map_err(ReadError::Invalid)?;
+        let response = blocking(move || {
+            let build = state.build(&request.rule_set)?;
+            let (accounts, _, _) = build.all()?;
+            let page = query.run(accounts.iter().map(Arc::as_ref), &build.rules);
+            Ok(portfolio_page_to_wire(&page, &query, &build.rules))
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn handover(&self, request: Request<pb::HandoverRequest>) -> Result<Response<pb::HandoverReport>, Status> {
+        let state = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let report = blocking(move || {
+            let build = state.build(&request.rule_set)?;
+            let projected = state.account(&build, &request.account_id)?;
+            let as_of = (state.clock)();
+            let report = handover(&projected, &build.rules, as_of);
+            Ok(handover_to_wire(&projected.account.id, &report, as_of, build.id.clone()))
+        })
+        .await?;
+        Ok(Response::new(report))
+    }
+
+    #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn gift_register(
+        &self,
+        request: Request<pb::GiftRegisterRequest>,
+    ) -> Result<Response<pb::GiftRegisterView>, Status> {
+        let state = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let register = blocking(move || {
+            let build = state.build(&request.rule_set)?;
+            let projected = state.account(&build, &request.account_id)?;
+            let contact =
+                optional_contact_id(&request.contact_id, "contact_id", &state.limits).map_err(ReadError::Invalid)?;
+            let register = gift_register(&projected, &build.rules, (state.clock)(), contact.as_ref());
+            Ok(register_to_wire(&projected.account.id, &register, build.id.clone()))
+        })
+        .await?;
+        Ok(Response::new(register))
+    }
+}

@@ -1,0 +1,108 @@
+//! The single writer of the log, and its group commit.
+//!
+//! Every append goes through one sequencer thread, so the checks an append depends on (the
+//! stream's version, the account's state, whether an event id is taken) cannot race with
+//! another append. The thread takes every request waiting in its queue as one group and
+//! decides each request in turn against the accounts as the requests before it leave them
+//! (staging); it writes the staged requests to the log in one [`EventLog::append_all`] (one
+//! sled batch for the group: far cheaper to apply and to sync than one per request), folds
+//! them into the projection, makes the whole group durable with one [`EventLog::sync`] and
+//! only then replies. A request that would look up an event a staged request holds (a retry of
+//! it, a retraction of it) first has the staged ones written, so it sees them in the log. While a sync runs, new requests queue up and form
+//! the next group, so the number of syncs per second stays near the disk's limit while the
+//! number of events per sync grows with the load.
+//!
+//! A request's reply is sent after the sync that covers it: an acknowledged event is durable.
+//! If a sync fails, the group's appends are reported as failed (they may or may not survive a
+//! crash); their events stay in the log, unpublished, and become durable and visible with the
+//! next successful sync. A retry with the same event ids then finds them and gets the original
+//! versions and positions.
+
+mod group;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use rapport_store::EventLog;
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use crate::append::{Append, AppendOutcome};
+use crate::config::{QueueHook, ServerConfig};
+use crate::error::{AppendError, ReadError};
+use crate::projection::{Build, Projections};
+use group::Sequencer;
+
+/// Requests that may wait for the writer; beyond this, handlers wait to enqueue.
+const QUEUE_CAPACITY: usize = 4_096;
+
+/// What the writer thread is asked to do, in queue order.
+pub(super) enum Command {
+    Append {
+        append: Append,
+        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    },
+    /// Switch the served build, between groups (see [`Projections::activate`]).
+    Activate {
+        build: Arc<Build>,
+        reply: oneshot::Sender<Result<String, ReadError>>,
+    },
+    Close,
+}
+
+/// The handle request handlers use to reach the writer thread.
+pub(crate) struct Writer {
+    commands: mpsc::Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Told of every append that joins the queue.
+    queued: Option<QueueHook>,
+}
+
+impl Writer {
+    /// Starts the writer thread over a log whose durable state `projections` show.
+    pub fn start(
+        log: Arc<dyn EventLog>,
+        projections: Arc<Projections>,
+        config: &ServerConfig,
+    ) -> std::io::Result<Writer> {
+        let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let sequencer = Sequencer::new(log, projections, config.clone());
+        let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
+        Ok(Writer { commands, thread: Mutex::new(Some(thread)), queued: config.on_append_queued.clone() })
+    }
+
+    /// Appends, and returns once the events are durable (or the append failed).
+    pub async fn append(&self, append: Append) -> Result<AppendOutcome, AppendError> {
+        let (reply, outcome) = oneshot::channel();
+        self.commands.send(Command::Append { append, reply }).await.map_err(|_| AppendError::ShuttingDown)?;
+        if let Some(queued) = &self.queued {
+            queued();
+        }
+        // A dropped reply means the writer stopped before it got to this request.
+        outcome.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Makes `build` the served one, once every durable event is folded into it. Returns the
+    /// id of the build served before.
+    pub async fn activate(&self, build: Arc<Build>) -> Result<String, ReadError> {
+        let (reply, outcome) = oneshot::channel();
+        let shutting_down = || ReadError::Busy("the server is shutting down".to_owned());
+        self.commands.send(Command::Activate { build, reply }).await.map_err(|_| shutting_down())?;
+        outcome.await.map_err(|_| shutting_down())?
+    }
+
+    /// Lets the writer finish the requests queued before this call, then stops it. Requests
+    /// queued later are refused with `ShuttingDown`.
+    pub async fn close(&self) {
+        if self.commands.send(Command::Close).await.is_err() {
+            return; // Already stopped.
+        }
+        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                error!("the writer thread panicked");
+            }
+        }
+    }
+}

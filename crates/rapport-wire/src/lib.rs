@@ -1,0 +1,42 @@
+//! Rapport's wire conversion: the one place where `rapport.v1` messages meet the domain's,
+//! the projection's and the store's values.
+//!
+//! - [`requests`]: request fields parsed into domain values, every value checked against its
+//!   domain type; a violation names the field's path (`events[2].support_signal.support`).
+//! - [`events`]: a wire event to a domain event and back, canonically.
+//! - [`payload`]: the stored form of an event (its canonical encoding), and a recorded event
+//!   as clients read it.
+//! - [`views`]: accounts, scores, the portfolio, handover and gift reports, comparisons and
+//!   chain breaks as clients read them.
+//! - [`replies`]: replies built from the server's own state (append outcomes, checks, builds,
+//!   progress, subscription messages).
+//! - the contract's enums and the domain's, each pair written once (`enums`).
+//!
+//! It does no I/O and keeps no state; the server, the benchmark harness and the benchmarks
+//! convert through it.
+
+mod enums;
+pub mod events;
+pub mod payload;
+pub mod replies;
+pub mod requests;
+pub mod views;
+
+#[cfg(test)]
+mod fuzz;
+
+use rapport_domain::Timestamp;
+use rapport_proto::wkt;
+
+pub use enums::{
+    contact_role_name, kind_of, meeting_kind_name, outcome_kind_name, score_kind, score_kind_to_wire, team_role_name,
+    tier_name,
+};
+pub use events::{event_from_wire, event_to_wire};
+pub use payload::{CorruptEvent, UndecodableEvent, decode_event, encode_event, event_from_bytes, recorded_to_wire};
+
+/// The wire form of an instant.
+pub fn timestamp_to_wire(ts: Timestamp) -> wkt::Timestamp {
+    let (seconds, nanos) = ts.parts();
+    wkt::Timestamp { seconds, nanos }
+}
