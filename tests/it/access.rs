@@ -151,6 +151,12 @@ async fn a_missing_malformed_or_unknown_token_is_unauthenticated_and_health_stay
     let serving = health.check(HealthCheckRequest { service: "rapport.v1.Ledger".into() }).await.unwrap();
     assert_eq!(serving.into_inner().status, 1, "health answers without a token");
 
+    // The scheme is case-insensitive (RFC 7235): an integration that sends BEARER gets in.
+    let mut shouted = tonic::Request::new(pb::ReadAllRequest::default());
+    let value = format!("BEARER {}", token_of("auditor"));
+    shouted.metadata_mut().insert("authorization", value.parse().unwrap());
+    server.ledger().read_all(shouted).await.expect("BEARER is the Bearer scheme");
+
     // With a right token the same request goes through (one that may record li.wei's events).
     raw_call(server.channel(), append, false, body, Some("hr-secret-0002")).await.unwrap();
     let mut ledger = pb::ledger_client::LedgerClient::with_interceptor(server.channel(), bearer(token_of("auditor")));

@@ -120,6 +120,25 @@ async fn a_retracted_event_stays_in_the_history_marked_by_its_retraction() {
     let history = read_stream(&mut ledger, "acme").await;
     let marks: Vec<(u64, u64)> = history.iter().map(|e| (e.version, e.retracted_by)).collect();
     assert_eq!(marks, vec![(1, 0), (2, 0), (3, 0), (4, 5), (5, 0)]);
+    // The log and a subscription show the same mark as the stream.
+    let log: Vec<(u64, u64)> = read_all(&mut ledger).await.iter().map(|e| (e.version, e.retracted_by)).collect();
+    assert_eq!(log, marks, "ReadAll marks the retracted event");
+    let mut subscription = server
+        .ledger_on_own_connection()
+        .await
+        .subscribe(rapport_proto::v1::SubscribeRequest { from_position: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut subscribed = Vec::new();
+    while subscribed.len() < marks.len() {
+        let message = subscription.message().await.unwrap().expect("the subscription stays open");
+        if let Some(rapport_proto::v1::subscribe_response::Kind::Event(e)) = message.kind {
+            subscribed.push((e.version, e.retracted_by));
+        }
+    }
+    assert_eq!(subscribed, marks, "Subscribe marks the retracted event");
+    drop(subscription);
     assert!(verify(&mut ledger, "acme").await.intact, "a correction is history, not an edit");
     server.stop().await;
 }

@@ -90,7 +90,8 @@ async fn concurrent_appends_are_gap_free_ordered_and_all_present() {
     assert_eq!(all.len(), 6 + CLIENTS * 3 + events, "nothing more, nothing less");
 }
 
-/// Requests that arrive while a sync runs form one group: each is decided against the
+/// Requests that arrive while a sync runs form one group (ordered by hooks, not by time: each
+/// is known to be in the writer's queue before the next is sent): each is decided against the
 /// accounts as the ones before it leave them, they are written to the log together, a retry
 /// or a retraction of a request of the same group sees it, and every outcome is the one the
 /// requests would get one at a time.
@@ -98,18 +99,24 @@ async fn concurrent_appends_are_gap_free_ordered_and_all_present() {
 async fn one_group_decides_its_requests_in_order_and_writes_them_together() {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    use std::time::Duration;
 
     use rapport_proto::v1 as pb;
 
+    // Every append that joins the writer's queue is counted, in queue order.
+    let (queued, mut joined) = tokio::sync::watch::channel(0usize);
+    let hook = Arc::new(queued);
+    let config = rapport_server::ServerConfig {
+        on_append_queued: Some(Arc::new(move || hook.send_modify(|n| *n += 1))),
+        ..test_config()
+    };
     let dir = tempfile::tempdir().unwrap();
-    let server = HookedServer::start(dir.path()).await;
+    let server = HookedServer::start_with(dir.path(), config).await;
     let (hooked, channel) = (Arc::clone(&server.hooked), server.channel.clone());
     let mut ledger = pb::ledger_client::LedgerClient::new(channel.clone());
     open_account(&mut ledger, "acme", "li.wei").await; // versions 1..=3
 
-    // A slow sync holds the writer while the requests below queue up behind it.
-    hooked.fault.store(fault::SLOW_SYNC, Ordering::SeqCst);
+    // A held sync keeps the writer busy while the requests below queue up behind it.
+    hooked.fault.store(fault::HELD_SYNC, Ordering::SeqCst);
     let first = signal("c1", 1, 1);
     let second = signal("c2", 2, 3);
     let requests = vec![
@@ -121,13 +128,20 @@ async fn one_group_decides_its_requests_in_order_and_writes_them_together() {
         ("another account", request("globex", Expected::NoStream, vec![opened("Globex", "anna.berg")])), // v1
         ("a stale expectation", request("acme", Expected::Exact(5), vec![signal("c2", 0, 0)])), // refused
     ];
+    let already = *joined.borrow();
+    let mut held = hooked.syncs_held.subscribe();
     let mut sent = Vec::new();
-    for (name, request) in requests {
+    for (n, (name, request)) in requests.into_iter().enumerate() {
         let mut client = pb::ledger_client::LedgerClient::new(channel.clone());
         sent.push((name, tokio::spawn(async move { client.append(request).await })));
-        // In this order; the first one starts the slow sync the others wait behind.
-        tokio::time::sleep(Duration::from_millis(if name == "blocker" { 200 } else { 40 })).await;
+        // In this order: each request is in the queue before the next is sent.
+        joined.wait_for(|count| *count > already + n).await.unwrap();
+        if name == "blocker" {
+            // The blocker is the writer's group of one, held in its sync: the rest queue behind it.
+            held.wait_for(|syncs| *syncs >= 1).await.unwrap();
+        }
     }
+    hooked.release_sync();
     let mut outcomes = BTreeMap::new();
     for (name, task) in sent {
         outcomes.insert(name, task.await.unwrap().map(|r| r.into_inner()));

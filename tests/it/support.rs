@@ -391,8 +391,9 @@ pub mod fault {
     pub const APPEND_FULL: u8 = 2;
     /// `sync` fails with an I/O error.
     pub const SYNC_IO: u8 = 3;
-    /// `sync` takes a second, so that the requests sent meanwhile form one group.
-    pub const SLOW_SYNC: u8 = 4;
+    /// `sync` waits until [`super::Hooked::release_sync`] (saying it started on
+    /// [`super::Hooked::syncs_held`]), so that the requests sent meanwhile form one group.
+    pub const HELD_SYNC: u8 = 4;
 }
 
 /// The segment log behind the `EventLog` trait, counting the events read from it and failing on
@@ -403,11 +404,37 @@ pub struct Hooked {
     pub fault: std::sync::atomic::AtomicU8,
     /// The number of batches of each `append_all` call, in order.
     pub writes: std::sync::Mutex<Vec<usize>>,
+    /// How many syncs have started waiting under [`fault::HELD_SYNC`].
+    pub syncs_held: tokio::sync::watch::Sender<usize>,
+    /// Set to let held syncs go on.
+    released: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
 
 impl Hooked {
     pub fn new(log: Arc<SegmentLog>) -> Hooked {
-        Hooked { log, events_read: Default::default(), fault: Default::default(), writes: Default::default() }
+        Hooked {
+            log,
+            events_read: Default::default(),
+            fault: Default::default(),
+            writes: Default::default(),
+            syncs_held: tokio::sync::watch::channel(0).0,
+            released: Default::default(),
+        }
+    }
+
+    /// Lets every held sync, and every later one, go on.
+    pub fn release_sync(&self) {
+        *self.released.0.lock().unwrap() = true;
+        self.released.1.notify_all();
+    }
+
+    /// Waits (on the writer thread) until the test releases syncs.
+    fn hold_sync(&self) {
+        self.syncs_held.send_modify(|held| *held += 1);
+        let mut released = self.released.0.lock().unwrap();
+        while !*released {
+            released = self.released.1.wait(released).unwrap();
+        }
     }
 
     fn count(&self, events: Vec<StoredEvent>) -> Vec<StoredEvent> {
@@ -437,8 +464,8 @@ impl EventLog for Hooked {
         match self.fault.load(Ordering::SeqCst) {
             fault::SYNC_FULL => Err(StoreError::Full("no space left on device (injected)".into())),
             fault::SYNC_IO => Err(StoreError::Io("input/output error (injected)".into())),
-            fault::SLOW_SYNC => {
-                std::thread::sleep(std::time::Duration::from_secs(1));
+            fault::HELD_SYNC => {
+                self.hold_sync();
                 self.log.sync()
             }
             _ => self.log.sync(),
@@ -479,13 +506,18 @@ pub struct HookedServer {
 impl HookedServer {
     /// Serves the stores in `dir` (the projections unhooked).
     pub async fn start(dir: &std::path::Path) -> HookedServer {
+        Self::start_with(dir, test_config()).await
+    }
+
+    /// Like [`HookedServer::start`], with this configuration.
+    pub async fn start_with(dir: &std::path::Path, config: ServerConfig) -> HookedServer {
         let (log, projections) = open_store(dir);
         let hooked = Arc::new(Hooked::new(log));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = format!("http://{}", listener.local_addr().expect("the bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
         let log: Arc<dyn EventLog> = hooked.clone();
-        let task = tokio::spawn(rapport_server::serve(listener, log, projections, test_config(), async {
+        let task = tokio::spawn(rapport_server::serve(listener, log, projections, config, async {
             let _ = stopped.await;
         }));
         let channel = tonic::transport::Endpoint::from_shared(address)

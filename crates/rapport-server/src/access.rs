@@ -261,13 +261,7 @@ impl Tokens {
             return Ok(None);
         }
         let header = headers.get(http::header::AUTHORIZATION).ok_or(AccessError::NoToken)?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or(AccessError::MalformedHeader)?;
+        let token = header.to_str().ok().and_then(bearer_token).ok_or(AccessError::MalformedHeader)?;
         let caller = self.authenticate(token).ok_or(AccessError::UnknownToken)?;
         if !permission.allows(caller.role) {
             return Err(AccessError::Forbidden {
@@ -279,6 +273,14 @@ impl Tokens {
         }
         Ok(Some(caller))
     }
+}
+
+/// The token of an `authorization` value `Bearer <token>`. The scheme is case-insensitive
+/// (RFC 7235 §2.1: `Bearer`, `bearer` and `BEARER` are the same scheme).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The SHA-256 of a token, in hex, as the tokens file holds it.
@@ -382,6 +384,16 @@ mod tests {
         assert!(tokens.authenticate("").is_none());
         // The hash itself is not a token.
         assert!(tokens.authenticate(&token_hash("secret-1")).is_none());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR  t0k ", " Bearer t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in ["Basic t0k", "Bearer", "Bearer ", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 
     #[test]
