@@ -65,6 +65,88 @@ impl EventBody {
     }
 }
 
+impl EventBody {
+    /// What the event says, in one line for people (a timeline, a console): names, values and
+    /// reasons as written, money as money, stances and closeness by their names.
+    pub fn summary(&self) -> String {
+        let join = |ids: &[String]| ids.join(", ");
+        match self {
+            EventBody::AccountOpened(o) => format!("\"{}\" ({}), owner {}", o.name, o.industry, o.owner),
+            EventBody::TierAssigned(t) => format!("tier {}: {}", t.tier, t.reason),
+            EventBody::ContactAdded(c) => format!(
+                "{} {}: {}, {}, {}{}",
+                c.contact_id,
+                c.name,
+                c.title,
+                c.department,
+                c.role,
+                if c.key { ", key" } else { "" }
+            ),
+            EventBody::ContactUpdated(c) => {
+                let mut changes = Vec::new();
+                if let Some(name) = &c.name {
+                    changes.push(format!("name {name}"));
+                }
+                if let Some(title) = &c.title {
+                    changes.push(format!("title {title}"));
+                }
+                if let Some(department) = &c.department {
+                    changes.push(format!("department {department}"));
+                }
+                if let Some(role) = c.role {
+                    changes.push(format!("role {role}"));
+                }
+                if let Some(key) = c.key {
+                    changes.push(if key { "now key".to_owned() } else { "no longer key".to_owned() });
+                }
+                format!("{}: {}", c.contact_id, changes.join(", "))
+            }
+            EventBody::ContactLeft(c) => format!("{} left: {}", c.contact_id, c.reason),
+            EventBody::MeetingHeld(m) => format!(
+                "{} \"{}\": {} with {}",
+                m.kind,
+                m.topic,
+                join(&m.staff.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                join(&m.contact_ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            ),
+            EventBody::GiftGiven(g) => format!(
+                "{} to {}: {}, {}, {}",
+                g.giver,
+                g.recipient,
+                g.description,
+                g.value,
+                g.approval_ref.as_ref().map_or_else(|| "NO APPROVAL".to_owned(), |r| format!("approval {r}"))
+            ),
+            EventBody::SupportSignal(s) => format!(
+                "{}: {} ({:+}), {} ({}): {}",
+                s.contact_id,
+                s.support.name(),
+                s.support.value(),
+                s.intimacy.name(),
+                s.intimacy.value(),
+                s.evidence.as_str()
+            ),
+            EventBody::OwnerChanged(o) => {
+                format!("{} -> {} ({}): {}", o.from_owner, o.to_owner, o.reason, o.handover_note.as_str())
+            }
+            EventBody::TeamMemberJoined(t) => format!("{} joins as {}", t.member, t.role),
+            EventBody::TeamMemberLeft(t) => format!("{} leaves: {}", t.member, t.reason),
+            EventBody::FeedbackReceived(f) => format!(
+                "{}/10 from {}: {}",
+                f.score.value(),
+                f.contact_id.as_ref().map_or_else(|| "the organisation".to_owned(), ToString::to_string),
+                f.text.as_str()
+            ),
+            EventBody::OutcomeRecorded(o) => {
+                let value = o.value.map(|v| format!(" {v}")).unwrap_or_default();
+                let reference = if o.reference.is_empty() { String::new() } else { format!(" {}", o.reference) };
+                format!("{} \"{}\"{value}{reference}", o.kind, o.title)
+            }
+            EventBody::EventRetracted(r) => format!("retracts {}: {}", r.target, r.reason),
+        }
+    }
+}
+
 /// Declares [`EventKind`] with each kind's contract name, and [`EventKind::ALL`] from the same
 /// list, so that a new kind is one line here and cannot be missing from `ALL`.
 macro_rules! event_kinds {

@@ -2,8 +2,7 @@
 //! directions are exhaustive `match`es, so a value added on either side is a compile error here
 //! until it is mapped.
 
-use rapport_domain::{ContactRole, EventKind, MeetingKind, OutcomeKind, TeamRole, Tier, Violation};
-use rapport_projection::ScoreKind;
+use rapport_domain::{ContactRole, MeetingKind, OutcomeKind, TeamRole, Tier, Violation};
 use rapport_proto::v1 as pb;
 
 /// A domain enum with a contract counterpart whose 0 is `..._UNSPECIFIED`.
@@ -47,6 +46,8 @@ macro_rules! wire_enum {
     };
 }
 
+pub(crate) use wire_enum;
+
 wire_enum!(Tier <=> Tier { S <=> S, A <=> A, B <=> B, C <=> C });
 
 wire_enum!(ContactRole <=> ContactRole {
@@ -84,14 +85,6 @@ wire_enum!(OutcomeKind <=> OutcomeKind {
     JointInitiative <=> JointInitiative,
 });
 
-wire_enum!(ScoreKind <=> ScoreKind {
-    Health <=> Health,
-    KeyRelationship <=> KeyRelationship,
-    GeneralRelationship <=> GeneralRelationship,
-    OrganisationalRelationship <=> OrganisationalRelationship,
-    PersonalisationRisk <=> PersonalisationRisk,
-});
-
 /// The wire number of a domain enum value.
 pub(crate) fn to_number<E: WireEnum>(value: E) -> i32
 where
@@ -108,44 +101,6 @@ pub(crate) fn from_number<E: WireEnum>(value: i32, field: impl Fn() -> String) -
         Some(None) => Err(Violation::new(field(), format!("is required; use one of {}", E::names()))),
         None => Err(Violation::new(field(), format!("{value} is not a known value; use one of {}", E::names()))),
     }
-}
-
-/// The kind of a wire event's body.
-pub fn kind_of(body: &pb::event::Body) -> EventKind {
-    use pb::event::Body as B;
-    match body {
-        B::AccountOpened(_) => EventKind::AccountOpened,
-        B::TierAssigned(_) => EventKind::TierAssigned,
-        B::ContactAdded(_) => EventKind::ContactAdded,
-        B::ContactUpdated(_) => EventKind::ContactUpdated,
-        B::ContactLeft(_) => EventKind::ContactLeft,
-        B::MeetingHeld(_) => EventKind::MeetingHeld,
-        B::GiftGiven(_) => EventKind::GiftGiven,
-        B::SupportSignal(_) => EventKind::SupportSignal,
-        B::OwnerChanged(_) => EventKind::OwnerChanged,
-        B::TeamMemberJoined(_) => EventKind::TeamMemberJoined,
-        B::TeamMemberLeft(_) => EventKind::TeamMemberLeft,
-        B::FeedbackReceived(_) => EventKind::FeedbackReceived,
-        B::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
-        B::EventRetracted(_) => EventKind::EventRetracted,
-    }
-}
-
-/// The score a request names; `None` for `SCORE_KIND_UNSPECIFIED`; a number the contract does
-/// not know is refused, naming `field`.
-pub fn score_kind(value: i32, field: &str) -> Result<Option<ScoreKind>, Violation> {
-    match pb::ScoreKind::try_from(value) {
-        Ok(wire) => Ok(ScoreKind::from_wire(wire)),
-        Err(_) => Err(Violation::new(
-            field,
-            format!("{value} is not a score kind; use one of {}", <ScoreKind as WireEnum>::names()),
-        )),
-    }
-}
-
-/// The contract's value of a score kind.
-pub fn score_kind_to_wire(kind: ScoreKind) -> pb::ScoreKind {
-    kind.to_wire()
 }
 
 /// The domain's names of a contract enum value, for people: `MEETING_KIND_EXECUTIVE_VISIT` is
@@ -210,7 +165,6 @@ mod tests {
         round_trips(MeetingKind::ALL, 1..8);
         round_trips(TeamRole::ALL, 1..6);
         round_trips(OutcomeKind::ALL, 1..6);
-        round_trips(ScoreKind::ALL, 1..6);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 use rapport_domain as domain;
 use rapport_domain::{
-    ContactId, Currency, EventBody, EventId, InvalidValue, Label, Limits, Money, Note, SourceSystem, StaffId,
-    Timestamp, Violation,
+    ContactId, Currency, EventBody, EventId, EventKind, InvalidValue, Label, Limits, Money, Note, SourceSystem,
+    StaffId, Timestamp, Violation,
 };
 use rapport_proto::{v1 as pb, wkt};
 
@@ -315,5 +315,26 @@ fn body_to_wire(body: &EventBody) -> pb::event::Body {
         EventBody::EventRetracted(b) => {
             B::EventRetracted(pb::EventRetracted { event_id: b.target.to_string(), reason: s(&b.reason) })
         }
+    }
+}
+
+/// The kind of a wire event's body.
+pub fn kind_of(body: &pb::event::Body) -> EventKind {
+    use pb::event::Body as B;
+    match body {
+        B::AccountOpened(_) => EventKind::AccountOpened,
+        B::TierAssigned(_) => EventKind::TierAssigned,
+        B::ContactAdded(_) => EventKind::ContactAdded,
+        B::ContactUpdated(_) => EventKind::ContactUpdated,
+        B::ContactLeft(_) => EventKind::ContactLeft,
+        B::MeetingHeld(_) => EventKind::MeetingHeld,
+        B::GiftGiven(_) => EventKind::GiftGiven,
+        B::SupportSignal(_) => EventKind::SupportSignal,
+        B::OwnerChanged(_) => EventKind::OwnerChanged,
+        B::TeamMemberJoined(_) => EventKind::TeamMemberJoined,
+        B::TeamMemberLeft(_) => EventKind::TeamMemberLeft,
+        B::FeedbackReceived(_) => EventKind::FeedbackReceived,
+        B::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
+        B::EventRetracted(_) => EventKind::EventRetracted,
     }
 }

@@ -6,7 +6,8 @@
 //! - [`events`]: a wire event to a domain event and back, canonically.
 //! - [`payload`]: the stored form of an event (its canonical encoding), and a recorded event
 //!   as clients read it.
-//! - [`views`]: accounts, scores, the portfolio, handover and gift reports, comparisons and
+//! - [`scores`]: scores and score kinds, score by score.
+//! - [`views`]: accounts, the portfolio, handover and gift reports, comparisons and
 //!   chain breaks as clients read them.
 //! - [`replies`]: replies built from the server's own state (append outcomes, checks, builds,
 //!   progress, subscription messages).
@@ -20,6 +21,7 @@ pub mod events;
 pub mod payload;
 pub mod replies;
 pub mod requests;
+pub mod scores;
 pub mod views;
 
 #[cfg(test)]
@@ -28,12 +30,10 @@ mod fuzz;
 use rapport_domain::Timestamp;
 use rapport_proto::wkt;
 
-pub use enums::{
-    contact_role_name, kind_of, meeting_kind_name, outcome_kind_name, score_kind, score_kind_to_wire, team_role_name,
-    tier_name,
-};
-pub use events::{event_from_wire, event_to_wire};
+pub use enums::{contact_role_name, meeting_kind_name, outcome_kind_name, team_role_name, tier_name};
+pub use events::{event_from_wire, event_to_wire, kind_of};
 pub use payload::{CorruptEvent, UndecodableEvent, decode_event, encode_event, event_from_bytes, recorded_to_wire};
+pub use scores::{score_kind, score_kind_to_wire};
 
 /// The wire form of an instant.
 pub fn timestamp_to_wire(ts: Timestamp) -> wkt::Timestamp {

@@ -11,8 +11,8 @@ use rapport_domain::{
 use rapport_projection::{Cut, PortfolioQuery, ScoreKind, ScoreRange, ValueClass};
 use rapport_proto::v1 as pb;
 
-use crate::enums::score_kind;
 use crate::events::event_from_wire;
+use crate::scores::score_kind;
 
 /// Parses an account id from a request field.
 pub fn account_id(value: &str, field: &str, limits: &Limits) -> Result<AccountId, Violation> {

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use rapport_domain as domain;
 use rapport_domain::{AccountId, ContactId, Money, Timestamp};
 use rapport_projection::{
-    AccountProjection, ContactActivity, Factor, GiftFlag, GiftRecord, GiftRegister, HandoverReport, Movement,
-    OutcomeRecord, PortfolioPage, PortfolioQuery, RuleSet, Score, ScoreKind, Scores,
+    AccountProjection, ContactActivity, GiftFlag, GiftRecord, GiftRegister, HandoverReport, Movement, OutcomeRecord,
+    PortfolioPage, PortfolioQuery, RuleSet, Scores,
 };
 use rapport_proto::v1 as pb;
 
 use crate::enums::to_number;
 use crate::requests::page_token;
+use crate::scores::{fill_summary, score_to_wire, scores_to_wire};
 use crate::timestamp_to_wire;
 
 fn touch_to_wire(touch: &domain::Touch) -> pb::TouchView {
@@ -61,63 +62,6 @@ fn contact_to_wire(c: &domain::Contact, activity: Option<&ContactActivity>) -> p
         touched_by: activity
             .map(|a| a.touched_by.iter().map(|(person, t)| touch_to_wire(&t.by(person))).collect())
             .unwrap_or_default(),
-    }
-}
-
-fn factors_to_wire(factors: &[Factor]) -> Vec<pb::Factor> {
-    factors.iter().map(|f| pb::Factor { key: f.key.clone(), detail: f.detail.clone(), points: f.points }).collect()
-}
-
-pub fn score_to_wire(score: &Score) -> pb::Score {
-    pb::Score { value: score.value, factors: factors_to_wire(&score.factors) }
-}
-
-/// Every score of an account on the wire.
-pub fn scores_to_wire(scores: &Scores) -> pb::Scores {
-    let mut wire = pb::Scores {
-        as_of: Some(timestamp_to_wire(scores.as_of)),
-        health_before: scores.health_before,
-        value_class: scores.value_class.map(|c| c.name().to_owned()).unwrap_or_default(),
-        value_factors: factors_to_wire(&scores.value_factors),
-        at_risk: scores.at_risk.clone(),
-        ..pb::Scores::default()
-    };
-    for &kind in ScoreKind::ALL {
-        *score_field(&mut wire, kind) = Some(score_to_wire(scores.get(kind)));
-    }
-    wire
-}
-
-/// The field of a wire `Scores` that holds one score.
-fn score_field(scores: &mut pb::Scores, kind: ScoreKind) -> &mut Option<pb::Score> {
-    match kind {
-        ScoreKind::KeyRelationship => &mut scores.key_relationship,
-        ScoreKind::GeneralRelationship => &mut scores.general_relationship,
-        ScoreKind::OrganisationalRelationship => &mut scores.organisational_relationship,
-        ScoreKind::PersonalisationRisk => &mut scores.personalisation_risk,
-        ScoreKind::Health => &mut scores.health,
-    }
-}
-
-/// One score of a wire `Scores`, as a client reads it (`None` when the server left it out).
-pub fn score_of(scores: &pb::Scores, kind: ScoreKind) -> Option<&pb::Score> {
-    match kind {
-        ScoreKind::KeyRelationship => scores.key_relationship.as_ref(),
-        ScoreKind::GeneralRelationship => scores.general_relationship.as_ref(),
-        ScoreKind::OrganisationalRelationship => scores.organisational_relationship.as_ref(),
-        ScoreKind::PersonalisationRisk => scores.personalisation_risk.as_ref(),
-        ScoreKind::Health => scores.health.as_ref(),
-    }
-}
-
-/// One score's value in a portfolio line, as a client reads it.
-pub fn summary_score(summary: &pb::AccountSummary, kind: ScoreKind) -> f64 {
-    match kind {
-        ScoreKind::KeyRelationship => summary.key_relationship,
-        ScoreKind::GeneralRelationship => summary.general_relationship,
-        ScoreKind::OrganisationalRelationship => summary.organisational_relationship,
-        ScoreKind::PersonalisationRisk => summary.personalisation_risk,
-        ScoreKind::Health => summary.health,
     }
 }
 
@@ -239,16 +183,7 @@ pub fn summary_to_wire(projection: &AccountProjection, scores: &Scores) -> pb::A
         last_activity_at: Some(timestamp_to_wire(account.last_activity_at)),
         ..pb::AccountSummary::default()
     };
-    for &kind in ScoreKind::ALL {
-        let value = scores.get(kind).value;
-        match kind {
-            ScoreKind::KeyRelationship => summary.key_relationship = value,
-            ScoreKind::GeneralRelationship => summary.general_relationship = value,
-            ScoreKind::OrganisationalRelationship => summary.organisational_relationship = value,
-            ScoreKind::PersonalisationRisk => summary.personalisation_risk = value,
-            ScoreKind::Health => summary.health = value,
-        }
-    }
+    fill_summary(&mut summary, scores);
     summary
 }
 

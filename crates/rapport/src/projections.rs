@@ -257,7 +257,7 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         let name: String = a.name.chars().take(24).collect();
         let _ = write!(out, "{:<20} {name:<24} {:<4} {:<16}", a.account_id, a.tier, a.owner);
         for kind in render::health_first() {
-            let _ = write!(out, " {:>width$.1}", rapport_wire::views::summary_score(a, kind), width = column(kind));
+            let _ = write!(out, " {:>width$.1}", rapport_wire::scores::summary_score(a, kind), width = column(kind));
         }
         let _ = writeln!(out, "  {:<12} {}", a.value_class, if a.at_risk.is_empty() { "" } else { "AT RISK" });
     }

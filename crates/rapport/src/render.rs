@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use rapport_domain::{Currency, Intimacy, Money, Support};
+use rapport_domain::{Currency, Intimacy, Limits, Money, Support};
 use rapport_projection::ScoreKind;
 use rapport_proto::{v1 as pb, wkt};
 
@@ -42,77 +42,11 @@ pub(crate) fn kind_name(event: &pb::Event) -> &'static str {
     event.body.as_ref().map_or("(no body)", |body| rapport_wire::kind_of(body).name())
 }
 
+/// What the event says, as the domain words it (the console and the CLI read the same line).
 fn summary(event: &pb::Event) -> String {
-    use pb::event::Body;
-    match &event.body {
-        None => String::new(),
-        Some(Body::AccountOpened(o)) => format!("\"{}\" ({}), owner {}", o.name, o.industry, o.owner),
-        Some(Body::TierAssigned(t)) => {
-            format!("tier {}: {}", rapport_wire::tier_name(t.tier), t.reason)
-        }
-        Some(Body::ContactAdded(c)) => format!(
-            "{} {}: {}, {}, {}{}",
-            c.contact_id,
-            c.name,
-            c.title,
-            c.department,
-            rapport_wire::contact_role_name(c.role),
-            if c.key { ", key" } else { "" }
-        ),
-        Some(Body::ContactUpdated(c)) => {
-            let mut changes = Vec::new();
-            if let Some(name) = &c.name {
-                changes.push(format!("name {name}"));
-            }
-            if let Some(title) = &c.title {
-                changes.push(format!("title {title}"));
-            }
-            if let Some(department) = &c.department {
-                changes.push(format!("department {department}"));
-            }
-            if let Some(role) = c.role {
-                changes.push(format!("role {}", rapport_wire::contact_role_name(role)));
-            }
-            if let Some(key) = c.key {
-                changes.push(if key { "now key".to_owned() } else { "no longer key".to_owned() });
-            }
-            format!("{}: {}", c.contact_id, changes.join(", "))
-        }
-        Some(Body::ContactLeft(c)) => format!("{} left: {}", c.contact_id, c.reason),
-        Some(Body::MeetingHeld(m)) => format!(
-            "{} \"{}\": {} with {}",
-            rapport_wire::meeting_kind_name(m.kind),
-            m.topic,
-            m.staff.join(", "),
-            m.contact_ids.join(", ")
-        ),
-        Some(Body::GiftGiven(g)) => format!(
-            "{} to {}: {}, {}, {}",
-            g.giver,
-            g.recipient_contact_id,
-            g.description,
-            money(g.value_minor, &g.currency),
-            if g.approval_ref.is_empty() { "NO APPROVAL".to_owned() } else { format!("approval {}", g.approval_ref) }
-        ),
-        Some(Body::SupportSignal(s)) => {
-            format!("{}: {}, {}: {}", s.contact_id, support(s.support), intimacy(s.intimacy), s.evidence)
-        }
-        Some(Body::OwnerChanged(o)) => {
-            format!("{} -> {} ({}): {}", o.from_owner, o.to_owner, o.reason, o.handover_note)
-        }
-        Some(Body::TeamMemberJoined(t)) => {
-            format!("{} joins as {}", t.member, rapport_wire::team_role_name(t.role))
-        }
-        Some(Body::TeamMemberLeft(t)) => format!("{} leaves: {}", t.member, t.reason),
-        Some(Body::FeedbackReceived(f)) => format!("{}/10 from {}: {}", f.score, f.contact_id, f.text),
-        Some(Body::OutcomeRecorded(o)) => format!(
-            "{} \"{}\" {} {}",
-            rapport_wire::outcome_kind_name(o.kind),
-            o.title,
-            money(o.value_minor, &o.currency),
-            o.reference
-        ),
-        Some(Body::EventRetracted(r)) => format!("retracts {}: {}", r.event_id, r.reason),
+    match rapport_wire::event_from_wire(event, "event", &Limits::for_recorded_events()) {
+        Ok(event) => event.body.summary(),
+        Err(violation) => format!("(not a valid event: {violation})"),
     }
 }
 
@@ -206,7 +140,7 @@ pub(crate) fn account(view: &pb::AccountView) -> String {
 pub(crate) fn scores(scores: &pb::Scores) -> String {
     let mut out = String::new();
     for kind in health_first() {
-        let Some(score) = rapport_wire::views::score_of(scores, kind) else { continue };
+        let Some(score) = rapport_wire::scores::score_of(scores, kind) else { continue };
         let _ = writeln!(out, "  {:<28} {:>6.2}", kind.label(), score.value);
         for factor in &score.factors {
             let _ = writeln!(out, "      {:>+7.2}  {}", factor.points, factor.detail);
