@@ -546,6 +546,11 @@ impl SegmentLog {
                 });
             }
             let segment = index.segments.last_mut().expect("a segment for the write");
+            // Each write's positions follow the segment's last (so the event at
+            // `first_position + i` stays at `records[i]`), and its frames follow the segment's.
+            debug_assert_eq!(segment.first_position + segment.records.len() as u64, write.first_position);
+            debug_assert!(write.new || segment.end <= write.offset);
+            debug_assert_eq!(segment.sequence, write.sequence);
             segment.records.extend_from_slice(&write.records);
             segment.end = write.offset + write.bytes.len() as u64;
         }

@@ -283,14 +283,7 @@ impl EventLog for SledLog {
             })
             .collect::<Result<Vec<_>, _>>()?;
         // Keys are positions, so a gap in them is the only way to read fewer events.
-        if events.len() as u64 != end - first {
-            return Err(StoreError::Corrupt(format!(
-                "positions {first} to {} should all be in the log, but {} of them are",
-                end - 1,
-                events.len()
-            )));
-        }
-        Ok(events)
+        all_of(events, &positions, || format!("positions {first} to {}", end - 1))
     }
 
     fn read_versions(
@@ -305,15 +298,21 @@ impl EventLog for SledLog {
             Direction::Forwards => self.stream_events(account_id, range),
             Direction::Backwards => self.stream_events(account_id, range.rev()),
         }?;
-        if events.len() as u64 != end - first {
-            return Err(StoreError::Corrupt(format!(
-                "versions {first} to {} of \"{account_id}\" should all be in the log, but {} of them are",
-                end - 1,
-                events.len()
-            )));
-        }
-        Ok(events)
+        all_of(events, &versions, || format!("versions {first} to {} of \"{account_id}\"", end - 1))
     }
+}
+
+/// `events`, if there is one for each number of `range` (the scan's keys were exactly those
+/// numbers, each checked as it was decoded); else `Corrupt`, naming `what` was read.
+fn all_of(
+    events: Vec<StoredEvent>,
+    range: &Range<u64>,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if events.len() as u64 == range.end - range.start {
+        return Ok(events);
+    }
+    Err(StoreError::Corrupt(format!("{} should all be in the log, but {} of them are", what(), events.len())))
 }
 
 /// How long to wait for sled's lock on the directory: a log just closed in this process may
@@ -442,6 +441,38 @@ mod tests {
         assert!(matches!(sled_error(no_space, "syncing"), StoreError::Full(_)));
         let bug = sled::Error::ReportableBug("oops".into());
         assert!(matches!(sled_error(bug, "syncing"), StoreError::Io(_)));
+    }
+
+    #[test]
+    fn a_missing_event_or_stream_entry_fails_the_read_that_should_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path()).unwrap();
+        let acme = AccountId::parse("acme", &Limits::default()).unwrap();
+        let events: Vec<rapport_store::NewEvent> = (1..=3u8)
+            .map(|n| rapport_store::NewEvent { event_id: EventId::from_bytes([n; 16]), payload: Bytes::from(vec![n]) })
+            .collect();
+        let batch = AppendBatch {
+            account_id: &acme,
+            expected_version: 0,
+            recorded_at: Timestamp::EPOCH,
+            recorded_by: "",
+            events: &events,
+        };
+        log.append(batch).unwrap();
+        // Behind the log's back: position 2 and the entry of version 2 are gone.
+        log.db.remove(event_key(2)).unwrap();
+        log.db.remove(stream_key(&acme, 2)).unwrap();
+        let corrupt = |result: Result<Vec<StoredEvent>, StoreError>| match result {
+            Err(StoreError::Corrupt(message)) => message,
+            other => panic!("expected Corrupt, got {other:?}"),
+        };
+        let message = corrupt(log.read_all(0, 10));
+        assert!(message.starts_with("positions 1 to 3 should all be in the log, but 2 of them are"), "{message}");
+        let message = corrupt(log.read_stream(&acme, 0, Direction::Backwards, 10));
+        assert!(message.starts_with("versions 1 to 3 of \"acme\" should all be"), "{message}");
+        // Reads that do not reach the gap are whole.
+        assert_eq!(log.read_all(3, 10).unwrap().len(), 1);
+        assert_eq!(log.read_stream(&acme, 3, Direction::Forwards, 10).unwrap().len(), 1);
     }
 
     #[test]
