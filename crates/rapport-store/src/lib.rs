@@ -3,8 +3,10 @@
 //! The log is a sequence of [`StoredEvent`]s in one gap-free total order (positions 1, 2, 3,
 //! ...), partitioned into per-account streams (versions 1, 2, 3, ... per account), each event
 //! chained to the previous event of its stream by a SHA-256 hash. [`EventLog`] is the trait a
-//! backend implements; this crate never depends on a storage engine. Backends prove themselves
-//! by passing the [`contract`] suite (feature `contract`).
+//! backend implements; this crate never depends on a storage engine. What makes the order and
+//! the chain is here too, so a backend only stores: [`Staging`] stamps every appended event,
+//! and the trait's own `read_stream` and `read_all` work out what a read returns. Backends
+//! prove themselves by passing the [`contract`] suite (feature `contract`).
 //!
 //! Event bodies are opaque here: the store keeps the encoded event (`payload`) byte for byte,
 //! hashes it, and never interprets it.
@@ -222,9 +224,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// with `InvalidBatch` if it holds no events, else with `WrongVersion` if the stream's head
     /// is not `batch.expected_version`, else with `DuplicateEventId` if an id is already
     /// recorded (or staged by an earlier batch of the call) or repeats within the batch
-    /// (checked in that order); and with the backend's error (`Full`, `Io`) if the write
-    /// failed, in which case every batch of the call that passed its checks fails with it. A
-    /// caller that retries a request must therefore look its ids up first
+    /// (checked in that order). After those checks a backend may refuse a batch it cannot
+    /// store (`InvalidBatch`: the segment log's batch larger than a segment), which writes
+    /// nothing of it; and if its write fails (`Full`, `Io`), every batch of the call that
+    /// passed fails with that error, and none of them is visible. A caller that retries a request must therefore look its ids up first
     /// ([`EventLog::find_event`]): the retry's expected version no longer holds.
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>>;
 
