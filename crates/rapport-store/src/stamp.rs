@@ -74,8 +74,10 @@ impl Staging {
         log: &mut impl PublishedLog,
         write: impl FnOnce(&[StoredEvent]) -> Result<(), StoreError>,
     ) -> Result<Appended, StoreError> {
-        let head = match self.heads.get(batch.account_id) {
-            Some(head) => Some(*head),
+        // Held to the end, so that a stream staged before is looked up once.
+        let staged_head = self.heads.get_mut(batch.account_id);
+        let head = match &staged_head {
+            Some(head) => Some(**head),
             None => log.stream_head(batch.account_id)?,
         };
         let current = head.map_or(0, |h| h.version);
@@ -111,7 +113,7 @@ impl Staging {
         // `check` refused an empty batch, so there is a last event.
         if let Some(last) = self.stamped.last() {
             let new_head = StreamHead { version: last.version, position: last.position, hash: last.hash };
-            match self.heads.get_mut(batch.account_id) {
+            match staged_head {
                 Some(staged) => *staged = new_head,
                 None => {
                     self.heads.insert(batch.account_id.clone(), new_head);
