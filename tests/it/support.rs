@@ -444,12 +444,6 @@ impl Hooked {
 }
 
 impl EventLog for Hooked {
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
-        if self.fault.load(Ordering::SeqCst) == fault::APPEND_FULL {
-            return Err(StoreError::Full("no space left on device (injected)".into()));
-        }
-        self.log.append(batch)
-    }
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
         self.writes.lock().unwrap().push(batches.len());
         if self.fault.load(Ordering::SeqCst) == fault::APPEND_FULL {
@@ -480,17 +474,17 @@ impl EventLog for Hooked {
     fn find_event(&self, event_id: &rapport_domain::EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.log.find_event(event_id)
     }
-    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        self.log.read_all(from_position, limit).map(|e| self.count(e))
+    // `read_all` and `read_stream` are the trait's: they select what to read and come here.
+    fn read_positions(&self, positions: std::ops::Range<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.log.read_positions(positions).map(|e| self.count(e))
     }
-    fn read_stream(
+    fn read_versions(
         &self,
         account_id: &rapport_domain::AccountId,
-        from_version: u64,
+        versions: std::ops::Range<u64>,
         direction: Direction,
-        limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.log.read_stream(account_id, from_version, direction, limit).map(|e| self.count(e))
+        self.log.read_versions(account_id, versions, direction).map(|e| self.count(e))
     }
 }
 

@@ -119,12 +119,15 @@ impl Index {
             let index = (position - segment.first_position) as usize;
             let offset = u64::from(segment.records[index]);
             let end = segment.records.get(index + 1).map_or(segment.end, |&next| u64::from(next));
+            // Records lie inside their segment's frames, in position order.
+            debug_assert!(crate::format::HEADER_LEN as u64 <= offset && offset < end && end <= segment.end);
             match runs.last_mut() {
                 Some(run)
                     if run.sequence == segment.sequence
                         && run.first_position + run.offsets.len() as u64 == position
                         && end - run.span.start <= MAX_READ_BYTES =>
                 {
+                    debug_assert!(run.offsets.last().is_some_and(|&last| last < offset));
                     run.offsets.push(offset);
                     run.span.end = end;
                 }

@@ -45,22 +45,22 @@ mod index;
 mod recovery;
 mod seal;
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use rapport_domain::{AccountId, EventId, Timestamp};
+use rapport_domain::{AccountId, EventId};
 use rapport_envelope::encode_envelope_into;
 use rapport_store::{
-    AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, Hash, StoreError, StoredEvent, StreamHead, chain_hash,
+    AppendBatch, Appended, Direction, EventLog, PublishedLog, StagedEnd, Staging, StoreError, StoredEvent, StreamHead,
 };
 use tracing::{error, warn};
 
-use crate::format::{FRAME_HEADER_LEN, FrameWriter, HEADER_LEN, RECORD_HEADER_LEN, SegmentHeader};
+use crate::format::{FRAME_ALIGN, FRAME_HEADER_LEN, FrameWriter, HEADER_LEN, RECORD_HEADER_LEN, SegmentHeader};
 use crate::ids::Run;
 use crate::index::{Index, Segment, Stream};
 use crate::recovery::{LOCK_FILE, recover, segment_name, sync_directory};
@@ -231,14 +231,6 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// The end of the log as the batches of one append see it before they are written.
-struct Staged {
-    last_position: u64,
-    last_recorded_at: Option<Timestamp>,
-    streams: HashMap<AccountId, StreamHead>,
-    ids: HashMap<EventId, u64>,
-}
-
 /// A write the batches of one append make: bytes for one segment, from an offset.
 struct Write {
     /// The segment's sequence number.
@@ -253,27 +245,99 @@ struct Write {
     records: Vec<u32>,
 }
 
-impl SegmentLog {
-    /// Checks one batch against the log as it will be after the batches staged before it.
-    fn check(&self, index: &Index, staged: &Staged, batch: &AppendBatch<'_>) -> Result<Option<StreamHead>, StoreError> {
-        let head = match staged.streams.get(batch.account_id) {
-            Some(head) => Some(*head),
-            None => index.streams.get(batch.account_id).and_then(Stream::head),
+/// The log as readers see it, for the staging of an append.
+impl PublishedLog for &Index {
+    fn stream_head(&mut self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        Ok(self.streams.get(account_id).and_then(Stream::head))
+    }
+
+    fn event_position(&mut self, event_id: &EventId) -> Result<Option<u64>, StoreError> {
+        Ok(self.find(event_id)?.map(|recorded| recorded.position))
+    }
+}
+
+/// The frames of one append being laid out in the tail's buffer: the batches' records go into
+/// the write under way, or into a new segment's once the segment being written is full.
+struct Layout<'a> {
+    buffer: &'a mut Vec<u8>,
+    writes: Vec<Write>,
+    frame: Option<FrameWriter>,
+    /// The segment the last write goes to (0: none yet).
+    sequence: u64,
+    /// Where the active segment's next frame goes.
+    offset: u64,
+    /// What every frame records as durable.
+    durable: u64,
+    segment_bytes: u64,
+}
+
+impl Layout<'_> {
+    /// Adds the records of one stamped batch, or refuses a batch too large for any segment
+    /// (having added nothing).
+    fn add(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let size: u64 =
+            events.iter().map(|e| (RECORD_HEADER_LEN + rapport_envelope::encoded_len(e)) as u64).sum::<u64>()
+                + FRAME_HEADER_LEN as u64;
+        if HEADER_LEN as u64 + size + 8 >= u64::from(u32::MAX) {
+            return Err(StoreError::InvalidBatch(format!("a batch of {size} bytes is larger than a segment")));
+        }
+        let first_position = events.first().map_or(0, |e| e.position);
+        // Where the batch goes: the write under way, unless it would take its segment past the
+        // size (and the segment holds something).
+        let write_end =
+            self.writes.last().map_or(self.offset, |w| w.offset + (self.buffer.len() - w.bytes.start) as u64);
+        let fits = write_end + size <= self.segment_bytes;
+        let segment_empty = self.sequence == 0 || write_end == HEADER_LEN as u64;
+        if self.writes.is_empty() || !(fits || segment_empty) {
+            self.finish_frame();
+            let new = self.sequence == 0 || !(fits || segment_empty);
+            self.sequence += u64::from(new);
+            self.writes.push(Write {
+                sequence: self.sequence,
+                new,
+                first_position,
+                offset: if new { 0 } else { self.offset },
+                bytes: self.buffer.len()..self.buffer.len(),
+                records: Vec::new(),
+            });
+            if new {
+                self.buffer.extend_from_slice(&SegmentHeader { sequence: self.sequence, first_position }.encode());
+            }
+        }
+        let (buffer, frame) = (&mut *self.buffer, &mut self.frame);
+        let Some(write) = self.writes.last_mut() else {
+            // Not reached: a write was pushed above when there was none.
+            return Err(StoreError::InvalidBatch("no segment write to add the batch to".into()));
         };
-        batch.check(head.map_or(0, |h| h.version), |id| match staged.ids.get(id) {
-            Some(&position) => Ok(Some(position)),
-            None => Ok(index.find(id)?.map(|recorded| recorded.position)),
-        })?;
-        Ok(head)
+        let open = frame.get_or_insert_with(|| FrameWriter::begin(buffer));
+        for event in events {
+            // Positions follow each other within a write, as its records do.
+            debug_assert_eq!(event.position, write.first_position + write.records.len() as u64);
+            let at = open.record(buffer, |b| encode_envelope_into(event, b));
+            let record_offset = write.offset + (at - write.bytes.start) as u64;
+            debug_assert!(record_offset >= HEADER_LEN as u64 && record_offset < u64::from(u32::MAX));
+            debug_assert!(write.records.last().is_none_or(|&last| u64::from(last) < record_offset));
+            write.records.push(record_offset as u32);
+        }
+        Ok(())
+    }
+
+    /// Closes the frame under way, if there is one, and marks the bytes since its write
+    /// began as that write's.
+    fn finish_frame(&mut self) {
+        if let Some(open) = self.frame.take() {
+            open.finish(self.buffer, self.durable);
+            if let Some(write) = self.writes.last_mut() {
+                write.bytes.end = self.buffer.len();
+                // Frames (and a new segment's header) are whole multiples of the alignment.
+                debug_assert_eq!(write.bytes.len() % FRAME_ALIGN, 0);
+                debug_assert_eq!(write.offset % FRAME_ALIGN as u64, 0);
+            }
+        }
     }
 }
 
 impl EventLog for SegmentLog {
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
-        let mut results = self.append_all(&[batch]);
-        results.pop().unwrap_or_else(|| Err(StoreError::InvalidBatch("no result for the batch".into())))
-    }
-
     /// Writes every batch that passes its checks in one write per segment touched (one,
     /// unless the group closes a segment).
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
@@ -284,99 +348,27 @@ impl EventLog for SegmentLog {
         }
         self.finish_sealing(&mut tail, false);
         let index = self.index();
-        let mut staged = Staged {
-            last_position: index.last_position,
-            last_recorded_at: index.last_recorded_at,
-            streams: HashMap::new(),
-            ids: HashMap::new(),
-        };
+        debug_assert!(tail.durable_position <= index.last_position);
+        let mut staging = Staging::new(index.last_position, index.last_recorded_at);
         let mut buffer = std::mem::take(&mut tail.buffer);
         buffer.clear();
-        let mut writes: Vec<Write> = Vec::new();
-        let mut frame: Option<FrameWriter> = None;
-        let durable = tail.durable_position;
-        let (mut sequence, offset) = match &tail.active {
-            Some(active) => (active.sequence, active.offset),
-            None => (0, 0),
+        let (sequence, offset) = tail.active.as_ref().map_or((0, 0), |active| (active.sequence, active.offset));
+        let mut layout = Layout {
+            buffer: &mut buffer,
+            writes: Vec::new(),
+            frame: None,
+            sequence,
+            offset,
+            durable: tail.durable_position,
+            segment_bytes: self.options.segment_bytes,
         };
-        let results: Vec<Result<Appended, StoreError>> = batches
-            .iter()
-            .map(|batch| {
-                let head = self.check(&index, &staged, batch)?;
-                let current = head.map_or(0, |h| h.version);
-                let recorded_at = staged.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
-                let first_position = staged.last_position + 1;
-                let mut events: Vec<StoredEvent> = Vec::with_capacity(batch.events.len());
-                let mut prev_hash: Hash = head.map_or(GENESIS_HASH, |h| h.hash);
-                for (offset_in_batch, new) in batch.events.iter().enumerate() {
-                    let mut event = StoredEvent {
-                        account_id: batch.account_id.clone(),
-                        version: current + 1 + offset_in_batch as u64,
-                        position: first_position + offset_in_batch as u64,
-                        recorded_at,
-                        event_id: new.event_id,
-                        recorded_by: batch.recorded_by.to_owned(),
-                        payload: new.payload.clone(),
-                        prev_hash,
-                        hash: GENESIS_HASH,
-                    };
-                    event.hash = chain_hash(&event);
-                    prev_hash = event.hash;
-                    events.push(event);
-                }
-                let size: u64 =
-                    events.iter().map(|e| (RECORD_HEADER_LEN + rapport_envelope::encoded_len(e)) as u64).sum::<u64>()
-                        + FRAME_HEADER_LEN as u64;
-                if HEADER_LEN as u64 + size + 8 >= u64::from(u32::MAX) {
-                    return Err(StoreError::InvalidBatch(format!("a batch of {size} bytes is larger than a segment")));
-                }
-                // Where the batch goes: the write under way, unless it would take its segment
-                // past the size (and the segment holds something).
-                let current_write_end =
-                    writes.last().map_or(offset, |w| w.offset + (buffer.len() - w.bytes.start) as u64);
-                let fits = current_write_end + size <= self.options.segment_bytes;
-                let segment_empty = sequence == 0 || current_write_end == HEADER_LEN as u64;
-                if writes.is_empty() || !(fits || segment_empty) {
-                    if let Some(open) = frame.take() {
-                        open.finish(&mut buffer, durable);
-                        close_write(&mut writes, &buffer);
-                    }
-                    let new = sequence == 0 || !(fits || segment_empty);
-                    sequence += u64::from(new);
-                    writes.push(Write {
-                        sequence,
-                        new,
-                        first_position,
-                        offset: if new { 0 } else { offset },
-                        bytes: buffer.len()..buffer.len(),
-                        records: Vec::new(),
-                    });
-                    if new {
-                        buffer.extend_from_slice(&SegmentHeader { sequence, first_position }.encode());
-                    }
-                }
-                let write = writes.last_mut().expect("a write for the batch");
-                let open = frame.get_or_insert_with(|| FrameWriter::begin(&mut buffer));
-                for event in &events {
-                    let at = open.record(&mut buffer, |b| encode_envelope_into(event, b));
-                    let record_offset = write.offset + (at - write.bytes.start) as u64;
-                    write.records.push(record_offset as u32);
-                    staged.ids.insert(event.event_id, event.position);
-                }
-                let last = events.last().expect("a batch has events");
-                staged.streams.insert(
-                    batch.account_id.clone(),
-                    StreamHead { version: last.version, position: last.position, hash: last.hash },
-                );
-                staged.last_position = last.position;
-                staged.last_recorded_at = Some(recorded_at);
-                Ok(Appended { first_version: current + 1, first_position, recorded_at })
-            })
-            .collect();
-        if let Some(open) = frame.take() {
-            open.finish(&mut buffer, durable);
-            close_write(&mut writes, &buffer);
-        }
+        let mut published: &Index = &index;
+        let results: Vec<Result<Appended, StoreError>> =
+            batches.iter().map(|batch| staging.stage(batch, &mut published, |events| layout.add(events))).collect();
+        layout.finish_frame();
+        let writes = layout.writes;
+        // The first write continues the log where readers see it end.
+        debug_assert!(writes.first().is_none_or(|w| w.first_position == index.last_position + 1));
         drop(index);
         if writes.is_empty() {
             tail.buffer = buffer;
@@ -386,7 +378,7 @@ impl EventLog for SegmentLog {
         tail.buffer = buffer;
         match written {
             Ok(files) => {
-                self.publish(&writes, &files, &staged, batches, &results);
+                self.publish(&writes, &files, &staging.finish(), batches, &results);
                 results
             }
             Err(error) => results.into_iter().map(|result| result.and(Err(error.clone()))).collect(),
@@ -400,6 +392,8 @@ impl EventLog for SegmentLog {
         }
         // Everything published is written, and only the writer publishes.
         let target = self.index().last_position;
+        // The durable position follows the published one and never passes it.
+        debug_assert!(tail.durable_position <= target);
         if target == tail.durable_position {
             return Ok(());
         }
@@ -436,43 +430,39 @@ impl EventLog for SegmentLog {
         self.index().find(event_id)
     }
 
-    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let last = self.index().last_position;
-        let from = from_position.max(1);
-        let to = from.saturating_add(limit as u64).min(last.saturating_add(1));
-        self.read(from..to)
-    }
-
-    fn read_stream(
-        &self,
-        account_id: &AccountId,
-        from_version: u64,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let positions: Vec<u64> = {
-            let index = self.index();
-            let Some(stream) = index.streams.get(account_id) else { return Ok(Vec::new()) };
-            let head = stream.positions.len();
-            match direction {
-                Direction::Forwards => {
-                    let from = (from_version.max(1) - 1).min(head as u64) as usize;
-                    stream.positions[from..].iter().take(limit).copied().collect()
-                }
-                Direction::Backwards => {
-                    let from = if from_version == 0 { head } else { (from_version as usize).min(head) };
-                    stream.positions[..from].iter().rev().take(limit).copied().collect()
-                }
-            }
-        };
+    fn read_positions(&self, positions: Range<u64>) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(positions)
     }
-}
 
-/// Marks the bytes added to the buffer since the last write began as that write's.
-fn close_write(writes: &mut [Write], buffer: &[u8]) {
-    if let Some(write) = writes.last_mut() {
-        write.bytes.end = buffer.len();
+    fn read_versions(
+        &self,
+        account_id: &AccountId,
+        versions: Range<u64>,
+        direction: Direction,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let runs = {
+            let index = self.index();
+            let (first, end) = (versions.start, versions.end);
+            let positions = index
+                .streams
+                .get(account_id)
+                .and_then(|stream| stream.positions.get(first.checked_sub(1)? as usize..end.checked_sub(1)? as usize))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "versions {first} to {} of \"{account_id}\" are not all in the log",
+                        end - 1
+                    ))
+                })?;
+            match direction {
+                Direction::Forwards => index.runs(positions.iter().copied())?,
+                Direction::Backwards => index.runs(positions.iter().rev().copied())?,
+            }
+        };
+        let mut events = Vec::new();
+        for run in runs {
+            run.read(&mut events)?;
+        }
+        Ok(events)
     }
 }
 
@@ -540,7 +530,7 @@ impl SegmentLog {
         &self,
         writes: &[Write],
         files: &[Arc<File>],
-        staged: &Staged,
+        staged: &StagedEnd,
         batches: &[AppendBatch<'_>],
         results: &[Result<Appended, StoreError>],
     ) {
@@ -556,25 +546,42 @@ impl SegmentLog {
                 });
             }
             let segment = index.segments.last_mut().expect("a segment for the write");
+            // Each write's positions follow the segment's last (so the event at
+            // `first_position + i` stays at `records[i]`), and its frames follow the segment's.
+            debug_assert_eq!(segment.first_position + segment.records.len() as u64, write.first_position);
+            debug_assert!(write.new || segment.end <= write.offset);
+            debug_assert_eq!(segment.sequence, write.sequence);
             segment.records.extend_from_slice(&write.records);
             segment.end = write.offset + write.bytes.len() as u64;
         }
         // The segment of each position written: the writes cover them in order.
-        let mut spans = writes.iter().map(|w| (w.sequence, w.first_position + w.records.len() as u64)).peekable();
+        let mut spans =
+            writes.iter().map(|w| (w.sequence, w.first_position, w.first_position + w.records.len() as u64)).peekable();
         for (batch, result) in batches.iter().zip(results) {
             let Ok(appended) = result else { continue };
             let stream = index.streams.entry(batch.account_id.clone()).or_default();
+            // The batch was stamped right after the stream's head as readers see it.
+            debug_assert_eq!(stream.positions.len() as u64 + 1, appended.first_version);
             stream.positions.extend(appended.first_position..appended.first_position + batch.events.len() as u64);
-            stream.hash = staged.streams.get(batch.account_id).map_or(stream.hash, |h| h.hash);
+            stream.hash = staged.heads.get(batch.account_id).map_or(stream.hash, |h| h.hash);
             for (offset, new) in batch.events.iter().enumerate() {
                 let position = appended.first_position + offset as u64;
-                while spans.peek().is_some_and(|&(_, end)| position >= end) {
+                while spans.peek().is_some_and(|&(_, _, end)| position >= end) {
                     spans.next();
                 }
-                let sequence = spans.peek().map_or(0, |&(sequence, _)| sequence);
-                index.ids.insert(sequence, new.event_id, position);
+                let span = spans.peek().copied();
+                // Each id goes in at the position its record was written at, in that write's
+                // segment, once.
+                debug_assert!(span.is_some_and(|(_, first, end)| (first..end).contains(&position)));
+                let sequence = span.map_or(0, |(sequence, _, _)| sequence);
+                let previous = index.ids.insert(sequence, new.event_id, position);
+                debug_assert_eq!(previous, None, "an id written twice to segment {sequence}");
             }
         }
+        debug_assert_eq!(
+            staged.last_position,
+            writes.last().map_or(index.last_position, |w| w.first_position + w.records.len() as u64 - 1)
+        );
         index.last_position = staged.last_position;
         index.last_recorded_at = staged.last_recorded_at;
     }

@@ -31,6 +31,7 @@ pub use projections::SledProjections;
 
 use std::collections::HashMap;
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ use bytes::Bytes;
 use rapport_domain::{AccountId, EventId, Timestamp};
 use rapport_envelope::{FORMAT, decode_envelope, encode_envelope};
 use rapport_store::{
-    AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, Hash, StoreError, StoredEvent, StreamHead, chain_hash,
+    AppendBatch, Appended, Direction, EventLog, PublishedLog, Staging, StoreError, StoredEvent, StreamHead,
 };
 
 const EVENT: u8 = b'e';
@@ -178,15 +179,13 @@ impl SledLog {
         Ok(Some(head))
     }
 
-    /// Up to `limit` events of one stream, following its stream entries in the order given.
+    /// The events of one stream its stream entries point at, in the order given.
     fn stream_events(
         &self,
         account_id: &AccountId,
         entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
-        limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         entries
-            .take(limit)
             .map(|entry| {
                 let (key, value) = entry.map_err(|e| sled_error(e, &format!("reading \"{account_id}\"")))?;
                 self.stream_event(account_id, &key, &value)
@@ -195,91 +194,52 @@ impl SledLog {
     }
 }
 
-impl SledLog {
-    /// Checks one batch against the log as it will be after the batches staged before it, and
-    /// adds its keys to `write`.
-    fn stage(
-        &self,
-        tail: &mut Tail,
-        staged: &mut Staged,
-        batch: AppendBatch<'_>,
-        write: &mut sled::Batch,
-    ) -> Result<Appended, StoreError> {
-        let head = match staged.heads.get(batch.account_id) {
-            Some(head) => Some(*head),
-            None => self.head(tail, batch.account_id)?,
-        };
-        let current = head.map_or(0, |h| h.version);
-        batch.check(current, |id| match staged.ids.get(id) {
-            Some(&position) => Ok(Some(position)),
-            None => self.id_position(id),
-        })?;
-
-        let recorded_at = staged.last_recorded_at.map_or(batch.recorded_at, |last| last.max(batch.recorded_at));
-        let first_position = staged.last_position + 1;
-        let mut prev_hash: Hash = head.map_or(GENESIS_HASH, |h| h.hash);
-        for (offset, new) in batch.events.iter().enumerate() {
-            let version = current + 1 + offset as u64;
-            let position = first_position + offset as u64;
-            let mut event = StoredEvent {
-                account_id: batch.account_id.clone(),
-                version,
-                position,
-                recorded_at,
-                event_id: new.event_id,
-                recorded_by: batch.recorded_by.to_owned(),
-                payload: new.payload.clone(),
-                prev_hash,
-                hash: GENESIS_HASH,
-            };
-            event.hash = chain_hash(&event);
-            write.insert(&event_key(position), encode_envelope(&event));
-            write.insert(stream_key(batch.account_id, version), &position.to_be_bytes());
-            write.insert(&id_key(&new.event_id), &position.to_be_bytes());
-            staged.ids.insert(new.event_id, position);
-            prev_hash = event.hash;
-            staged.heads.insert(batch.account_id.clone(), StreamHead { version, position, hash: event.hash });
-            staged.last_position = position;
-        }
-        staged.last_recorded_at = Some(recorded_at);
-        Ok(Appended { first_version: current + 1, first_position, recorded_at })
-    }
+/// The log as published, for the staging of an append: heads through the tail's cache, ids
+/// from the id keys.
+struct Published<'a> {
+    log: &'a SledLog,
+    tail: &'a mut Tail,
 }
 
-/// The end of the log as the batches of one [`EventLog::append_all`] see it before they are
-/// written.
-struct Staged {
-    last_position: u64,
-    last_recorded_at: Option<Timestamp>,
-    heads: HashMap<AccountId, StreamHead>,
-    ids: HashMap<EventId, u64>,
+impl PublishedLog for Published<'_> {
+    fn stream_head(&mut self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        self.log.head(self.tail, account_id)
+    }
+
+    fn event_position(&mut self, event_id: &EventId) -> Result<Option<u64>, StoreError> {
+        self.log.id_position(event_id)
+    }
 }
 
 impl EventLog for SledLog {
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
-        let mut results = self.append_all(&[batch]);
-        results.pop().unwrap_or_else(|| Err(StoreError::InvalidBatch("no result for the batch".into())))
-    }
-
     /// Writes every batch that passes its checks in one sled batch: one atomic write and one
     /// log reservation for the whole group, which costs a fraction of one per batch (and makes
     /// the next sync cheaper).
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
         let mut tail = self.lock();
-        let mut staged = Staged {
-            last_position: tail.last_position,
-            last_recorded_at: tail.last_recorded_at,
-            heads: HashMap::new(),
-            ids: HashMap::new(),
-        };
+        let mut staging = Staging::new(tail.last_position, tail.last_recorded_at);
         let mut write = sled::Batch::default();
-        let results: Vec<_> =
-            batches.iter().map(|batch| self.stage(&mut tail, &mut staged, *batch, &mut write)).collect();
+        let mut published = Published { log: self, tail: &mut tail };
+        let results: Vec<_> = batches
+            .iter()
+            .map(|batch| {
+                staging.stage(batch, &mut published, |events| {
+                    for event in events {
+                        let position = event.position.to_be_bytes();
+                        write.insert(&event_key(event.position), encode_envelope(event));
+                        write.insert(stream_key(&event.account_id, event.version), &position);
+                        write.insert(&id_key(&event.event_id), &position);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
         if results.iter().any(Result::is_ok) {
             if let Err(error) = self.db.apply_batch(write) {
                 let error = sled_error(error, "appending");
                 return results.into_iter().map(|result| result.and(Err(error.clone()))).collect();
             }
+            let staged = staging.finish();
             tail.last_position = staged.last_position;
             tail.last_recorded_at = staged.last_recorded_at;
             tail.heads.extend(staged.heads);
@@ -312,36 +272,47 @@ impl EventLog for SledLog {
         Ok(Some(event))
     }
 
-    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        self.db
-            .range(event_key(from_position.max(1)).to_vec()..event_key_end().to_vec())
-            .take(limit)
+    fn read_positions(&self, positions: Range<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let (first, end) = (positions.start, positions.end);
+        let events = self
+            .db
+            .range(event_key(first)..event_key(end))
             .map(|entry| {
                 let (key, value) = entry.map_err(|e| sled_error(e, "reading the log"))?;
                 decode(&key, &value)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // Keys are positions, so a gap in them is the only way to read fewer events.
+        all_of(events, &positions, || format!("positions {first} to {}", end - 1))
     }
 
-    fn read_stream(
+    fn read_versions(
         &self,
         account_id: &AccountId,
-        from_version: u64,
+        versions: Range<u64>,
         direction: Direction,
-        limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        match direction {
-            Direction::Forwards => {
-                let range = stream_key(account_id, from_version.max(1))..=stream_key(account_id, u64::MAX);
-                self.stream_events(account_id, self.db.range(range), limit)
-            }
-            Direction::Backwards => {
-                let to = if from_version == 0 { u64::MAX } else { from_version };
-                let range = stream_key(account_id, 1)..=stream_key(account_id, to);
-                self.stream_events(account_id, self.db.range(range).rev(), limit)
-            }
-        }
+        let (first, end) = (versions.start, versions.end);
+        let range = self.db.range(stream_key(account_id, first)..stream_key(account_id, end));
+        let events = match direction {
+            Direction::Forwards => self.stream_events(account_id, range),
+            Direction::Backwards => self.stream_events(account_id, range.rev()),
+        }?;
+        all_of(events, &versions, || format!("versions {first} to {} of \"{account_id}\"", end - 1))
     }
+}
+
+/// `events`, if there is one for each number of `range` (the scan's keys were exactly those
+/// numbers, each checked as it was decoded); else `Corrupt`, naming `what` was read.
+fn all_of(
+    events: Vec<StoredEvent>,
+    range: &Range<u64>,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if events.len() as u64 == range.end - range.start {
+        return Ok(events);
+    }
+    Err(StoreError::Corrupt(format!("{} should all be in the log, but {} of them are", what(), events.len())))
 }
 
 /// How long to wait for sled's lock on the directory: a log just closed in this process may
@@ -379,11 +350,6 @@ fn event_key(position: u64) -> [u8; 9] {
     let mut key = [EVENT; 9];
     key[1..].copy_from_slice(&position.to_be_bytes());
     key
-}
-
-/// Just past the last possible event key.
-fn event_key_end() -> [u8; 1] {
-    [EVENT + 1]
 }
 
 fn stream_prefix(account_id: &AccountId) -> Vec<u8> {
@@ -475,6 +441,38 @@ mod tests {
         assert!(matches!(sled_error(no_space, "syncing"), StoreError::Full(_)));
         let bug = sled::Error::ReportableBug("oops".into());
         assert!(matches!(sled_error(bug, "syncing"), StoreError::Io(_)));
+    }
+
+    #[test]
+    fn a_missing_event_or_stream_entry_fails_the_read_that_should_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path()).unwrap();
+        let acme = AccountId::parse("acme", &Limits::default()).unwrap();
+        let events: Vec<rapport_store::NewEvent> = (1..=3u8)
+            .map(|n| rapport_store::NewEvent { event_id: EventId::from_bytes([n; 16]), payload: Bytes::from(vec![n]) })
+            .collect();
+        let batch = AppendBatch {
+            account_id: &acme,
+            expected_version: 0,
+            recorded_at: Timestamp::EPOCH,
+            recorded_by: "",
+            events: &events,
+        };
+        log.append(batch).unwrap();
+        // Behind the log's back: position 2 and the entry of version 2 are gone.
+        log.db.remove(event_key(2)).unwrap();
+        log.db.remove(stream_key(&acme, 2)).unwrap();
+        let corrupt = |result: Result<Vec<StoredEvent>, StoreError>| match result {
+            Err(StoreError::Corrupt(message)) => message,
+            other => panic!("expected Corrupt, got {other:?}"),
+        };
+        let message = corrupt(log.read_all(0, 10));
+        assert!(message.starts_with("positions 1 to 3 should all be in the log, but 2 of them are"), "{message}");
+        let message = corrupt(log.read_stream(&acme, 0, Direction::Backwards, 10));
+        assert!(message.starts_with("versions 1 to 3 of \"acme\" should all be"), "{message}");
+        // Reads that do not reach the gap are whole.
+        assert_eq!(log.read_all(3, 10).unwrap().len(), 1);
+        assert_eq!(log.read_stream(&acme, 3, Direction::Forwards, 10).unwrap().len(), 1);
     }
 
     #[test]

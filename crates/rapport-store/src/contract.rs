@@ -48,6 +48,7 @@ macro_rules! contract_tests {
             recording_times_never_go_back,
             read_all_honours_from_and_limit,
             read_stream_honours_from_direction_and_limit,
+            reads_at_the_edges_of_the_log_and_of_streams,
             heads_and_lookups_follow_appends,
             the_identity_that_appended_is_kept_and_hashed,
             append_all_is_appending_one_by_one,
@@ -364,6 +365,49 @@ pub fn read_stream_honours_from_direction_and_limit(harness: &mut impl Harness) 
         assert_eq!(got, want, "from {from}, {direction:?}, limit {limit}");
     }
     assert!(log.read_stream(&account("none"), 0, Forwards, 10).unwrap().is_empty());
+}
+
+/// Reads at the edges: an empty log and stream, exactly one beyond the end, the largest
+/// numbers, a limit of 0 in each direction, a limit that stops exactly at the end.
+pub fn reads_at_the_edges_of_the_log_and_of_streams(harness: &mut impl Harness) {
+    use Direction::{Backwards, Forwards};
+    let log = harness.fresh();
+    let a = account("a");
+    assert!(log.read_all(0, usize::MAX).unwrap().is_empty(), "an empty log");
+    assert!(log.read_all(1, 1).unwrap().is_empty(), "an empty log from 1");
+    for (from, direction) in [(0, Forwards), (1, Forwards), (0, Backwards), (1, Backwards), (5, Backwards)] {
+        assert!(
+            log.read_stream(&a, from, direction, 9).unwrap().is_empty(),
+            "an empty stream from {from} {direction:?}"
+        );
+    }
+    // Five events of "a" at positions 1 to 5, then one of "b" at 6.
+    for n in 0..5 {
+        append(&log, &a, n, &[new_event(n + 1)], 10).unwrap();
+    }
+    append(&log, &account("b"), 0, &[new_event(6)], 10).unwrap();
+    let cases: [(u64, Direction, usize, &[u64]); 10] = [
+        (6, Forwards, 9, &[]), // Exactly one beyond the head.
+        (u64::MAX, Forwards, usize::MAX, &[]),
+        (2, Forwards, 0, &[]),
+        (4, Forwards, 2, &[4, 5]),           // A limit that ends exactly at the head.
+        (5, Backwards, 9, &[5, 4, 3, 2, 1]), // Exactly at the head.
+        (6, Backwards, 3, &[5, 4, 3]),       // Exactly one beyond the head, with a limit.
+        (u64::MAX, Backwards, usize::MAX, &[5, 4, 3, 2, 1]),
+        (0, Backwards, 0, &[]),
+        (1, Backwards, 1, &[1]),
+        (3, Backwards, 3, &[3, 2, 1]), // A limit that ends exactly at version 1.
+    ];
+    for (from, direction, limit, want) in cases {
+        let got: Vec<u64> = log.read_stream(&a, from, direction, limit).unwrap().iter().map(|e| e.version).collect();
+        assert_eq!(got, want, "from {from}, {direction:?}, limit {limit}");
+    }
+    let cases: [(u64, usize, &[u64]); 5] =
+        [(6, usize::MAX, &[6]), (7, 1, &[]), (u64::MAX, usize::MAX, &[]), (0, 0, &[]), (5, 2, &[5, 6])];
+    for (from, limit, want) in cases {
+        let got: Vec<u64> = log.read_all(from, limit).unwrap().iter().map(|e| e.position).collect();
+        assert_eq!(got, want, "the log from {from}, limit {limit}");
+    }
 }
 
 /// `stream_head`, `last_position` and `find_event` follow appends.

@@ -3,8 +3,10 @@
 //! The log is a sequence of [`StoredEvent`]s in one gap-free total order (positions 1, 2, 3,
 //! ...), partitioned into per-account streams (versions 1, 2, 3, ... per account), each event
 //! chained to the previous event of its stream by a SHA-256 hash. [`EventLog`] is the trait a
-//! backend implements; this crate never depends on a storage engine. Backends prove themselves
-//! by passing the [`contract`] suite (feature `contract`).
+//! backend implements; this crate never depends on a storage engine. What makes the order and
+//! the chain is here too, so a backend only stores: [`Staging`] stamps every appended event,
+//! and the trait's own `read_stream` and `read_all` work out what a read returns. Backends
+//! prove themselves by passing the [`contract`] suite (feature `contract`).
 //!
 //! Event bodies are opaque here: the store keeps the encoded event (`payload`) byte for byte,
 //! hashes it, and never interprets it.
@@ -12,10 +14,14 @@
 mod hash;
 mod memory;
 mod projection;
+mod read;
+mod stamp;
 mod verify;
 
 #[cfg(feature = "contract")]
 pub mod contract;
+
+use std::ops::Range;
 
 use bytes::Bytes;
 use rapport_domain::{AccountId, EventId, Timestamp};
@@ -23,6 +29,7 @@ use rapport_domain::{AccountId, EventId, Timestamp};
 pub use hash::{GENESIS_HASH, Hash, chain_hash};
 pub use memory::MemoryLog;
 pub use projection::{MemoryProjections, ProjectionStore};
+pub use stamp::{PublishedLog, StagedEnd, Staging};
 pub use verify::{ChainBreak, ChainCheck, hex};
 
 /// One recorded event: the envelope the log gave it and the event's encoded bytes.
@@ -187,36 +194,49 @@ pub enum StoreError {
 /// The log's storage: one writer appends, any number of readers read.
 ///
 /// Appends are two-phase, so that one flush can cover many requests (group commit):
-/// [`EventLog::append`] adds a batch atomically and makes it visible to every read of this
-/// log; [`EventLog::sync`] makes everything appended so far durable. A crash loses at most
+/// [`EventLog::append_all`] adds batches atomically and makes them visible to every read of
+/// this log; [`EventLog::sync`] makes everything appended so far durable. A crash loses at most
 /// the batches appended since the last successful sync, and only whole batches, latest first
 /// (the log after recovery is a prefix of the log before the crash).
 ///
 /// A store closed (or a process killed) without a sync keeps a whole-batch prefix of what
 /// was appended since the last sync: possibly all of it, possibly none.
 ///
-/// `append` and `sync` are called by one writer at a time; reads may run concurrently with
+/// A backend implements storage only: `append_all` runs every batch through a [`Staging`],
+/// which checks it and stamps its events (versions, positions, recording times, hashes), and
+/// writes what it is given; the read rules of [`EventLog::read_stream`] and
+/// [`EventLog::read_all`] are worked out here, and the backend reads the versions or positions
+/// they select ([`EventLog::read_versions`], [`EventLog::read_positions`]).
+///
+/// `append_all` and `sync` are called by one writer at a time; reads may run concurrently with
 /// them and with each other. Reads return appended events whether or not they are synced yet:
 /// a server that must only show durable events caps reads at its own durable position.
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends a batch to the end of its stream, atomically: every event or none.
+    /// Appends several batches in order, each atomically (every event of it or none), and
+    /// returns each one's result. A backend may write them together; a crash still keeps a
+    /// whole-batch prefix. The writer of a group commit appends a group this way.
     ///
-    /// Assigns versions after the stream's head and positions after the log's last position,
-    /// and chains each event's hash to the previous event of its stream. Fails with
-    /// `InvalidBatch` if the batch holds no events, else with `WrongVersion` if the stream's
-    /// head is not `batch.expected_version`, else with `DuplicateEventId` if an id is already
-    /// recorded or repeats within the batch (checked in that order); in those cases nothing is
-    /// written. A caller that retries a request must therefore look its ids up first
+    /// Each batch is checked against the log including the batches before it in the call, and
+    /// a failing one writes nothing and leaves the others be. Each event gets the version after
+    /// its stream's head and the position after the log's last, the recording time
+    /// `max(batch.recorded_at, last recorded_at)`, a hash chained to the previous event of its
+    /// stream and `batch.recorded_by` (all of which [`Staging::stage`] does). A batch fails
+    /// with `InvalidBatch` if it holds no events, else with `WrongVersion` if the stream's head
+    /// is not `batch.expected_version`, else with `DuplicateEventId` if an id is already
+    /// recorded (or staged by an earlier batch of the call) or repeats within the batch
+    /// (checked in that order). After those checks a backend may refuse a batch it cannot
+    /// store (`InvalidBatch`: the segment log's batch larger than a segment), which writes
+    /// nothing of it; and if its write fails (`Full`, `Io`), every batch of the call that
+    /// passed fails with that error, and none of them is visible. A caller that retries a request must therefore look its ids up first
     /// ([`EventLog::find_event`]): the retry's expected version no longer holds.
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError>;
+    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>>;
 
-    /// Appends several batches in order, each exactly as [`EventLog::append`] would (each
-    /// atomic, each checked against the log including the batches before it, a failing one
-    /// writing nothing and leaving the others be), and returns each one's result. A backend may
-    /// write them together; a crash still keeps a whole-batch prefix. The writer of a group
-    /// commit appends a group this way. The default appends them one by one.
-    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
-        batches.iter().map(|batch| self.append(*batch)).collect()
+    /// Appends one batch, exactly as [`EventLog::append_all`] appends a call of one batch.
+    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        let mut results = self.append_all(std::slice::from_ref(&batch));
+        results
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::InvalidBatch("the log returned no result for the batch".into())))
     }
 
     /// Makes every event appended so far durable. Returns only once they are on stable storage.
@@ -235,18 +255,51 @@ pub trait EventLog: Send + Sync + 'static {
     /// The recorded event with this id, if any.
     fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
 
-    /// Up to `limit` events in position order, starting at `from_position` (0 reads from 1).
-    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Up to `limit` events in position order, starting at `from_position`: 0 reads from 1, a
+    /// position beyond the last reads nothing, a limit of 0 reads nothing. Reads up to the
+    /// [`EventLog::last_position`] it sees first, through [`EventLog::read_positions`].
+    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let positions = read::log_positions(self.last_position()?, from_position, limit);
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_positions(positions)
+    }
 
     /// Up to `limit` events of one stream in version order, starting at `from_version`.
     /// Forwards, 0 reads from version 1 and a version beyond the head reads nothing;
     /// backwards, 0 reads from the last version, and a version beyond the head reads from the
-    /// head.
+    /// head. A limit of 0, or a stream without events, reads nothing. The head is the
+    /// [`EventLog::stream_head`] it sees first; the events are read through
+    /// [`EventLog::read_versions`].
     fn read_stream(
         &self,
         account_id: &AccountId,
         from_version: u64,
         direction: Direction,
         limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let head = self.stream_head(account_id)?.map_or(0, |h| h.version);
+        let versions = read::stream_versions(head, from_version, direction, limit);
+        if versions.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_versions(account_id, versions, direction)
+    }
+
+    /// The events at `positions` (not empty, every one at or below a
+    /// [`EventLog::last_position`] this log has shown), in position order: what
+    /// [`EventLog::read_all`] selected. A position the log does not hold fails with `Corrupt`.
+    fn read_positions(&self, positions: Range<u64>) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The events of one stream at `versions` (not empty, every one at or below a
+    /// [`EventLog::stream_head`] this log has shown), oldest first forwards and newest first
+    /// backwards: what [`EventLog::read_stream`] selected. A version the log does not hold
+    /// fails with `Corrupt`.
+    fn read_versions(
+        &self,
+        account_id: &AccountId,
+        versions: Range<u64>,
+        direction: Direction,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 }

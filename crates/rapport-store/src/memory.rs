@@ -3,12 +3,13 @@
 
 use std::{
     collections::HashMap,
+    ops::Range,
     sync::{Mutex, MutexGuard},
 };
 
 use rapport_domain::{AccountId, EventId};
 
-use crate::{AppendBatch, Appended, Direction, EventLog, GENESIS_HASH, StoreError, StoredEvent, StreamHead};
+use crate::{AppendBatch, Appended, Direction, EventLog, PublishedLog, Staging, StoreError, StoredEvent, StreamHead};
 
 /// A log held in memory.
 #[derive(Debug, Default)]
@@ -34,48 +35,61 @@ impl MemoryLog {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied batch (batches are
-        // checked fully before the first mutation), so a poisoned lock is still consistent.
+        // staged fully before the first mutation), so a poisoned lock is still consistent.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl Inner {
-    fn event_at(&self, position: u64) -> StoredEvent {
-        self.events[(position - 1) as usize].clone()
+    /// The event at `position`; `Corrupt` if the log does not hold it (an index that points
+    /// past the log, which the code never makes).
+    fn event_at(&self, position: u64) -> Result<StoredEvent, StoreError> {
+        let index = position.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        index
+            .and_then(|i| self.events.get(i))
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("position {position} is not in the log")))
+    }
+
+    fn head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        let Some(&position) = self.streams.get(account_id).and_then(|s| s.last()) else { return Ok(None) };
+        let event = self.event_at(position)?;
+        Ok(Some(StreamHead { version: event.version, position, hash: event.hash }))
+    }
+}
+
+impl PublishedLog for &Inner {
+    fn stream_head(&mut self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
+        self.head(account_id)
+    }
+
+    fn event_position(&mut self, event_id: &EventId) -> Result<Option<u64>, StoreError> {
+        Ok(self.ids.get(event_id).copied())
     }
 }
 
 impl EventLog for MemoryLog {
-    fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+    fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
         let mut inner = self.lock();
-        let stream = inner.streams.get(batch.account_id);
-        let current = stream.map_or(0, |s| s.len() as u64);
-        batch.check(current, |id| Ok(inner.ids.get(id).copied()))?;
-        let mut prev_hash = stream.and_then(|s| s.last()).map_or(GENESIS_HASH, |&p| inner.event_at(p).hash);
-        let last = inner.events.last();
-        let recorded_at = last.map_or(batch.recorded_at, |e| e.recorded_at.max(batch.recorded_at));
-        let first_position = inner.events.len() as u64 + 1;
-        for (offset, new) in batch.events.iter().enumerate() {
-            let version = current + 1 + offset as u64;
-            let position = first_position + offset as u64;
-            let mut event = StoredEvent {
-                account_id: batch.account_id.clone(),
-                version,
-                position,
-                recorded_at,
-                event_id: new.event_id,
-                recorded_by: batch.recorded_by.to_owned(),
-                payload: new.payload.clone(),
-                prev_hash,
-                hash: GENESIS_HASH,
-            };
-            event.hash = event.computed_hash();
-            prev_hash = event.hash;
+        let last_recorded_at = inner.events.last().map(|e| e.recorded_at);
+        let mut staging = Staging::new(inner.events.len() as u64, last_recorded_at);
+        let mut written: Vec<StoredEvent> = Vec::new();
+        let mut published: &Inner = &inner;
+        let results = batches
+            .iter()
+            .map(|batch| {
+                staging.stage(batch, &mut published, |events| {
+                    written.extend_from_slice(events);
+                    Ok(())
+                })
+            })
+            .collect();
+        for event in written {
+            inner.streams.entry(event.account_id.clone()).or_default().push(event.position);
+            inner.ids.insert(event.event_id, event.position);
             inner.events.push(event);
-            inner.streams.entry(batch.account_id.clone()).or_default().push(position);
-            inner.ids.insert(new.event_id, position);
         }
-        Ok(Appended { first_version: current + 1, first_position, recorded_at })
+        results
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -87,45 +101,41 @@ impl EventLog for MemoryLog {
     }
 
     fn stream_head(&self, account_id: &AccountId) -> Result<Option<StreamHead>, StoreError> {
-        let inner = self.lock();
-        Ok(inner.streams.get(account_id).and_then(|s| s.last()).map(|&position| {
-            let event = inner.event_at(position);
-            StreamHead { version: event.version, position, hash: event.hash }
-        }))
+        self.lock().head(account_id)
     }
 
     fn find_event(&self, event_id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
         let inner = self.lock();
-        Ok(inner.ids.get(event_id).map(|&position| inner.event_at(position)))
+        inner.ids.get(event_id).map(|&position| inner.event_at(position)).transpose()
     }
 
-    fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    fn read_positions(&self, positions: Range<u64>) -> Result<Vec<StoredEvent>, StoreError> {
         let inner = self.lock();
-        let start = from_position.max(1) as usize - 1;
-        Ok(inner.events.iter().skip(start).take(limit).cloned().collect())
+        positions.map(|position| inner.event_at(position)).collect()
     }
 
-    fn read_stream(
+    fn read_versions(
         &self,
         account_id: &AccountId,
-        from_version: u64,
+        versions: Range<u64>,
         direction: Direction,
-        limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let inner = self.lock();
-        let Some(positions) = inner.streams.get(account_id) else {
-            return Ok(Vec::new());
-        };
-        let head = positions.len() as u64;
-        let selected: Vec<u64> = match direction {
-            Direction::Forwards => {
-                positions.iter().skip(from_version.max(1) as usize - 1).take(limit).copied().collect()
-            }
-            Direction::Backwards => {
-                let from = if from_version == 0 { head } else { from_version.min(head) };
-                positions[..from as usize].iter().rev().take(limit).copied().collect()
-            }
-        };
-        Ok(selected.into_iter().map(|p| inner.event_at(p)).collect())
+        let (first, end) = (versions.start, versions.end);
+        let positions = inner
+            .streams
+            .get(account_id)
+            .and_then(|s| s.get(first.checked_sub(1)? as usize..end.checked_sub(1)? as usize))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "versions {first} to {} of \"{account_id}\" are not all in the log",
+                    end - 1
+                ))
+            })?;
+        let read = |&position: &u64| inner.event_at(position);
+        match direction {
+            Direction::Forwards => positions.iter().map(read).collect(),
+            Direction::Backwards => positions.iter().rev().map(read).collect(),
+        }
     }
 }
