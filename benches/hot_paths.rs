@@ -3,6 +3,9 @@
 //! bytes back, hashing a recorded event into its chain, decoding a stored envelope, and folding
 //! one event into an account's projection. `cargo bench --bench hot_paths`.
 
+// A benchmark: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 // The allocator the `rapport` binary runs with, so that what is measured is what users run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -8,6 +8,9 @@
 //! `RAPPORT_BENCH_SCENARIOS` which scenarios run (default `1,2,3,4,5,6,7`) and
 //! `RAPPORT_BENCH_CLIENTS` the client counts of scenario 1 (default `1,8,32,128`).
 
+// A benchmark: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 // The allocator the `rapport` binary runs with, so that the server measured is the one users

@@ -11,6 +11,9 @@
 //! - a rebuild under a second rule set through `Projections.Rebuild`, beside the active one,
 //!   in events per second, and its ratio to the raw scan.
 
+// A benchmark: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 // The allocator the `rapport` binary runs with, so that what is measured is what users run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -10,6 +10,9 @@
 //!   5), a subscriber at the end of the log measures, for every event, the time from its
 //!   recording (server clock, before the fsync) to its arrival; p50, p99 and the worst.
 
+// A benchmark: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 // The allocator the `rapport` binary runs with, so that what is measured is what users run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real server on a loopback port, the real sled store in a temporary
 //! directory, the generated tonic clients. One test binary, so the suite links once.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod access;
 mod accounts;
 mod append;

@@ -2,6 +2,9 @@
 //! systems. It needs PostgreSQL's binaries (`apt-get install postgresql`; `.ci/run` installs
 //! them). Without them it fails, saying so: a test that cannot run must not pass.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_against_both_systems_and_fills_the_table() {
     assert!(

@@ -490,6 +490,10 @@ impl SegmentLog {
                 }
                 files.push((Arc::new(file), zeroed));
             } else {
+                #[allow(
+                    clippy::expect_used,
+                    reason = "a write to an existing segment is only planned while one is active"
+                )]
                 let active = tail.active.as_mut().expect("an existing segment is the active one");
                 extend(&active.file, &mut active.zeroed, needed, self.options.segment_bytes)
                     .map_err(|e| io_error(&e, &format!("extending segment {}", active.sequence)))?;
@@ -545,6 +549,10 @@ impl SegmentLog {
                     end: HEADER_LEN as u64,
                 });
             }
+            #[allow(
+                clippy::expect_used,
+                reason = "a new segment was pushed just above, or the write continues the last one"
+            )]
             let segment = index.segments.last_mut().expect("a segment for the write");
             // Each write's positions follow the segment's last (so the event at
             // `first_position + i` stays at `records[i]`), and its frames follow the segment's.

@@ -128,6 +128,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
             // Next time, this closed segment is read through its index; which must describe
             // only what is on the disk (what was read may be a dead process's unsynced writes).
             if let Some(segment_index) = SegmentIndex::from_scan(header, &scanned)? {
+                #[allow(clippy::expect_used, reason = "the segment just scanned was pushed to the index")]
                 let segment = index.segments.last().expect("the segment just read");
                 segment.file.sync_data().map_err(|e| io_error(&e, &format!("syncing {name}")))?;
                 segment_index.write(dir)?;
@@ -179,6 +180,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
 
     let active = match &last {
         Some((_, header, _, end)) => {
+            #[allow(clippy::expect_used, reason = "`last` is set only after its segment is indexed")]
             let file = Arc::clone(&index.segments.last().expect("a segment for the last file").file);
             let zeroed = file.metadata().map_err(|e| io_error(&e, "reading the size of the last segment"))?.len();
             Some(Active {
@@ -388,6 +390,7 @@ fn add_scan(
         if let Some(earlier) = index.ids.insert(header.sequence, event.event_id, position) {
             return Err(inconsistent(format!("has the id {} of the event at position {earlier}", event.event_id)));
         }
+        #[allow(clippy::expect_used, reason = "a segment is indexed before its records are read")]
         let segment = index.segments.last_mut().expect("the segment being read is indexed");
         segment.records.push(offset);
         segment.end = scanned.end as u64;

@@ -2,6 +2,9 @@
 //! with the default segment size, and once with segments so small that most appends close
 //! one, so that every case also runs across segment boundaries.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use rapport_segments::{Options, SegmentLog};
 use rapport_store::contract::Harness;
 use tempfile::TempDir;

@@ -7,6 +7,9 @@
 //! what was appended that holds everything synced, that it takes appends after that without
 //! stale frames reappearing, and that damage to synced events is refused, not cut off.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

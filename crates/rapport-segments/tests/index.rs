@@ -2,6 +2,9 @@
 //! open instead of the segment, and only a cache: the log read through them is the log read
 //! from the segments, and a damaged or missing one is made again.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use bytes::Bytes;

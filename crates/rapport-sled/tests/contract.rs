@@ -1,5 +1,8 @@
 //! The sled log passes the storage contract, with real reopening of the directory.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use rapport_sled::SledLog;
 use rapport_store::contract::Harness;
 use tempfile::TempDir;

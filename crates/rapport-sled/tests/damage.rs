@@ -1,5 +1,8 @@
 //! A damaged, foreign or busy store is refused with a clear error, never served.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

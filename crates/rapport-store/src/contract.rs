@@ -12,6 +12,9 @@
 //!
 //! Cases panic with a message on failure, like any test.
 
+// A test suite (compiled for backends' tests only): a failed unwrap is a failed case.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,8 @@
 //! The in-memory log passes the storage contract.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use rapport_store::MemoryLog;
 use rapport_store::contract::Harness;
 

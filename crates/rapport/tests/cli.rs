@@ -1,6 +1,9 @@
 //! The `rapport` binary as a person uses it: a real `rapport serve` child process on a free
 //! loopback port and a temporary data directory, and the client subcommands against it.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 mod common;

@@ -9,6 +9,9 @@
 //! CI runs `RAPPORT_CRASH_CYCLES` cycles (default 3); a soak runs more:
 //! `RAPPORT_CRASH_CYCLES=200 cargo test --release -p rapport --test crash -- --nocapture`.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

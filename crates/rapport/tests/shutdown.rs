@@ -2,6 +2,9 @@
 //! live subscriptions with a reason, flushes the store and exits 0; what it acknowledged is
 //! there after a restart.
 
+// A test: a failed unwrap is a failure with its message, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::{Command, Stdio};
