@@ -402,6 +402,9 @@ pub struct Hooked {
     pub log: Arc<SegmentLog>,
     pub events_read: std::sync::atomic::AtomicU64,
     pub fault: std::sync::atomic::AtomicU8,
+    /// Reads of the log that reach this position fail (0: none do), so that a rebuild stops
+    /// short of it, wherever the clock is.
+    pub reads_fail_from: std::sync::atomic::AtomicU64,
     /// The number of batches of each `append_all` call, in order.
     pub writes: std::sync::Mutex<Vec<usize>>,
     /// How many syncs have started waiting under [`fault::HELD_SYNC`].
@@ -416,6 +419,7 @@ impl Hooked {
             log,
             events_read: Default::default(),
             fault: Default::default(),
+            reads_fail_from: Default::default(),
             writes: Default::default(),
             syncs_held: tokio::sync::watch::channel(0).0,
             released: Default::default(),
@@ -476,6 +480,10 @@ impl EventLog for Hooked {
     }
     // `read_all` and `read_stream` are the trait's: they select what to read and come here.
     fn read_positions(&self, positions: std::ops::Range<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let fail_from = self.reads_fail_from.load(Ordering::SeqCst);
+        if fail_from > 0 && positions.end > fail_from {
+            return Err(StoreError::Io(format!("reading up to position {} failed (injected)", positions.end - 1)));
+        }
         self.log.read_positions(positions).map(|e| self.count(e))
     }
     fn read_versions(
