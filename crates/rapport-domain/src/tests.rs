@@ -455,3 +455,24 @@ fn decide_returns_the_account_after_the_batch() {
     assert_eq!(after, expected);
     assert_eq!((after.owner.as_str(), after.version), ("anna.berg", 8));
 }
+
+#[test]
+fn each_event_reads_as_one_line_for_people() {
+    let cases = [
+        (opened("li.wei"), "\"Acme\" (Steel), owner li.wei"),
+        (added("c1", "IT"), "c1 Person c1: CIO, IT, decision maker, key"),
+        (left("c1"), "c1 left: retired"),
+        (signal("c1", -2, 4), "c1: opponent (-2), trusted advisor (4): observed"),
+        (meeting(&["li.wei", "sam.lee"], &["c1", "c2"]), "visit \"Review\": li.wei, sam.lee with c1, c2"),
+        // Money as money (EUR has two minor digits), and a gift without approval says so.
+        (gift("li.wei", "c1"), "li.wei to c1: Book, EUR 20.00, NO APPROVAL"),
+        (owner_changed("li.wei", "anna.berg"), "li.wei -> anna.berg (rotation): handed over"),
+        (joined("sam.lee"), "sam.lee joins as solution"),
+        (team_left("sam.lee"), "sam.lee leaves: moved"),
+        // id(3): byte 6 is 0x40 (the version nibble), byte 15 is 3.
+        (retract(3), "retracts 00000000-0000-4000-0000-000000000003: mistake"),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(body.summary(), expected);
+    }
+}

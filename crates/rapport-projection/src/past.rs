@@ -56,3 +56,53 @@ impl AccountProjection {
         Some(projection)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rapport_domain::{
+        Event, EventBody, EventId, EventRetracted, Label, Limits, SourceSystem, StaffId, TeamMemberLeft,
+    };
+
+    use super::*;
+
+    const DAY: i64 = 86_400 * 1_000_000_000;
+
+    fn at(day: i64) -> Timestamp {
+        Timestamp::from_unix_nanos(day * DAY)
+    }
+
+    fn event(id: u8, occurred_day: i64, body: EventBody) -> Event {
+        let limits = Limits::default();
+        Event {
+            id: EventId::from_bytes([id; 16]),
+            occurred_at: at(occurred_day),
+            actor: StaffId::parse("li.wei", &limits).unwrap(),
+            source: SourceSystem::parse("crm", &limits).unwrap(),
+            body,
+        }
+    }
+
+    fn label(text: &str) -> Label {
+        Label::parse(text, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn each_cut_keeps_what_its_question_asks() {
+        // A team change that occurred on day 5 and was recorded on day 9, at version 3; and a
+        // retraction of it that occurred and was recorded on day 12, at version 4.
+        let member = StaffId::parse("sam.lee", &Limits::default()).unwrap();
+        let change = event(1, 5, EventBody::TeamMemberLeft(TeamMemberLeft { member, reason: label("moved") }));
+        let change = Folded { event: &change, version: 3, position: 30, recorded_at: at(9) };
+        let retraction = EventRetracted { target: EventId::from_bytes([1; 16]), reason: label("entered twice") };
+        let correction = event(2, 12, EventBody::EventRetracted(retraction));
+        let correction = Folded { event: &correction, version: 4, position: 40, recorded_at: at(12) };
+
+        assert!(!Cut::Known(at(7)).keeps(&change), "not known on day 7: recorded on day 9");
+        assert!(Cut::Known(at(9)).keeps(&change));
+        assert!(!Cut::Known(at(9)).keeps(&correction));
+        assert!(Cut::Occurred(at(7)).keeps(&change), "true on day 7: it occurred on day 5");
+        assert!(!Cut::Occurred(at(4)).keeps(&change));
+        assert!(Cut::Occurred(at(7)).keeps(&correction), "a retracted event was never true, whenever retracted");
+        assert!(Cut::Version(3).keeps(&change) && !Cut::Version(3).keeps(&correction));
+    }
+}
