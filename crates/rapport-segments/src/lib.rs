@@ -55,6 +55,7 @@ use std::thread::JoinHandle;
 
 use rapport_domain::{AccountId, EventId};
 use rapport_envelope::encode_envelope_into;
+pub(crate) use rapport_store::io_error;
 use rapport_store::{
     AppendBatch, Appended, Direction, EventLog, PublishedLog, StagedEnd, Staging, StoreError, StoredEvent, StreamHead,
 };
@@ -667,16 +668,4 @@ fn extend(file: &File, zeroed: &mut u64, needed: u64, segment_bytes: u64) -> io:
         *zeroed += step;
     }
     Ok(())
-}
-
-/// ENOSPC on Linux and macOS.
-const NO_SPACE: i32 = 28;
-
-/// An I/O error as the store's: out of space, or another failure; `doing` says what failed.
-pub(crate) fn io_error(error: &io::Error, doing: &str) -> StoreError {
-    if error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(NO_SPACE) {
-        StoreError::Full(format!("{doing}: {error}"))
-    } else {
-        StoreError::Io(format!("{doing}: {error}"))
-    }
 }

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rapport_domain::{AccountId, EventId, Timestamp};
 use rapport_envelope::{FORMAT, decode_envelope, encode_envelope};
+pub(crate) use rapport_store::io_error;
 use rapport_store::{
     AppendBatch, Appended, Direction, EventLog, PublishedLog, Staging, StoreError, StoredEvent, StreamHead,
 };
@@ -396,21 +397,13 @@ pub(crate) fn sled_error(error: sled::Error, doing: &str) -> StoreError {
     }
 }
 
-/// ENOSPC on Linux and macOS.
-const NO_SPACE: i32 = 28;
-
-pub(crate) fn io_error(error: &io::Error, doing: &str) -> StoreError {
-    if error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(NO_SPACE) {
-        StoreError::Full(format!("{doing}: {error}"))
-    } else {
-        StoreError::Io(format!("{doing}: {error}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rapport_domain::Limits;
+
+    /// ENOSPC on Linux and macOS.
+    const NO_SPACE: i32 = 28;
 
     #[test]
     fn out_of_space_is_full_and_other_io_is_io() {

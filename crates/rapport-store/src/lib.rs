@@ -191,6 +191,19 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// ENOSPC on Linux and macOS.
+const NO_SPACE: i32 = 28;
+
+/// An I/O error as the store's: out of space (appends may succeed once space is freed), or
+/// another failure; `doing` says what failed, for the message.
+pub fn io_error(error: &std::io::Error, doing: &str) -> StoreError {
+    if error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error() == Some(NO_SPACE) {
+        StoreError::Full(format!("{doing}: {error}"))
+    } else {
+        StoreError::Io(format!("{doing}: {error}"))
+    }
+}
+
 /// The log's storage: one writer appends, any number of readers read.
 ///
 /// Appends are two-phase, so that one flush can cover many requests (group commit):
