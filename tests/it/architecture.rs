@@ -56,9 +56,12 @@ fn map() -> BTreeMap<String, BTreeSet<String>> {
         .skip(2) // the header's rule, then the first row
         .take_while(|line| line.starts_with('|'))
         .map(|row| {
+            // A `\|` inside a cell is part of its text, not a column.
+            let row = row.replace("\\|", "/");
             let cells: Vec<&str> = row.split('|').collect();
             let krate = backticked(cells[1]).into_iter().next().unwrap_or_else(|| panic!("a crate name in {row}"));
-            (krate, backticked(cells[3]))
+            let dependencies = backticked(cells[3]);
+            (krate, dependencies)
         })
         .collect()
 }

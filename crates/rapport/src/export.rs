@@ -7,7 +7,8 @@
 //! hash. Verifying a file needs no server; importing one needs an empty data directory.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -17,11 +18,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_proto::v1 as pb;
-use rapport_store::{AppendBatch, ChainCheck, NewEvent, StoredEvent, hex};
+use rapport_store::{AppendBatch, Appended, ChainCheck, EventLog, NewEvent, StoredEvent, hex};
 use serde::{Deserialize, Serialize};
 
 use crate::ServerArgs;
 use crate::client::{connect, refused};
+use crate::store::LogEngine;
 
 /// One line of an export.
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +65,10 @@ pub(crate) struct ImportArgs {
     /// The data directory to restore into; it must hold no events.
     #[arg(long)]
     data_dir: PathBuf,
+    /// The log engine of a new data directory, `segments` (the default) or `sled`; an
+    /// existing empty one keeps its own (see `rapport serve --help`).
+    #[arg(long, env = "RAPPORT_LOG_ENGINE", value_enum)]
+    log_engine: Option<LogEngine>,
 }
 
 fn recorded_to_line(recorded: pb::RecordedEvent) -> anyhow::Result<Line> {
@@ -148,57 +154,85 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a verified file holds.
-pub(crate) struct Verified {
-    events: Vec<StoredEvent>,
-    check: ChainCheck,
+/// Reads an export line by line, checking each event against the chains before it, so that
+/// a file of any size is read in bounded memory. A file that starts at position 1 is a
+/// whole-log export, whose positions must follow each other without gaps.
+struct ExportReader<R> {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<R>>,
+    /// The number of the last line read.
+    number: usize,
+    /// Made at the first event, which says whether the file is a whole-log export.
+    check: Option<ChainCheck>,
+    /// Whether the first event is at position 1.
     whole_log: bool,
 }
 
-/// Reads and checks an export: every line parses, every chain holds. A file that starts at
-/// position 1 is a whole-log export, whose positions must follow each other without gaps.
-fn read_verified(path: &Path) -> anyhow::Result<Verified> {
-    let file = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
-    let mut events = Vec::new();
-    let mut check = None;
-    for (n, text) in BufReader::new(file).lines().enumerate() {
-        let number = n + 1;
-        let text = text.with_context(|| format!("{}: line {number} could not be read", path.display()))?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let line: Line = serde_json::from_str(&text)
-            .with_context(|| format!("{}: line {number} is not an exported event", path.display()))?;
-        let stored = line_to_stored(&line)
-            .with_context(|| format!("{}: line {number} does not hold together", path.display()))?;
-        let check = check
-            .get_or_insert_with(|| if stored.position == 1 { ChainCheck::whole_log() } else { ChainCheck::streams() });
-        if let Err(found) = check.check(&stored) {
-            bail!(
-                "{}: line {number} breaks the chain: {found}\nThe file was altered (or is incomplete); do not trust or import it",
-                path.display()
-            );
-        }
-        events.push(stored);
+impl ExportReader<File> {
+    fn open(path: &Path) -> anyhow::Result<ExportReader<File>> {
+        let file = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+        Ok(ExportReader::new(path, file))
     }
-    let whole_log = events.first().is_some_and(|e| e.position == 1);
-    Ok(Verified { events, check: check.unwrap_or_else(ChainCheck::streams), whole_log })
+}
+
+impl<R: Read> ExportReader<R> {
+    fn new(path: &Path, read: R) -> ExportReader<R> {
+        ExportReader {
+            path: path.to_owned(),
+            lines: BufReader::new(read).lines(),
+            number: 0,
+            check: None,
+            whole_log: false,
+        }
+    }
+
+    /// The next event of the file, checked; `None` at its end.
+    fn next_event(&mut self) -> anyhow::Result<Option<StoredEvent>> {
+        let path = self.path.display();
+        for text in self.lines.by_ref() {
+            self.number += 1;
+            let number = self.number;
+            let text = text.with_context(|| format!("{path}: line {number} could not be read"))?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let line: Line = serde_json::from_str(&text)
+                .with_context(|| format!("{path}: line {number} is not an exported event"))?;
+            let stored =
+                line_to_stored(&line).with_context(|| format!("{path}: line {number} does not hold together"))?;
+            let check = self.check.get_or_insert_with(|| {
+                self.whole_log = stored.position == 1;
+                if self.whole_log { ChainCheck::whole_log() } else { ChainCheck::streams() }
+            });
+            if let Err(found) = check.check(&stored) {
+                bail!(
+                    "{path}: line {number} breaks the chain: {found}\nThe file was altered (or is incomplete); do not \
+                     trust or import it"
+                );
+            }
+            return Ok(Some(stored));
+        }
+        Ok(None)
+    }
 }
 
 /// `rapport verify --file`: checks an export offline.
 pub(crate) fn verify_file(path: &Path, expect: Option<&str>) -> anyhow::Result<()> {
-    let verified = read_verified(path)?;
-    let kind = if verified.whole_log { "a whole-log export" } else { "a partial export" };
+    let mut reader = ExportReader::open(path)?;
+    while reader.next_event()?.is_some() {}
+    let whole_log = reader.whole_log;
+    let check = reader.check.unwrap_or_else(ChainCheck::streams);
+    let kind = if whole_log { "a whole-log export" } else { "a partial export" };
     println!(
         "{}: intact, {kind} of {} events in {} streams, up to position {}",
         path.display(),
-        verified.check.events(),
-        verified.check.streams_seen(),
-        verified.check.position()
+        check.events(),
+        check.streams_seen(),
+        check.position()
     );
-    if verified.whole_log {
-        let digest = hex(&verified.check.digest());
-        println!("digest at position {}: {digest}", verified.check.position());
+    if whole_log {
+        let digest = hex(&check.digest());
+        println!("digest at position {}: {digest}", check.position());
         if let Some(expected) = expect
             && !expected.eq_ignore_ascii_case(&digest)
         {
@@ -210,59 +244,248 @@ pub(crate) fn verify_file(path: &Path, expect: Option<&str>) -> anyhow::Result<(
     Ok(())
 }
 
+/// Most events restored with one `append_all` and one sync: enough that a sync is a small
+/// share of a group's cost, few enough that a group's events stay a few MiB in memory.
+const GROUP_EVENTS: usize = 4_096;
+/// Most event bytes in one group, so that groups of large events stay bounded too (and a
+/// group stays well inside one 64 MiB segment of the segment log).
+const GROUP_BYTES: usize = 4 << 20;
+/// Most events in one restored batch. Consecutive exported events of one account, recording
+/// time and identity were usually one request (at most `--max-events-per-append`); several
+/// consecutive requests can share all three, and the append's checks of a batch's ids are
+/// quadratic in its length, so a longer run is split (each part restores exactly the same).
+const BATCH_EVENTS: usize = 1_000;
+
+/// Splits a group of exported events, in position order, into the batches that restore it:
+/// consecutive events of one account with the same recording time and `recorded_by`, at
+/// most [`BATCH_EVENTS`] each. The log records `max(recorded_at, last recorded_at)` for a
+/// batch, and the exported times never decrease, so each batch gets back its exact time.
+fn batch_runs(group: &[StoredEvent]) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for (index, event) in group.iter().enumerate() {
+        let extends = runs.last().is_some_and(|run| {
+            let last = &group[run.end - 1];
+            run.len() < BATCH_EVENTS
+                && last.account_id == event.account_id
+                && last.recorded_at == event.recorded_at
+                && last.recorded_by == event.recorded_by
+                && last.version + 1 == event.version
+        });
+        match runs.last_mut() {
+            Some(run) if extends => run.end = index + 1,
+            _ => runs.push(index..index + 1),
+        }
+    }
+    runs
+}
+
+/// Restores one group of exported events (the next ones of the log, in position order) with
+/// one `append_all` and one sync, then reads them back and compares every field, hashes
+/// included, with the export.
+fn restore_group(log: &dyn EventLog, group: &[StoredEvent]) -> anyhow::Result<()> {
+    let Some(first) = group.first() else { return Ok(()) };
+    let new_events: Vec<NewEvent> =
+        group.iter().map(|event| NewEvent { event_id: event.event_id, payload: event.payload.clone() }).collect();
+    let runs = batch_runs(group);
+    let batches: Vec<AppendBatch<'_>> = runs
+        .iter()
+        .map(|run| {
+            let head = &group[run.start];
+            AppendBatch {
+                account_id: &head.account_id,
+                expected_version: head.version.saturating_sub(1),
+                recorded_at: head.recorded_at,
+                recorded_by: &head.recorded_by,
+                events: &new_events[run.clone()],
+            }
+        })
+        .collect();
+    for (run, result) in runs.iter().zip(log.append_all(&batches)) {
+        let head = &group[run.start];
+        let appended =
+            result.with_context(|| format!("the event at position {} could not be restored", head.position))?;
+        let expected =
+            Appended { first_version: head.version, first_position: head.position, recorded_at: head.recorded_at };
+        if appended != expected {
+            bail!(
+                "the restored event at position {} landed at version {}, position {}, recorded at {} instead of the \
+                 exported version {}, position {}, recorded at {}",
+                head.position,
+                appended.first_version,
+                appended.first_position,
+                appended.recorded_at,
+                head.version,
+                head.position,
+                head.recorded_at
+            );
+        }
+    }
+    let mut restored = Vec::with_capacity(group.len());
+    while restored.len() < group.len() {
+        let page = log.read_all(first.position + restored.len() as u64, group.len() - restored.len())?;
+        if page.is_empty() {
+            bail!("the restored log ends at position {}", first.position + restored.len() as u64 - 1);
+        }
+        restored.extend(page);
+    }
+    if let Some((exported, found)) = group.iter().zip(&restored).find(|(exported, found)| exported != found) {
+        bail!(
+            "the restored event at position {} does not reproduce the exported one (hash {} instead of {})",
+            exported.position,
+            hex(&found.hash),
+            hex(&exported.hash)
+        );
+    }
+    log.sync()?;
+    Ok(())
+}
+
 pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let verified = read_verified(&args.file)?;
-    if !verified.whole_log {
+    let file = File::open(&args.file).with_context(|| format!("could not open {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template(
+            "[{bar:40}] {bytes}/{total_bytes} of the export imported ({bytes_per_sec}, {msg})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message("0 events");
+    let mut reader = ExportReader::new(&args.file, bar.wrap_read(file));
+    // The first event says whether the file can be restored, before the directory is touched.
+    let Some(first) = reader.next_event()? else {
+        bail!("{} holds no events; there is nothing to import", args.file.display());
+    };
+    if first.position != 1 {
         bail!(
             "{} is a partial export (it does not start at position 1); only a whole-log export can be restored with its positions",
             args.file.display()
         );
     }
-    let log = crate::store::open(&args.data_dir)
-        .with_context(|| format!("could not open the data directory {}", args.data_dir.display()))?
-        .log;
-    let last = log.last_position()?;
+    let dir = &args.data_dir;
+    let store = crate::store::open(dir, args.log_engine)
+        .with_context(|| format!("could not open the data directory {}", dir.display()))?;
+    let last = store.log.last_position()?;
     if last > 0 {
-        bail!(
-            "{} already holds {last} events; import restores into an empty data directory only",
-            args.data_dir.display()
-        );
+        bail!("{} already holds {last} events; import restores into an empty data directory only", dir.display());
     }
-    let bar = ProgressBar::new(verified.events.len() as u64).with_style(
-        ProgressStyle::with_template("[{bar:40}] {pos}/{len} events imported ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    for event in &verified.events {
-        let appended = log.append(AppendBatch {
-            account_id: &event.account_id,
-            expected_version: event.version - 1,
-            recorded_at: event.recorded_at,
-            recorded_by: &event.recorded_by,
-            events: &[NewEvent { event_id: event.event_id, payload: event.payload.clone() }],
-        })?;
-        let head = log.stream_head(&event.account_id)?;
-        if appended.first_position != event.position || head.map(|h| h.hash) != Some(event.hash) {
-            bail!(
-                "the restored event at position {} does not reproduce the exported one (position {}); the data directory is \
-                 unusable, delete it",
-                event.position,
-                appended.first_position
-            );
-        }
-        if event.position % 10_000 == 0 {
-            log.sync()?;
-        }
-        bar.inc(1);
-    }
-    log.sync()?;
+    crate::store::mark_import_unfinished(dir)
+        .with_context(|| format!("could not mark {} as being imported into", dir.display()))?;
+    let stopped = || {
+        format!(
+            "the import stopped; {} holds part of the export and is marked as an unfinished import, so it will not be \
+             opened: delete it",
+            dir.display()
+        )
+    };
+    let reader = restore(&*store.log, reader, first, &bar).with_context(stopped)?;
+    crate::store::mark_import_finished(dir).with_context(stopped)?;
     bar.finish_and_clear();
+    let check = reader.check.unwrap_or_else(ChainCheck::whole_log);
     println!(
-        "imported {} events into {}; digest at position {}: {}",
-        verified.events.len(),
-        args.data_dir.display(),
-        verified.check.position(),
-        hex(&verified.check.digest())
+        "imported {} events into {} ({} log); digest at position {}: {}",
+        check.events(),
+        dir.display(),
+        store.engine,
+        check.position(),
+        hex(&check.digest())
     );
     Ok(())
+}
+
+/// Reads the rest of the export on its own thread, in groups, while this one restores each
+/// group (`restore_group`): parsing and appending overlap, and at most a few groups are in
+/// memory. Returns the reader, whose check holds the file's digest.
+fn restore<R: Read + Send>(
+    log: &dyn EventLog,
+    mut reader: ExportReader<R>,
+    first: StoredEvent,
+    bar: &ProgressBar,
+) -> anyhow::Result<ExportReader<R>> {
+    std::thread::scope(|scope| {
+        let (groups, received) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<StoredEvent>>>(2);
+        let producer = scope.spawn(move || {
+            let mut pending = Some(first);
+            loop {
+                let mut group = Vec::with_capacity(GROUP_EVENTS);
+                let mut bytes = 0;
+                // Whether more may follow, or why the file cannot be read further.
+                let more = loop {
+                    if group.len() >= GROUP_EVENTS || bytes >= GROUP_BYTES {
+                        break Ok(true);
+                    }
+                    match pending.take().map_or_else(|| reader.next_event(), |event| Ok(Some(event))) {
+                        Ok(Some(event)) => {
+                            bytes += event.payload.len();
+                            group.push(event);
+                        }
+                        Ok(None) => break Ok(false),
+                        Err(error) => break Err(error),
+                    }
+                };
+                // A failed send means the restoring side stopped; it reports why.
+                if !group.is_empty() && groups.send(Ok(group)).is_err() {
+                    return reader;
+                }
+                match more {
+                    Ok(true) => {}
+                    Ok(false) => return reader,
+                    Err(error) => {
+                        let _ = groups.send(Err(error));
+                        return reader;
+                    }
+                }
+            }
+        });
+        let mut restored = 0;
+        for group in received {
+            let group = group?;
+            restore_group(log, &group)?;
+            restored += group.len();
+            bar.set_message(format!("{restored} events"));
+        }
+        producer.join().map_err(|_| anyhow::anyhow!("the thread reading the export panicked"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(account: &str, version: u64, position: u64, second: i64, recorded_by: &str) -> StoredEvent {
+        let mut id = [0; 16];
+        id[8..].copy_from_slice(&position.to_be_bytes());
+        StoredEvent {
+            account_id: AccountId::parse(account, &Limits::for_recorded_events()).unwrap(),
+            version,
+            position,
+            recorded_at: Timestamp::from_parts(second, 0).unwrap(),
+            event_id: EventId::from_bytes(id),
+            recorded_by: recorded_by.to_owned(),
+            payload: Bytes::from_static(b"event"),
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn a_batch_is_a_run_of_one_account_recorded_at_one_time_by_one_identity() {
+        let group = [
+            event("acme", 1, 1, 10, ""),
+            event("acme", 2, 2, 10, ""),
+            event("helios", 1, 3, 10, ""),       // another account
+            event("acme", 3, 4, 10, ""),         // back to the first: a new batch
+            event("acme", 4, 5, 11, ""),         // a later recording time
+            event("acme", 5, 6, 11, "crm-sync"), // another identity
+            event("acme", 6, 7, 11, "crm-sync"),
+        ];
+        assert_eq!(batch_runs(&group), vec![0..2, 2..3, 3..4, 4..5, 5..7]);
+        assert_eq!(batch_runs(&[]), Vec::<Range<usize>>::new());
+    }
+
+    #[test]
+    fn a_long_run_is_split_into_batches_of_at_most_a_thousand() {
+        let group: Vec<StoredEvent> = (1..=2_500).map(|n| event("acme", n, n, 10, "")).collect();
+        assert_eq!(batch_runs(&group), vec![0..1_000, 1_000..2_000, 2_000..2_500]);
+    }
 }

@@ -31,7 +31,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service on the embedded store (the segment log in DATA_DIR/log).
+    /// Run the service on the embedded store (the segment log in DATA_DIR/log, or sled).
     Serve(ServeArgs),
     /// Append events read as JSON (AppendRequest objects, one after another or in an array).
     Append(AppendArgs),
@@ -77,6 +77,13 @@ struct ServeArgs {
     /// Directory of the log and the projections; created if missing.
     #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
     data_dir: PathBuf,
+    /// The log engine: `segments` (Rapport's segment log in DATA_DIR/log, projections on sled
+    /// in DATA_DIR/projections) or `sled` (one sled database in DATA_DIR/sled for both). A data
+    /// directory keeps the engine it was made with (DATA_DIR/layout.toml records it). Without
+    /// this option an existing directory opens with its own engine and a new one is made for
+    /// `segments`; with it, a directory of the other engine is refused.
+    #[arg(long, env = "RAPPORT_LOG_ENGINE", value_enum)]
+    log_engine: Option<store::LogEngine>,
     /// Log filter, as in RUST_LOG (`info`, `rapport_server=debug`, ...).
     #[arg(long, env = "RAPPORT_LOG", default_value = "info")]
     log_level: String,

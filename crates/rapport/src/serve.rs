@@ -12,6 +12,7 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
+use crate::store::OpenError;
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&args.log_level)
@@ -19,15 +20,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
-    let dir = args.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || crate::store::open(&dir)).await?.with_context(|| {
-        format!(
-            "could not open the log in {}; if the store is damaged, keep it for investigation and restore from a backup, \
-             or import an export into a fresh directory (`rapport import FILE --data-dir NEW`)",
-            args.data_dir.display()
-        )
-    })?;
-    info!(data_dir = %args.data_dir.display(), "opened the log");
+    let (dir, engine) = (args.data_dir.clone(), args.log_engine);
+    let store =
+        tokio::task::spawn_blocking(move || crate::store::open(&dir, engine)).await?.map_err(|error| match error {
+            OpenError::Store(error) => anyhow::Error::new(error).context(format!(
+                "could not open the log in {}; if the store is damaged, keep it for investigation and restore from a \
+                 backup, or import an export into a fresh directory (`rapport import FILE --data-dir NEW`)",
+                args.data_dir.display()
+            )),
+            other => anyhow::Error::new(other),
+        })?;
+    info!(data_dir = %args.data_dir.display(), engine = %store.engine, "opened the log");
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;

@@ -1,5 +1,6 @@
 //! The `rapport` binary as a person uses it: a real `rapport serve` child process on a free
-//! loopback port and a temporary data directory, and the client subcommands against it.
+//! loopback port and a temporary data directory, and the client subcommands against it; each
+//! test that starts a server runs once per log engine.
 
 // A test: a failed unwrap is a failure with its message, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +10,16 @@ use std::process::Command;
 mod common;
 
 use common::{RAPPORT, Server};
+
+on_each_engine!(
+    append_history_and_account_against_a_running_server,
+    the_demo_shows_accounts_with_owner_history_and_contacts,
+    an_analyst_changes_a_weight_rebuilds_compares_and_activates,
+    an_auditor_verifies_and_keeps_a_digest,
+    tail_prints_the_log_from_a_position_filtered_by_type,
+    an_export_verifies_offline_catches_an_altered_line_and_restores,
+    tokens_roles_and_tls_from_the_command_line,
+);
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -23,10 +34,9 @@ const ACME: &str = r#"{"account_id": "acme", "expected": {"no_stream": {}}, "eve
    "contact_added": {"contact_id": "k.hartmann", "name": "Katrin Hartmann", "title": "CIO",
                      "department": "IT", "role": "CONTACT_ROLE_DECISION_MAKER", "key": true}}]}"#;
 
-#[test]
-fn append_history_and_account_against_a_running_server() {
+fn append_history_and_account_against_a_running_server(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start_on(&dir.path().join("data"), engine);
     let file = dir.path().join("acme.json");
     std::fs::write(&file, ACME).unwrap();
     let path = file.to_str().unwrap();
@@ -62,10 +72,9 @@ fn append_history_and_account_against_a_running_server() {
     );
 }
 
-#[test]
-fn the_demo_shows_accounts_with_owner_history_and_contacts() {
+fn the_demo_shows_accounts_with_owner_history_and_contacts(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start_on(&dir.path().join("data"), engine);
     let demo = server.run(&["demo"]);
     assert!(demo.status.success(), "{}", text(&demo.stderr));
     assert!(text(&demo.stdout).contains("into 5 accounts"), "{}", text(&demo.stdout));
@@ -97,10 +106,9 @@ fn clear_errors_for_a_missing_server_and_a_bad_file() {
     assert!(text(&missing.stderr).contains("could not read /nonexistent/events.json"), "{}", text(&missing.stderr));
 }
 
-#[test]
-fn an_analyst_changes_a_weight_rebuilds_compares_and_activates() {
+fn an_analyst_changes_a_weight_rebuilds_compares_and_activates(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start_on(&dir.path().join("data"), engine);
     let demo = server.run(&["demo"]);
     assert!(demo.status.success(), "{}", text(&demo.stderr));
 
@@ -141,10 +149,9 @@ fn an_analyst_changes_a_weight_rebuilds_compares_and_activates() {
     assert!(text(&refused.stderr).contains("general_relationship.breadth_target"), "{}", text(&refused.stderr));
 }
 
-#[test]
-fn an_auditor_verifies_and_keeps_a_digest() {
+fn an_auditor_verifies_and_keeps_a_digest(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start_on(&dir.path().join("data"), engine);
     let demo = server.run(&["demo"]);
     assert!(demo.status.success(), "{}", text(&demo.stderr));
     let verified = server.run(&["verify"]);
@@ -172,10 +179,9 @@ fn an_auditor_verifies_and_keeps_a_digest() {
     assert!(text(&other.stderr).contains("has changed"), "{}", text(&other.stderr));
 }
 
-#[test]
-fn tail_prints_the_log_from_a_position_filtered_by_type() {
+fn tail_prints_the_log_from_a_position_filtered_by_type(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start_on(&dir.path().join("data"), engine);
     assert!(server.run(&["demo"]).status.success());
     let tail = server.run(&["tail", "--from", "1", "--type", "gift_given", "--limit", "2"]);
     let out = text(&tail.stdout);
@@ -190,10 +196,9 @@ fn tail_prints_the_log_from_a_position_filtered_by_type() {
     assert_eq!(positions, vec![1, 2, 3]);
 }
 
-#[test]
-fn an_export_verifies_offline_catches_an_altered_line_and_restores() {
+fn an_export_verifies_offline_catches_an_altered_line_and_restores(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start_on(&dir.path().join("data"), engine);
     assert!(server.run(&["demo"]).status.success());
     let taken = text(&server.run(&["digest"]).stdout);
     let digest = taken.split_whitespace().last().expect("a digest").to_owned();
@@ -227,18 +232,29 @@ fn an_export_verifies_offline_catches_an_altered_line_and_restores() {
         "{message}"
     );
 
-    // Restored into an empty directory, it serves the same history: the same digest.
+    // Restored into an empty directory of this engine, it serves the same history: the same
+    // digest, and an export of it is the same file, recording times and all.
     let restored = dir.path().join("restored");
-    let import = Command::new(RAPPORT).args(["import", file.to_str().unwrap(), "--data-dir"]).arg(&restored).output();
+    let import = Command::new(RAPPORT)
+        .args(["import", file.to_str().unwrap(), "--log-engine", engine, "--data-dir"])
+        .arg(&restored)
+        .output();
     let import = import.unwrap();
     assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(text(&import.stdout).contains(&format!("({engine} log)")), "{}", text(&import.stdout));
+    let layout = std::fs::read_to_string(restored.join("layout.toml")).unwrap();
+    assert!(layout.contains(&format!("engine = \"{engine}\"")), "{layout}");
     let again = Command::new(RAPPORT).args(["import", file.to_str().unwrap(), "--data-dir"]).arg(&restored).output();
     assert!(text(&again.unwrap().stderr).contains("empty data directory only"));
+    // Without --log-engine the server opens the directory with the engine it records.
     let copy = Server::start(&restored);
     let restored_digest = text(&copy.run(&["digest"]).stdout);
     assert!(restored_digest.contains(&digest), "{restored_digest} vs {digest}");
     let verified = text(&copy.run(&["verify"]).stdout);
     assert!(verified.contains("intact"), "{verified}");
+    let reexported = dir.path().join("again.jsonl");
+    assert!(copy.run(&["export", "--out", reexported.to_str().unwrap()]).status.success());
+    assert!(std::fs::read(&reexported).unwrap() == original.as_bytes(), "the restored log exports the same file");
 
     // A one-account export verifies on its own, but cannot be restored with its positions.
     let one = dir.path().join("one.jsonl");
@@ -253,8 +269,7 @@ fn an_export_verifies_offline_catches_an_altered_line_and_restores() {
     assert!(text(&refused.stderr).contains("partial export"), "{}", text(&refused.stderr));
 }
 
-#[test]
-fn tokens_roles_and_tls_from_the_command_line() {
+fn tokens_roles_and_tls_from_the_command_line(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
     let new_token = |identity: &str, role: &str| {
         let made =
@@ -289,7 +304,7 @@ fn tokens_roles_and_tls_from_the_command_line() {
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     let server = Server::start_with(
         &dir.path().join("data"),
-        &["--tokens", &path(&tokens), "--tls-cert", &path(&cert), "--tls-key", &path(&key)],
+        &["--log-engine", engine, "--tokens", &path(&tokens), "--tls-cert", &path(&cert), "--tls-key", &path(&key)],
     );
     let url = server.url.replace("http://127.0.0.1", "https://localhost");
     let client = |token: Option<&str>, args: &[&str]| {

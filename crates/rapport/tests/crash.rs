@@ -6,7 +6,8 @@
 //! - positions are gap-free and every hash chain verifies;
 //! - the served projection equals a fresh rebuild from the log.
 //!
-//! CI runs `RAPPORT_CRASH_CYCLES` cycles (default 3); a soak runs more:
+//! It runs once per log engine (`--log-engine segments` and `sled`). CI runs
+//! `RAPPORT_CRASH_CYCLES` cycles (default 3) of each; a soak runs more:
 //! `RAPPORT_CRASH_CYCLES=200 cargo test --release -p rapport --test crash -- --nocapture`.
 
 // A test: a failed unwrap is a failure with its message, which is what it should be.
@@ -53,7 +54,16 @@ fn next(state: &mut u64) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice() {
+async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice_on_segments() {
+    sigkill_loses_nothing_acknowledged_and_writes_nothing_twice("segments").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice_on_sled() {
+    sigkill_loses_nothing_acknowledged_and_writes_nothing_twice("sled").await;
+}
+
+async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice(engine: &str) {
     let cycles: u64 = std::env::var("RAPPORT_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -66,7 +76,7 @@ async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice() {
     let mut total_killed_in_flight = 0;
 
     for cycle in 0..cycles {
-        let mut server = Server::start(&data);
+        let mut server = Server::start_on(&data, engine);
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for (c, workload) in workloads.iter().enumerate() {
@@ -96,7 +106,7 @@ async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice() {
         total_killed_in_flight += in_flight.len();
 
         // Restart; every request whose outcome was unknown is retried with the same ids.
-        let server = Server::start(&data);
+        let server = Server::start_on(&data, engine);
         let mut ledger = pb::ledger_client::LedgerClient::new(channel(&server).await);
         for request in &in_flight {
             let reply = ledger.append(request.clone()).await.expect("a retry after the restart is accepted");
@@ -105,7 +115,9 @@ async fn sigkill_loses_nothing_acknowledged_and_writes_nothing_twice() {
         check(&server, &acknowledged.lock().await.clone(), cycle).await;
         drop(server);
     }
-    println!("{cycles} crash cycles, {total_killed_in_flight} requests in flight at a kill, all retried");
+    let layout = std::fs::read_to_string(data.join("layout.toml")).unwrap();
+    assert!(layout.contains(&format!("engine = \"{engine}\"")), "the log ran on {engine}: {layout}");
+    println!("{engine}: {cycles} crash cycles, {total_killed_in_flight} requests in flight at a kill, all retried");
 }
 
 async fn check(server: &Server, acknowledged: &Acknowledged, cycle: u64) {

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::{RAPPORT, Server};
 
-#[test]
-fn sigterm_ends_subscriptions_with_a_reason_and_keeps_everything_acknowledged() {
+on_each_engine!(sigterm_ends_subscriptions_with_a_reason_and_keeps_everything_acknowledged);
+
+fn sigterm_ends_subscriptions_with_a_reason_and_keeps_everything_acknowledged(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start(&data);
+    let mut server = Server::start_on(&data, engine);
     assert!(server.run(&["demo"]).status.success());
     let before = String::from_utf8_lossy(&server.run(&["digest"]).stdout).into_owned();
 
@@ -46,9 +47,11 @@ fn sigterm_ends_subscriptions_with_a_reason_and_keeps_everything_acknowledged() 
     assert!(said.contains("shutting down") && said.contains("--from"), "{said}");
 
     // Everything acknowledged is there after a restart, byte for byte (same digest).
-    let restarted = Server::start(&data);
+    let restarted = Server::start_on(&data, engine);
     let after = String::from_utf8_lossy(&restarted.run(&["digest"]).stdout).into_owned();
     assert_eq!(after, before);
+    let layout = std::fs::read_to_string(data.join("layout.toml")).unwrap();
+    assert!(layout.contains(&format!("engine = \"{engine}\"")), "the log ran on {engine}: {layout}");
 }
 
 #[test]
@@ -76,42 +79,6 @@ fn a_damaged_store_is_refused_at_start_with_what_to_do() {
     assert!(!refused.status.success(), "a damaged store is never served");
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("corrupt") && said.contains("rapport import"), "{said}");
-}
-
-/// A data directory made before the segment log (one sled database holding log and
-/// projections) is still served, with everything in it.
-#[test]
-fn a_data_directory_of_the_sled_format_is_still_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    // The server as earlier builds ran it: the sled log for both the log and the projections.
-    let (url, stop, served) = runtime.block_on(async {
-        let log = std::sync::Arc::new(rapport_sled::SledLog::open(&data).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let projections = std::sync::Arc::new(log.projections());
-        let served = tokio::spawn(rapport_server::serve(listener, log, projections, Default::default(), async {
-            let _ = stopped.await;
-        }));
-        (url, stop, served)
-    });
-    let client = |args: &[&str]| {
-        let output = Command::new(RAPPORT).args(args).args(["--server", &url]).output().unwrap();
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    client(&["demo"]);
-    let before = client(&["digest"]);
-    let _ = stop.send(());
-    runtime.block_on(served).unwrap().unwrap();
-    drop(runtime);
-
-    let server = Server::start(&data);
-    let after = String::from_utf8_lossy(&server.run(&["digest"]).stdout).into_owned();
-    assert_eq!(after, before, "the same history, served from the sled directory");
-    assert!(!data.join("log").exists(), "the sled directory is served as it is, not beside a new log");
 }
 
 #[test]

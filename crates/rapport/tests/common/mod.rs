@@ -9,6 +9,34 @@ use std::time::Duration;
 
 pub const RAPPORT: &str = env!("CARGO_BIN_EXE_rapport");
 
+/// The log engine that is not `engine` (of the two `rapport serve --log-engine` takes).
+pub fn other_engine(engine: &str) -> &'static str {
+    match engine {
+        "segments" => "sled",
+        "sled" => "segments",
+        other => panic!("no log engine {other:?}"),
+    }
+}
+
+/// Tests that open stores run on each log engine: `on_each_engine!(a, b)` makes the tests
+/// `a::segments`, `a::sled`, `b::segments` and `b::sled`, each calling the body `a(engine)` or
+/// `b(engine)` of the same file.
+#[macro_export]
+macro_rules! on_each_engine {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn segments() {
+                super::$name("segments")
+            }
+            #[test]
+            fn sled() {
+                super::$name("sled")
+            }
+        }
+    )*};
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -19,6 +47,12 @@ impl Server {
     /// would race with the other tests), and reads the address from its "serving" log line.
     pub fn start(data_dir: &Path) -> Server {
         Server::start_with(data_dir, &[])
+    }
+
+    /// Like [`Server::start`], on a data directory of the given log engine (made for it if
+    /// new).
+    pub fn start_on(data_dir: &Path, engine: &str) -> Server {
+        Server::start_with(data_dir, &["--log-engine", engine])
     }
 
     /// Like [`Server::start`], with more options for `rapport serve`.
