@@ -36,8 +36,9 @@ pub use past::Cut;
 pub use portfolio::{PortfolioPage, PortfolioQuery, ScoreRange};
 pub use register::{GiftFlag, GiftRegister, HandoverContact, HandoverReport, RegisteredGift, gift_register, handover};
 pub use rules::{
-    AtRiskRules, DEFAULT_RULES, GeneralRelationshipRules, GiftRules, HealthRules, KeyRelationshipRules, MeetingPoints,
-    OrganisationalRules, OutcomePoints, RiskRules, RuleSet, RuleSetError, TierPoints, ValueRules,
+    ADDED_KEYS, AddedKey, AtRiskRules, DEFAULT_RULES, FORMAT, GeneralRelationshipRules, GiftRules, HealthRules,
+    KeyRelationshipRules, MeetingPoints, OrganisationalRules, OutcomePoints, Resolved, RiskRules, RuleSet,
+    RuleSetError, TierPoints, ValueRules,
 };
 pub use scores::{Coverage, Factor, Score, ScoreKind, Scores, ValueClass, coverage, round2, scores};
 

@@ -1,8 +1,14 @@
 //! Rule sets: the scoring rules as data, read from a TOML file.
 //!
-//! Every key is required, so a rule file says everything it means and a typo cannot fall back
-//! to a default unnoticed; unknown keys are refused for the same reason. A file either loads
-//! whole and valid or not at all. `rules/default.toml` documents every key.
+//! Every key of a file's format is required, so a rule file says everything it means and a
+//! typo cannot fall back to a default unnoticed; unknown keys are refused for the same reason.
+//! A file either loads whole and valid or not at all. `rules/default.toml` documents every key.
+//!
+//! Rule files evolve by formats. A file states its format (`format = 1`; a file without it is
+//! format 1). Each later format adds keys, listed once in [`ADDED_KEYS`] with the value a file
+//! of an older format gets; so an analyst's file, and the rule set a stored build was made
+//! under, load in every later Rapport with the rules they meant. A key of a later format in an
+//! older file is refused, saying which format added it.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +21,33 @@ const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Longest window or half-life a rule set may give, in days (100 years).
 const MAX_DAYS: f64 = 36_500.0;
 
+/// The rule file format this build reads and writes; it reads every earlier one too.
+pub const FORMAT: u32 = 1;
+
+/// A key a rule format added, with the value a file of an older format gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddedKey {
+    /// The format that added it (2 or later).
+    pub format: u32,
+    /// Its dotted path, such as `health.plan_attainment`.
+    pub key: &'static str,
+    /// The value older files get, as TOML (`0.0`, `"any"`, `[]`).
+    pub default: &'static str,
+}
+
+/// Every key added since format 1, in the order of their formats: the only list of them.
+/// Format 1 is the keys of `rules/fixtures/format-1.toml`.
+pub const ADDED_KEYS: &[AddedKey] = &[];
+
 /// A named, versioned set of scoring rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSet {
+    /// The rule file format, as the file gave it; a parsed rule set is always resolved to
+    /// [`FORMAT`]. Not part of the fingerprint: equal rules are equal whatever format they were
+    /// written in.
+    #[serde(default = "first_format", skip_serializing)]
+    pub format: u32,
     /// The rule set's name: letters, digits, `-` and `_`.
     pub name: String,
     /// Its version, from 1; a changed rule set under the same name takes a new version.
@@ -215,11 +244,26 @@ impl RuleSet {
         }
     }
 
-    /// Reads a rule set from TOML text and checks every value.
+    /// Reads a rule set from TOML text of any format up to [`FORMAT`] and checks every value.
     pub fn parse(text: &str) -> Result<RuleSet, RuleSetError> {
-        let rules: RuleSet = toml::from_str(text).map_err(|e| RuleSetError::Syntax(e.to_string().trim().to_owned()))?;
+        RuleSet::resolve(text).map(|resolved| resolved.rules)
+    }
+
+    /// Reads a rule set as [`RuleSet::parse`] does, and says which keys the file's format did
+    /// not have and so took their defaults.
+    pub fn resolve(text: &str) -> Result<Resolved, RuleSetError> {
+        let mut table: toml::Table = text.parse().map_err(syntax)?;
+        let format = file_format(&table, FORMAT)?;
+        let (mut rules, defaulted) = if format == FORMAT {
+            // Read from the text itself, so that an error names the line as well as the key.
+            (toml::from_str::<RuleSet>(text).map_err(syntax)?, Vec::new())
+        } else {
+            let defaulted = fill_defaults(&mut table, format, ADDED_KEYS)?;
+            (RuleSet::deserialize(table).map_err(syntax)?, defaulted)
+        };
+        rules.format = FORMAT;
         rules.validate()?;
-        Ok(rules)
+        Ok(Resolved { rules, format, defaulted })
     }
 
     /// `name@version`: how the rule set and its projection are named.
@@ -235,9 +279,10 @@ impl RuleSet {
         Sha256::digest(&bytes).into()
     }
 
-    /// The TOML text of this rule set (without the comments of the file it came from).
+    /// The TOML text of this rule set in [`FORMAT`], every key given (without the comments of
+    /// the file it came from).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        format!("format = {FORMAT}\n{}", toml::to_string(self).unwrap_or_default())
     }
 
     /// How far back from an account's latest activity the projection keeps records: the
@@ -370,6 +415,74 @@ impl RuleSet {
         amounts("gifts.threshold", &self.gifts.threshold)?;
         Ok(())
     }
+}
+
+/// A rule file read and resolved to the current format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The rule set, in [`FORMAT`].
+    pub rules: RuleSet,
+    /// The format the file was written in.
+    pub format: u32,
+    /// The keys the file's format did not have, which took their defaults.
+    pub defaulted: Vec<AddedKey>,
+}
+
+fn first_format() -> u32 {
+    1
+}
+
+fn syntax(error: impl std::fmt::Display) -> RuleSetError {
+    RuleSetError::Syntax(error.to_string().trim().to_owned())
+}
+
+/// The format a rule file states (none is format 1), if this build reads it.
+pub(crate) fn file_format(table: &toml::Table, current: u32) -> Result<u32, RuleSetError> {
+    let Some(value) = table.get("format") else { return Ok(1) };
+    match value.as_integer().and_then(|n| u32::try_from(n).ok()).filter(|&n| n >= 1) {
+        Some(format) if format <= current => Ok(format),
+        Some(format) => Err(invalid(
+            "format",
+            format!("is {format}, but this build of Rapport reads rule formats 1 to {current}; upgrade Rapport"),
+        )),
+        None => Err(invalid("format", format!("is {value}; give a format number from 1 to {current}"))),
+    }
+}
+
+/// Gives a file of `format` the defaults of every key a later format added, refusing a key of
+/// a later format the file gives itself. Returns the keys defaulted.
+pub(crate) fn fill_defaults(
+    table: &mut toml::Table,
+    format: u32,
+    added: &[AddedKey],
+) -> Result<Vec<AddedKey>, RuleSetError> {
+    let mut defaulted = Vec::new();
+    for key in added.iter().filter(|key| key.format > format) {
+        let (path, leaf) = key.key.rsplit_once('.').map_or((None, key.key), |(path, leaf)| (Some(path), leaf));
+        let mut parent = &mut *table;
+        for part in path.into_iter().flat_map(|p| p.split('.')) {
+            let entry = parent.entry(part).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            parent = entry.as_table_mut().ok_or_else(|| invalid(part, "must be a table".to_owned()))?;
+        }
+        if parent.contains_key(leaf) {
+            return Err(invalid(
+                key.key,
+                format!(
+                    "was added in rule format {}, but the file is format {format}; set format = {} to use it",
+                    key.format, key.format
+                ),
+            ));
+        }
+        let not_toml =
+            |why: String| invalid(key.key, format!("has a default that is not TOML ({why}); this is a bug in Rapport"));
+        let mut default: toml::Table =
+            format!("value = {}", key.default).parse().map_err(|e| not_toml(format!("{e}")))?;
+        let value = default.remove("value").ok_or_else(|| not_toml("no value".to_owned()))?;
+        parent.insert(leaf.to_owned(), value);
+        defaulted.push(*key);
+    }
+    table.insert("format".to_owned(), toml::Value::Integer(i64::from(FORMAT)));
+    Ok(defaulted)
 }
 
 /// Converts days to nanoseconds (rounded to the nanosecond).

@@ -475,3 +475,90 @@ fn whole_numbers_are_accepted_where_numbers_are_expected() {
     let rules = RuleSet::parse(&with("half_life_days = 180.0", "half_life_days = 90")).unwrap();
     assert_eq!(rules.key_relationship.half_life_days, 90.0);
 }
+
+/// Today's default rule file as it was before rule files had a format: it must load forever,
+/// as the same rule set.
+const FORMAT_1_FIXTURE: &str = include_str!("../../../rules/fixtures/format-1.toml");
+
+#[test]
+fn a_format_1_rule_file_loads_forever() {
+    assert!(!FORMAT_1_FIXTURE.contains("format ="), "the fixture is a file from before formats");
+    let resolved = RuleSet::resolve(FORMAT_1_FIXTURE).unwrap();
+    assert_eq!(resolved.format, 1);
+    assert_eq!(resolved.rules, RuleSet::default_rules());
+    assert_eq!(resolved.rules.fingerprint(), RuleSet::default_rules().fingerprint());
+    // Keys added by later formats, and only those, took their defaults.
+    let later: Vec<&str> = ADDED_KEYS.iter().map(|k| k.key).collect();
+    assert_eq!(resolved.defaulted.iter().map(|k| k.key).collect::<Vec<_>>(), later);
+}
+
+#[test]
+fn a_checkpoint_stored_before_rule_formats_resumes() {
+    // Written by the code of commit ee6f964: `Checkpoint::encode` of the default rules at
+    // position 284, recorded at 1_767_225_600_123_456_789 ns.
+    let bytes = include_bytes!("../../../tests/fixtures/checkpoints/default-1-at-284.bin");
+    let (checkpoint, rules) = Checkpoint::decode(bytes).unwrap();
+    assert_eq!(checkpoint.position, 284);
+    assert_eq!(checkpoint.recorded_at, Timestamp::from_unix_nanos(1_767_225_600_123_456_789));
+    assert_eq!(rules, RuleSet::default_rules());
+    assert_eq!(rules.id(), "default@1");
+}
+
+#[test]
+fn a_rule_file_states_its_format() {
+    assert!(DEFAULT_RULES.contains("\nformat = 1\n"), "the shipped file states its format");
+    assert!(RuleSet::default_rules().to_toml().starts_with(&format!("format = {FORMAT}\n")));
+    let cases = [
+        (with("format = 1", "format = 99"), "format", "reads rule formats 1 to"),
+        ("format = 0\n".to_owned() + DEFAULT_RULES.replacen("format = 1\n", "", 1).as_str(), "format", "is 0"),
+        ("format = \"one\"\n".to_owned() + DEFAULT_RULES.replacen("format = 1\n", "", 1).as_str(), "format", "\"one\""),
+    ];
+    for (text, key, phrase) in cases {
+        let error = RuleSet::parse(&text).unwrap_err();
+        assert!(
+            matches!(&error, RuleSetError::Invalid { key: k, reason } if k == key && reason.contains(phrase)),
+            "{error}"
+        );
+    }
+}
+
+/// The format mechanism, with a format 2 of the test's own: it adds a top-level key and a key
+/// in a nested table, each with a default.
+#[test]
+fn older_rule_files_take_the_defaults_of_later_formats_and_may_not_use_their_keys() {
+    use crate::rules::{file_format, fill_defaults};
+    const LATER: &[AddedKey] = &[
+        AddedKey { format: 2, key: "cadence_days", default: "30.0" },
+        AddedKey { format: 2, key: "health.plan_attainment", default: "0.0" },
+        AddedKey { format: 3, key: "plans.window_days", default: "90" },
+    ];
+    let table = |text: &str| text.parse::<toml::Table>().unwrap();
+
+    // No format is format 1; a format this build does not read is refused.
+    assert_eq!(file_format(&table("name = \"x\""), 2).unwrap(), 1);
+    assert_eq!(file_format(&table("format = 2"), 2).unwrap(), 2);
+    assert!(file_format(&table("format = 3"), 2).unwrap_err().to_string().contains("reads rule formats 1 to 2"));
+
+    // A format-1 file gets every later key's default, in nested tables too, and the format
+    // it resolves to.
+    let mut one = table("format = 1\n[health]\nkey_relationship = 0.35\n");
+    let defaulted = fill_defaults(&mut one, 1, LATER).unwrap();
+    assert_eq!(defaulted, LATER);
+    assert_eq!(one["cadence_days"].as_float(), Some(30.0));
+    assert_eq!(one["health"]["plan_attainment"].as_float(), Some(0.0));
+    assert_eq!(one["health"]["key_relationship"].as_float(), Some(0.35), "what the file gave stays");
+    assert_eq!(one["plans"]["window_days"].as_integer(), Some(90));
+    assert_eq!(one["format"].as_integer(), Some(i64::from(FORMAT)));
+
+    // A format-2 file gives format 2's keys itself; only format 3's are defaulted.
+    let mut two = table("format = 2\ncadence_days = 14.0\n[health]\nplan_attainment = 0.1\n");
+    let defaulted = fill_defaults(&mut two, 2, LATER).unwrap();
+    assert_eq!(defaulted.iter().map(|k| k.key).collect::<Vec<_>>(), ["plans.window_days"]);
+    assert_eq!(two["cadence_days"].as_float(), Some(14.0));
+
+    // A format-1 file may not give a key format 2 added: it says which format to state.
+    for text in ["cadence_days = 7.0\n", "[health]\nplan_attainment = 0.5\n"] {
+        let error = fill_defaults(&mut table(text), 1, LATER).unwrap_err().to_string();
+        assert!(error.contains("was added in rule format 2") && error.contains("set format = 2"), "{error}");
+    }
+}

@@ -49,7 +49,8 @@ enum Command {
     Rebuild(projections::RebuildArgs),
     /// Serve a built rule set.
     Activate(projections::ActivateArgs),
-    /// List the built rule sets with their positions and digests.
+    /// List the built rule sets with their positions and digests (or, with --explain FILE, print
+    /// the whole rule set a rule file resolves to).
     Rules(projections::RulesArgs),
     /// List the accounts whose scores move most between two rule sets, and why.
     Compare(projections::CompareArgs),

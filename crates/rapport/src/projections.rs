@@ -40,6 +40,11 @@ pub(crate) struct ActivateArgs {
 /// Options of `rapport rules`.
 #[derive(Debug, Args)]
 pub(crate) struct RulesArgs {
+    /// Instead of listing the server's builds, print the whole rule set this rule file
+    /// resolves to (every key, in the current format), offline, and which keys its format did
+    /// not have and so took their defaults.
+    #[arg(long, value_name = "FILE")]
+    explain: Option<PathBuf>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -156,6 +161,10 @@ pub(crate) async fn activate(args: ActivateArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn rules(args: RulesArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.explain {
+        print!("{}", explain(file)?);
+        return Ok(());
+    }
     let listed = client(&args.server)
         .await?
         .list_rule_sets(pb::ListRuleSetsRequest {})
@@ -203,6 +212,33 @@ pub(crate) async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The rule set a rule file resolves to, as TOML with every key, each defaulted key marked.
+fn explain(file: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("could not read the rule file {}", file.display()))?;
+    let resolved = rapport_projection::RuleSet::resolve(&text).with_context(|| format!("in {}", file.display()))?;
+    let mut out = format!(
+        "# {} ({}), written in rule format {}, as this build reads it (format {}).\n",
+        file.display(),
+        resolved.rules.id(),
+        resolved.format,
+        rapport_projection::FORMAT
+    );
+    if resolved.defaulted.is_empty() {
+        out.push_str("# Every key was given in the file.\n");
+    }
+    for key in &resolved.defaulted {
+        let _ = writeln!(
+            out,
+            "# {} = {}: added in format {}; the file's format does not have it",
+            key.key, key.default, key.format
+        );
+    }
+    out.push('\n');
+    out.push_str(&resolved.rules.to_toml());
+    Ok(out)
 }
 
 /// The score `--sort` names, by the word people type for it.

@@ -86,6 +86,32 @@ fn the_demo_shows_accounts_with_owner_history_and_contacts(engine: &str) {
     assert!(text(&again.stderr).contains("already exists on this server"), "{}", text(&again.stderr));
 }
 
+/// `rapport rules --explain` reads a rule file offline: today's default file from before
+/// formats existed resolves to the whole rule set in the current format; a typo is refused,
+/// naming the key, the line and the file.
+#[test]
+fn rules_explain_prints_what_a_rule_file_resolves_to() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules/fixtures/format-1.toml");
+    let explained = Command::new(RAPPORT).args(["rules", "--explain", fixture]).output().unwrap();
+    assert!(explained.status.success(), "{}", text(&explained.stderr));
+    let out = text(&explained.stdout);
+    assert!(out.contains("(default@1), written in rule format 1"), "{out}");
+    assert!(out.contains("\nformat = 1\nname = \"default\"\nversion = 1\n"), "{out}");
+    assert!(out.contains("[key_relationship]\nhalf_life_days = 180.0"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.toml");
+    let original = std::fs::read_to_string(fixture).unwrap();
+    std::fs::write(&typo, original.replacen("half_life_days", "half_life_dayz", 1)).unwrap();
+    let refused = Command::new(RAPPORT).args(["rules", "--explain", typo.to_str().unwrap()]).output().unwrap();
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("typo.toml") && message.contains("half_life_dayz") && message.contains("line"),
+        "{message}"
+    );
+}
+
 #[test]
 fn clear_errors_for_a_missing_server_and_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
