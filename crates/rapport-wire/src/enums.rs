@@ -125,11 +125,6 @@ pub fn outcome_kind_name(value: i32) -> &'static str {
     name_of::<OutcomeKind>(value, OutcomeKind::name)
 }
 
-/// A tier of a wire number, as people read it (`S`).
-pub fn tier_name(value: i32) -> &'static str {
-    name_of::<Tier>(value, Tier::name)
-}
-
 fn name_of<E: WireEnum>(value: i32, name: fn(E) -> &'static str) -> &'static str {
     match E::Wire::try_from(value).ok().and_then(E::from_wire) {
         Some(domain) => name(domain),
@@ -172,6 +167,5 @@ mod tests {
         assert_eq!(<Tier as WireEnum>::names(), "TIER_S, TIER_A, TIER_B, TIER_C");
         assert_eq!(meeting_kind_name(pb::MeetingKind::ExecutiveVisit as i32), "executive visit");
         assert_eq!(meeting_kind_name(77), "unknown");
-        assert_eq!(tier_name(pb::Tier::A as i32), "A");
     }
 }

@@ -30,7 +30,7 @@ mod fuzz;
 use rapport_domain::Timestamp;
 use rapport_proto::wkt;
 
-pub use enums::{contact_role_name, meeting_kind_name, outcome_kind_name, team_role_name, tier_name};
+pub use enums::{contact_role_name, meeting_kind_name, outcome_kind_name, team_role_name};
 pub use events::{event_from_wire, event_to_wire, kind_of};
 pub use payload::{CorruptEvent, UndecodableEvent, decode_event, encode_event, event_from_bytes, recorded_to_wire};
 pub use scores::{score_kind, score_kind_to_wire};

@@ -5,12 +5,13 @@
 //! another append. The thread takes every request waiting in its queue as one group and
 //! decides each request in turn against the accounts as the requests before it leave them
 //! (staging); it writes the staged requests to the log in one [`EventLog::append_all`] (one
-//! sled batch for the group: far cheaper to apply and to sync than one per request), folds
-//! them into the projection, makes the whole group durable with one [`EventLog::sync`] and
-//! only then replies. A request that would look up an event a staged request holds (a retry of
-//! it, a retraction of it) first has the staged ones written, so it sees them in the log. While a sync runs, new requests queue up and form
-//! the next group, so the number of syncs per second stays near the disk's limit while the
-//! number of events per sync grows with the load.
+//! frame on the segment log, one batch on sled: far cheaper to write and to sync than one per
+//! request), folds them into the projection, makes the whole group durable with one
+//! [`EventLog::sync`] and only then replies. A request that would look up an event a staged
+//! request holds (a retry of it, a retraction of it) first has the staged ones written, so it
+//! sees them in the log. While a sync runs, new requests queue up and form the next group, so
+//! the number of syncs per second stays near the disk's limit while the number of events per
+//! sync grows with the load. The group loop itself is `group.rs`.
 //!
 //! A request's reply is sent after the sync that covers it: an acknowledged event is durable.
 //! If a sync fails, the group's appends are reported as failed (they may or may not survive a
