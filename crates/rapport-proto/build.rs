@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rapport/v1/ledger.proto",
         "rapport/v1/accounts.proto",
         "rapport/v1/projections.proto",
+        "rapport/v1/privacy.proto",
         "rapport/storage/v1/record.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());

@@ -14,11 +14,12 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::support::*;
 
 /// (identity, role, token, records_for_others)
-const TOKENS: [(&str, &str, &str, bool); 5] = [
+const TOKENS: [(&str, &str, &str, bool); 6] = [
     ("crm-sync", "writer", "writer-secret-0001", false),
     ("hr-feed", "writer", "hr-secret-0002", true),
     ("ada.audit", "auditor", "auditor-secret-0003", false),
     ("ana.lyst", "analyst", "analyst-secret-0004", false),
+    ("dpo", "privacy_officer", "privacy-secret-0006", false),
     ("root.admin", "admin", "admin-secret-0005", false),
 ];
 
@@ -60,6 +61,7 @@ fn allowed(method: &str) -> &'static [&'static str] {
         "rapport.v1.Projections/Rebuild" | "rapport.v1.Projections/Activate" | "rapport.v1.Projections/Compare" => {
             &["analyst"]
         }
+        "rapport.v1.Privacy/ForgetContact" | "rapport.v1.Privacy/SubjectReport" => &["privacy_officer"],
         other => panic!("{other} is not in the role matrix: add it, with the roles the README gives it"),
     }
 }
@@ -82,13 +84,14 @@ fn contract_methods() -> Vec<(String, bool)> {
 async fn every_rpc_as_every_role_is_allowed_or_refused_as_documented() {
     let server = server_with_tokens().await;
     let methods = contract_methods();
-    assert!(methods.len() >= 14, "the contract's RPCs were found: {methods:?}");
-    let callers: [(&str, Option<&str>); 6] = [
+    assert!(methods.len() >= 16, "the contract's RPCs were found: {methods:?}");
+    let callers: [(&str, Option<&str>); 7] = [
         ("no token", None),
         ("an unknown token", Some("not-a-configured-token")),
         ("writer", Some(token_of("writer"))),
         ("auditor", Some(token_of("auditor"))),
         ("analyst", Some(token_of("analyst"))),
+        ("privacy_officer", Some(token_of("privacy_officer"))),
         ("admin", Some(token_of("admin"))),
     ];
     let mut failures = Vec::new();

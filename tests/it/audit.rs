@@ -38,13 +38,15 @@ fn tamper(dir: &std::path::Path, position: u64) {
             let mut envelope = record::StoredEvent::decode(&bytes[envelope_at..envelope_at + len]).unwrap();
             if envelope.position == position {
                 let mut event = pb::Event::decode(envelope.event.as_ref()).unwrap();
-                let Some(pb::event::Body::MeetingHeld(meeting)) = event.body.as_mut() else {
+                let Some(pb::event::Body::MeetingHeld(_)) = event.body.as_ref() else {
                     panic!("a meeting at {position}")
                 };
-                // A note of the same length, so that the file keeps its shape.
-                let note = format!("{:<width$}", "Nothing was promised.", width = meeting.notes.len());
-                assert_ne!(meeting.notes, note);
-                meeting.notes = note;
+                // Its notes are sealed: one bit of their ciphertext flipped, so that the file
+                // keeps its shape.
+                let sealed = event.sealed.as_mut().expect("the meeting's notes are sealed");
+                let notes = sealed.fields.iter_mut().find(|f| f.field == 5).expect("sealed notes");
+                let last = notes.ciphertext.len() - 1;
+                notes.ciphertext[last] ^= 1;
                 envelope.event = event.encode_to_vec().into();
                 let altered = envelope.encode_to_vec();
                 assert_eq!(altered.len(), len, "the altered envelope keeps its length");

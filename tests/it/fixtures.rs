@@ -38,6 +38,7 @@ fn history() -> Vec<(&'static str, pb::Event)> {
         actor: "li.wei".into(),
         source: "crm".into(),
         body: Some(body),
+        sealed: None,
     };
     vec![
         (

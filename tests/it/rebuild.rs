@@ -52,11 +52,17 @@ async fn rebuilds_of_100k_events_are_deterministic_and_survive_a_restart() {
     }
     drop((stream, projections));
     hooked.stop().await;
-    let server = TestServer::start_in(dir, test_config()).await;
-    let mut projections = server.projections();
+    // Restarted with the reads still failing, so that the build cannot catch up in the
+    // background before it is looked at; then with them working again.
+    let hooked = HookedServer::start_failing_reads_from(dir.path(), test_config(), 40_000).await;
+    let mut projections = pb::projections_client::ProjectionsClient::new(hooked.channel.clone());
     let infos = projections.list_rule_sets(pb::ListRuleSetsRequest {}).await.unwrap().into_inner().rule_sets;
     let resumed = infos.iter().find(|i| i.id == "default@4").expect("the interrupted build survives the restart");
     assert!(resumed.position < first.events_done, "it resumes from its checkpoint: {resumed:?}");
+    drop(projections);
+    hooked.stop().await;
+    let server = TestServer::start_in(dir, test_config()).await;
+    let mut projections = server.projections();
     let interrupted = rebuilt(&mut projections, &rules_variant(4, 0.3), false).await;
     let uninterrupted = rebuilt(&mut projections, &rules_variant(4, 0.3), true).await;
     assert_eq!(interrupted.digest, uninterrupted.digest);

@@ -40,6 +40,22 @@ pub fn open_store(dir: &std::path::Path) -> (Arc<SegmentLog>, Arc<SledProjection
     (Arc::new(log), Arc::new(projections))
 }
 
+/// The key store of a data directory, where `rapport serve` keeps it (`keys/`, with its own
+/// master key).
+pub fn open_keys(dir: &std::path::Path) -> Arc<rapport_keys::KeyStore> {
+    let opened = rapport_keys::KeyStore::open(&dir.join("keys"), rapport_keys::MasterKeySource::Default)
+        .expect("the key store opens");
+    Arc::new(opened.store)
+}
+
+/// `config` sealing with the data directory's key store, unless it names one.
+fn sealing(dir: &std::path::Path, config: ServerConfig) -> ServerConfig {
+    match config.keys {
+        Some(_) => config,
+        None => ServerConfig { keys: Some(open_keys(dir)), ..config },
+    }
+}
+
 /// A running server over a temporary data directory.
 pub struct TestServer {
     dir: TempDir,
@@ -63,6 +79,7 @@ impl TestServer {
     /// A server on an existing data directory.
     pub async fn start_in(dir: TempDir, config: ServerConfig) -> TestServer {
         let (log, projections) = open_store(dir.path());
+        let config = sealing(dir.path(), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("the bound address");
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -111,6 +128,16 @@ impl TestServer {
             .await
             .expect("the server accepts connections");
         pb::ledger_client::LedgerClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// A `Privacy` client.
+    pub fn privacy(&self) -> pb::privacy_client::PrivacyClient<Channel> {
+        pb::privacy_client::PrivacyClient::new(self.channel.clone())
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// A `Projections` client.
@@ -222,6 +249,7 @@ pub fn event(body: pb::event::Body) -> pb::Event {
         actor: "li.wei".into(),
         source: "crm".into(),
         body: Some(body),
+        sealed: None,
     }
 }
 
@@ -513,8 +541,16 @@ impl HookedServer {
 
     /// Like [`HookedServer::start`], with this configuration.
     pub async fn start_with(dir: &std::path::Path, config: ServerConfig) -> HookedServer {
+        Self::start_failing_reads_from(dir, config, u64::MAX).await
+    }
+
+    /// Like [`HookedServer::start_with`], with reads failing from `position` on before the
+    /// server reads anything.
+    pub async fn start_failing_reads_from(dir: &std::path::Path, config: ServerConfig, position: u64) -> HookedServer {
         let (log, projections) = open_store(dir);
+        let config = sealing(dir, config);
         let hooked = Arc::new(Hooked::new(log));
+        hooked.reads_fail_from.store(position, Ordering::SeqCst);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = format!("http://{}", listener.local_addr().expect("the bound address"));
         let (stop, stopped) = oneshot::channel::<()>();

@@ -26,22 +26,37 @@ pub struct Rapport {
 }
 
 impl Rapport {
-    /// Opens the stores in `dir` (as `rapport serve` lays them out) and serves them; returns
-    /// once a health check answers, with the time that took.
+    /// Opens the stores in `dir` (as `rapport serve` lays them out, its key store too) and
+    /// serves them, personal data sealed; returns once a health check answers, with the time
+    /// that took.
     pub async fn start(dir: &Path) -> anyhow::Result<(Rapport, Duration)> {
+        Self::start_sealing(dir, true).await
+    }
+
+    /// [`Rapport::start`], with personal data sealed or (`sealed: false`, only to measure what
+    /// sealing costs) kept in clear.
+    pub async fn start_sealing(dir: &Path, sealed: bool) -> anyhow::Result<(Rapport, Duration)> {
         let began = Instant::now();
         let path = dir.to_owned();
-        let (log, projections) = tokio::task::spawn_blocking(move || {
+        let (log, projections, keys) = tokio::task::spawn_blocking(move || {
+            let keys = if sealed {
+                let opened = rapport_keys::KeyStore::open(&path.join("keys"), rapport_keys::MasterKeySource::Default)?;
+                Some(Arc::new(opened.store))
+            } else {
+                None
+            };
             anyhow::Ok((
                 Arc::new(SegmentLog::open(&path.join("log"))?),
                 Arc::new(SledProjections::open(&path.join("projections"))?),
+                keys,
             ))
         })
         .await??;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rapport_server::serve(listener, log, projections, ServerConfig::default(), async {
+        let config = ServerConfig { keys, ..ServerConfig::default() };
+        let task = tokio::spawn(rapport_server::serve(listener, log, projections, config, async {
             let _ = stopped.await;
         }));
         let channel = connect(address).await?;

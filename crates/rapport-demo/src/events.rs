@@ -14,6 +14,7 @@ pub(crate) fn event(rng: &mut Rng, at: i64, actor: &str, source: &str, body: Bod
         actor: actor.to_owned(),
         source: source.to_owned(),
         body: Some(body),
+        sealed: None,
     }
 }
 

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
-    AccountId, ContactId, ContactRole, Event, EventBody, EventId, Intimacy, Label, StaffId, Support, TeamRole, Tier,
-    Timestamp,
+    AccountId, ContactId, ContactRole, Event, EventBody, EventId, Intimacy, Label, Personal, StaffId, Support,
+    TeamRole, Tier, Timestamp,
 };
 
 /// An account as its stream tells it.
@@ -81,9 +81,9 @@ pub struct Contact {
     /// Their id within the account.
     pub id: ContactId,
     /// Their name.
-    pub name: Label,
+    pub name: Personal,
     /// Their title.
-    pub title: Label,
+    pub title: Personal,
     /// Their department.
     pub department: Label,
     /// Their part in buying decisions.
@@ -96,6 +96,9 @@ pub struct Contact {
     pub last_touch: Option<Touch>,
     /// When they left the customer; `None` while they are a current contact.
     pub left_at: Option<Timestamp>,
+    /// They were forgotten: their name and title are gone, and no event may name them again.
+    /// What stays (stance, closeness, touches) is linked only to their id and still counts.
+    pub forgotten: bool,
 }
 
 impl Contact {
@@ -197,6 +200,7 @@ impl Account {
                         assessment,
                         last_touch,
                         left_at: None,
+                        forgotten: false,
                     },
                 );
             }
@@ -266,6 +270,13 @@ impl Account {
             EventBody::FeedbackReceived(_) | EventBody::OutcomeRecorded(_) => {}
             EventBody::EventRetracted(retraction) => {
                 self.retracted.insert(retraction.target, self.version);
+            }
+            EventBody::ContactForgotten(forgotten) => {
+                if let Some(contact) = self.contacts.get_mut(&forgotten.contact_id) {
+                    contact.name = Personal::Forgotten;
+                    contact.title = Personal::Forgotten;
+                    contact.forgotten = true;
+                }
             }
         }
     }

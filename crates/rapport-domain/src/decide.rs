@@ -162,15 +162,18 @@ fn check_against_state(account: &Account, event: &Event, context: &AppendContext
             ),
         )),
         EventBody::TierAssigned(_) => Ok(()),
-        EventBody::ContactAdded(added) => match account.current_contact(&added.contact_id) {
-            Some(_) => Err(Violation::new(
+        EventBody::ContactAdded(added) => match account.contacts.get(&added.contact_id) {
+            Some(contact) if contact.forgotten => {
+                Err(forgotten("contact_added.contact_id", account, &added.contact_id))
+            }
+            Some(contact) if contact.is_current() => Err(Violation::new(
                 "contact_added.contact_id",
                 format!(
                     "contact \"{}\" is already a current contact of account \"{id}\"; use contact_updated to change them",
                     added.contact_id
                 ),
             )),
-            None => Ok(()),
+            _ => Ok(()),
         },
         EventBody::ContactUpdated(update) => require_contact(account, "contact_updated.contact_id", &update.contact_id),
         EventBody::ContactLeft(left) => require_contact(account, "contact_left.contact_id", &left.contact_id),
@@ -204,12 +207,35 @@ fn check_against_state(account: &Account, event: &Event, context: &AppendContext
         EventBody::TeamMemberLeft(left) => require_team_member(account, &left.member),
         EventBody::OutcomeRecorded(_) => Ok(()),
         EventBody::EventRetracted(retraction) => check_retraction(account, retraction.target, context),
+        EventBody::ContactForgotten(erasure) => match account.contacts.get(&erasure.contact_id) {
+            Some(contact) if contact.forgotten => {
+                Err(forgotten("contact_forgotten.contact_id", account, &erasure.contact_id))
+            }
+            Some(_) => Ok(()),
+            None => Err(Violation::new(
+                "contact_forgotten.contact_id",
+                format!("contact \"{}\" is not a contact of account \"{id}\"", erasure.contact_id),
+            )),
+        },
     }
+}
+
+/// A forgotten contact is never named again: a person who comes back is a new contact.
+fn forgotten(field: &str, account: &Account, contact_id: &ContactId) -> Violation {
+    Violation::new(
+        field,
+        format!(
+            "contact \"{contact_id}\" of account \"{}\" was forgotten; no event may name them again (a person who \
+             returns is added under a new contact id)",
+            account.id
+        ),
+    )
 }
 
 fn require_contact(account: &Account, field: &str, contact_id: &ContactId) -> Result<(), Violation> {
     let id = &account.id;
     match account.contacts.get(contact_id) {
+        Some(contact) if contact.forgotten => Err(forgotten(field, account, contact_id)),
         Some(contact) if contact.is_current() => Ok(()),
         Some(_) => Err(Violation::new(
             field,

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use crate::{
-    AccountId, ContactId, ContactRole, EventId, Intimacy, Label, MeetingKind, Money, Note, OutcomeKind,
-    SatisfactionScore, SourceSystem, StaffId, Support, TeamRole, Tier, Timestamp,
+    AccountId, ContactId, ContactRole, EventId, Intimacy, Label, MeetingKind, Money, Note, OutcomeKind, Personal,
+    PersonalField, SatisfactionScore, SourceSystem, StaffId, Support, TeamRole, Tier, Timestamp,
 };
 
 /// One fact about a customer relationship, as the client states it. Immutable once recorded.
@@ -41,6 +41,7 @@ pub enum EventBody {
     FeedbackReceived(FeedbackReceived),
     OutcomeRecorded(OutcomeRecorded),
     EventRetracted(EventRetracted),
+    ContactForgotten(ContactForgotten),
 }
 
 impl EventBody {
@@ -61,7 +62,97 @@ impl EventBody {
             EventBody::FeedbackReceived(_) => EventKind::FeedbackReceived,
             EventBody::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
             EventBody::EventRetracted(_) => EventKind::EventRetracted,
+            EventBody::ContactForgotten(_) => EventKind::ContactForgotten,
         }
+    }
+
+    /// The contacts whose personal data the event holds, in id order: the people its personal
+    /// fields concern. Empty when it holds none (a meeting that names no contact, feedback
+    /// from the organisation).
+    pub fn data_subjects(&self) -> Vec<ContactId> {
+        let mut subjects = match self {
+            EventBody::ContactAdded(c) => vec![c.contact_id.clone()],
+            EventBody::ContactUpdated(c) if c.name.is_some() || c.title.is_some() => vec![c.contact_id.clone()],
+            EventBody::MeetingHeld(m) => m.contact_ids.clone(),
+            EventBody::GiftGiven(g) => vec![g.recipient.clone()],
+            EventBody::SupportSignal(s) => vec![s.contact_id.clone()],
+            EventBody::FeedbackReceived(f) => f.contact_id.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        subjects.sort();
+        subjects.dedup();
+        subjects
+    }
+
+    /// The event's personal fields, each with the text it holds; empty when
+    /// [`EventBody::data_subjects`] is.
+    pub fn personal_fields(&self) -> Vec<(PersonalField, &Personal)> {
+        let mut fields = Vec::new();
+        match self {
+            EventBody::ContactAdded(c) => {
+                fields.push((PersonalField::Name, &c.name));
+                fields.push((PersonalField::Title, &c.title));
+            }
+            EventBody::ContactUpdated(c) => {
+                fields.extend(c.name.as_ref().map(|name| (PersonalField::Name, name)));
+                fields.extend(c.title.as_ref().map(|title| (PersonalField::Title, title)));
+            }
+            EventBody::MeetingHeld(m) if !m.contact_ids.is_empty() => {
+                fields.push((PersonalField::Topic, &m.topic));
+                fields.push((PersonalField::Notes, &m.notes));
+            }
+            EventBody::GiftGiven(g) => fields.push((PersonalField::Description, &g.description)),
+            EventBody::SupportSignal(s) => fields.push((PersonalField::Evidence, &s.evidence)),
+            EventBody::FeedbackReceived(f) if f.contact_id.is_some() => fields.push((PersonalField::Text, &f.text)),
+            _ => {}
+        }
+        fields
+    }
+
+    /// [`EventBody::personal_fields`], to seal or open them in place.
+    pub fn personal_fields_mut(&mut self) -> Vec<(PersonalField, &mut Personal)> {
+        let mut fields = Vec::new();
+        match self {
+            EventBody::ContactAdded(c) => {
+                fields.push((PersonalField::Name, &mut c.name));
+                fields.push((PersonalField::Title, &mut c.title));
+            }
+            EventBody::ContactUpdated(c) => {
+                fields.extend(c.name.as_mut().map(|name| (PersonalField::Name, name)));
+                fields.extend(c.title.as_mut().map(|title| (PersonalField::Title, title)));
+            }
+            EventBody::MeetingHeld(m) if !m.contact_ids.is_empty() => {
+                fields.push((PersonalField::Topic, &mut m.topic));
+                fields.push((PersonalField::Notes, &mut m.notes));
+            }
+            EventBody::GiftGiven(g) => fields.push((PersonalField::Description, &mut g.description)),
+            EventBody::SupportSignal(s) => fields.push((PersonalField::Evidence, &mut s.evidence)),
+            EventBody::FeedbackReceived(f) if f.contact_id.is_some() => {
+                fields.push((PersonalField::Text, &mut f.text));
+            }
+            _ => {}
+        }
+        fields
+    }
+
+    /// True when the event names the contact: is about them, or was with or for them.
+    pub fn names_contact(&self, contact: &ContactId) -> bool {
+        match self {
+            EventBody::ContactAdded(c) => &c.contact_id == contact,
+            EventBody::ContactUpdated(c) => &c.contact_id == contact,
+            EventBody::ContactLeft(c) => &c.contact_id == contact,
+            EventBody::ContactForgotten(c) => &c.contact_id == contact,
+            EventBody::MeetingHeld(m) => m.contact_ids.contains(contact),
+            EventBody::GiftGiven(g) => &g.recipient == contact,
+            EventBody::SupportSignal(s) => &s.contact_id == contact,
+            EventBody::FeedbackReceived(f) => f.contact_id.as_ref() == Some(contact),
+            _ => false,
+        }
+    }
+
+    /// True when a personal field of the event is forgotten.
+    pub fn is_forgotten(&self) -> bool {
+        self.personal_fields().iter().any(|(_, text)| text.is_forgotten())
     }
 }
 
@@ -70,14 +161,20 @@ impl EventBody {
     /// reasons as written, money as money, stances and closeness by their names.
     pub fn summary(&self) -> String {
         let join = |ids: &[String]| ids.join(", ");
+        // Sealed text is shown as such: a summary is made of what a reader could open.
+        let text = |text: &Personal| match text {
+            Personal::Clear(text) => text.clone(),
+            Personal::Sealed(_) => "[sealed]".to_owned(),
+            Personal::Forgotten => crate::FORGOTTEN_NAME.to_owned(),
+        };
         match self {
             EventBody::AccountOpened(o) => format!("\"{}\" ({}), owner {}", o.name, o.industry, o.owner),
             EventBody::TierAssigned(t) => format!("tier {}: {}", t.tier, t.reason),
             EventBody::ContactAdded(c) => format!(
                 "{} {}: {}, {}, {}{}",
                 c.contact_id,
-                c.name,
-                c.title,
+                text(&c.name),
+                text(&c.title),
                 c.department,
                 c.role,
                 if c.key { ", key" } else { "" }
@@ -85,10 +182,10 @@ impl EventBody {
             EventBody::ContactUpdated(c) => {
                 let mut changes = Vec::new();
                 if let Some(name) = &c.name {
-                    changes.push(format!("name {name}"));
+                    changes.push(format!("name {}", text(name)));
                 }
                 if let Some(title) = &c.title {
-                    changes.push(format!("title {title}"));
+                    changes.push(format!("title {}", text(title)));
                 }
                 if let Some(department) = &c.department {
                     changes.push(format!("department {department}"));
@@ -105,7 +202,7 @@ impl EventBody {
             EventBody::MeetingHeld(m) => format!(
                 "{} \"{}\": {} with {}",
                 m.kind,
-                m.topic,
+                text(&m.topic),
                 join(&m.staff.iter().map(ToString::to_string).collect::<Vec<_>>()),
                 join(&m.contact_ids.iter().map(ToString::to_string).collect::<Vec<_>>())
             ),
@@ -113,7 +210,7 @@ impl EventBody {
                 "{} to {}: {}, {}, {}",
                 g.giver,
                 g.recipient,
-                g.description,
+                text(&g.description),
                 g.value,
                 g.approval_ref.as_ref().map_or_else(|| "NO APPROVAL".to_owned(), |r| format!("approval {r}"))
             ),
@@ -124,7 +221,7 @@ impl EventBody {
                 s.support.value(),
                 s.intimacy.name(),
                 s.intimacy.value(),
-                s.evidence.as_str()
+                text(&s.evidence)
             ),
             EventBody::OwnerChanged(o) => {
                 format!("{} -> {} ({}): {}", o.from_owner, o.to_owner, o.reason, o.handover_note.as_str())
@@ -135,7 +232,7 @@ impl EventBody {
                 "{}/10 from {}: {}",
                 f.score.value(),
                 f.contact_id.as_ref().map_or_else(|| "the organisation".to_owned(), ToString::to_string),
-                f.text.as_str()
+                text(&f.text)
             ),
             EventBody::OutcomeRecorded(o) => {
                 let value = o.value.map(|v| format!(" {v}")).unwrap_or_default();
@@ -143,6 +240,9 @@ impl EventBody {
                 format!("{} \"{}\"{value}{reference}", o.kind, o.title)
             }
             EventBody::EventRetracted(r) => format!("retracts {}: {}", r.target, r.reason),
+            EventBody::ContactForgotten(f) => {
+                format!("{} forgotten at the request of {}: {}", f.contact_id, f.requested_by, f.reason)
+            }
         }
     }
 }
@@ -187,6 +287,7 @@ event_kinds! {
     FeedbackReceived => "feedback_received",
     OutcomeRecorded => "outcome_recorded",
     EventRetracted => "event_retracted",
+    ContactForgotten => "contact_forgotten",
 }
 
 impl fmt::Display for EventKind {
@@ -217,8 +318,8 @@ pub struct TierAssigned {
 #[allow(missing_docs)]
 pub struct ContactAdded {
     pub contact_id: ContactId,
-    pub name: Label,
-    pub title: Label,
+    pub name: Personal,
+    pub title: Personal,
     pub department: Label,
     pub role: ContactRole,
     /// A key contact: one whose stance we manage.
@@ -230,8 +331,8 @@ pub struct ContactAdded {
 #[allow(missing_docs)]
 pub struct ContactUpdated {
     pub contact_id: ContactId,
-    pub name: Option<Label>,
-    pub title: Option<Label>,
+    pub name: Option<Personal>,
+    pub title: Option<Personal>,
     pub department: Option<Label>,
     pub role: Option<ContactRole>,
     pub key: Option<bool>,
@@ -264,8 +365,8 @@ pub struct MeetingHeld {
     pub staff: Vec<StaffId>,
     pub contact_ids: Vec<ContactId>,
     pub kind: MeetingKind,
-    pub topic: Label,
-    pub notes: Note,
+    pub topic: Personal,
+    pub notes: Personal,
 }
 
 /// A gift or hospitality given to a contact.
@@ -274,7 +375,7 @@ pub struct MeetingHeld {
 pub struct GiftGiven {
     pub giver: StaffId,
     pub recipient: ContactId,
-    pub description: Label,
+    pub description: Personal,
     pub value: Money,
     /// `None` when the gift was given without approval.
     pub approval_ref: Option<Label>,
@@ -287,7 +388,7 @@ pub struct SupportSignal {
     pub contact_id: ContactId,
     pub support: Support,
     pub intimacy: Intimacy,
-    pub evidence: Note,
+    pub evidence: Personal,
 }
 
 /// The relationship passes from one of our people to another.
@@ -323,7 +424,7 @@ pub struct FeedbackReceived {
     /// `None` when the feedback speaks for the organisation.
     pub contact_id: Option<ContactId>,
     pub score: SatisfactionScore,
-    pub text: Note,
+    pub text: Personal,
 }
 
 /// A result of the relationship.
@@ -342,6 +443,18 @@ pub struct OutcomeRecorded {
 pub struct EventRetracted {
     pub target: EventId,
     pub reason: Label,
+}
+
+/// A contact was forgotten: their data key is deleted, so the text about them is gone. Recorded
+/// only by the ledger's erasure (on request or by retention), never appended by clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ContactForgotten {
+    pub contact_id: ContactId,
+    /// Why: the request's reference or the retention rule.
+    pub reason: Label,
+    /// Who asked.
+    pub requested_by: StaffId,
 }
 
 /// Where a recorded event lives: used to judge a retraction without reading history.

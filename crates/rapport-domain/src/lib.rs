@@ -14,6 +14,7 @@ mod expected;
 mod filter;
 mod ids;
 mod limits;
+mod personal;
 mod text;
 mod time;
 mod values;
@@ -22,14 +23,15 @@ pub use account::{Account, Contact, ContactAssessment, TeamMember, Tenure, TierS
 pub use decide::{AppendContext, decide};
 pub use error::{InvalidValue, Violation};
 pub use event::{
-    AccountOpened, ContactAdded, ContactLeft, ContactUpdated, Event, EventBody, EventKind, EventRetracted,
-    FeedbackReceived, GiftGiven, MeetingHeld, OutcomeRecorded, OwnerChanged, RecordedFacts, SupportSignal,
-    TeamMemberJoined, TeamMemberLeft, TierAssigned,
+    AccountOpened, ContactAdded, ContactForgotten, ContactLeft, ContactUpdated, Event, EventBody, EventKind,
+    EventRetracted, FeedbackReceived, GiftGiven, MeetingHeld, OutcomeRecorded, OwnerChanged, RecordedFacts,
+    SupportSignal, TeamMemberJoined, TeamMemberLeft, TierAssigned,
 };
 pub use expected::ExpectedVersion;
 pub use filter::EventFilter;
 pub use ids::{AccountId, ContactId, EventId, SourceSystem, StaffId};
 pub use limits::Limits;
+pub use personal::{FORGOTTEN_NAME, Personal, PersonalField, Sealed};
 pub use text::{Label, Note};
 pub use time::{Timestamp, check_occurred_at};
 pub use values::{

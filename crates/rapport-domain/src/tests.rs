@@ -57,8 +57,8 @@ fn opened(owner: &str) -> EventBody {
 fn added(contact: &str, department: &str) -> EventBody {
     EventBody::ContactAdded(ContactAdded {
         contact_id: contact_id(contact),
-        name: label(&format!("Person {contact}")),
-        title: label("CIO"),
+        name: Personal::clear(format!("Person {contact}")),
+        title: Personal::clear("CIO"),
         department: label(department),
         role: ContactRole::DecisionMaker,
         key: true,
@@ -74,7 +74,7 @@ fn signal(contact: &str, support: i32, intimacy: u32) -> EventBody {
         contact_id: contact_id(contact),
         support: Support::new(support).unwrap(),
         intimacy: Intimacy::new(intimacy).unwrap(),
-        evidence: note("observed"),
+        evidence: Personal::clear("observed"),
     })
 }
 
@@ -83,8 +83,8 @@ fn meeting(by: &[&str], contacts: &[&str]) -> EventBody {
         staff: by.iter().map(|s| staff(s)).collect(),
         contact_ids: contacts.iter().map(|c| contact_id(c)).collect(),
         kind: MeetingKind::Visit,
-        topic: label("Review"),
-        notes: note("notes"),
+        topic: Personal::clear("Review"),
+        notes: Personal::clear("notes"),
     })
 }
 
@@ -92,7 +92,7 @@ fn gift(giver: &str, contact: &str) -> EventBody {
     EventBody::GiftGiven(GiftGiven {
         giver: staff(giver),
         recipient: contact_id(contact),
-        description: label("Book"),
+        description: Personal::clear("Book"),
         value: Money::new(2_000, Currency::parse("EUR").unwrap()).unwrap(),
         approval_ref: None,
     })

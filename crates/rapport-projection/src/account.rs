@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rapport_domain::{
     Account, AccountId, ContactAssessment, ContactId, Event, EventBody, EventId, MeetingKind, Money, OutcomeKind,
-    SatisfactionScore, StaffId, TierState, Timestamp, Touch, TouchKind,
+    Personal, SatisfactionScore, StaffId, TierState, Timestamp, Touch, TouchKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -135,8 +135,8 @@ pub struct GiftRecord {
     pub giver: StaffId,
     /// To whom.
     pub recipient: ContactId,
-    /// What it was.
-    pub description: String,
+    /// What it was (personal: sealed under the recipient's key).
+    pub description: Personal,
     /// What it was worth.
     pub value: Money,
     /// The internal approval, if any.
@@ -169,8 +169,8 @@ pub struct FeedbackRecord {
     pub contact: Option<ContactId>,
     /// 0 to 10.
     pub score: SatisfactionScore,
-    /// What they said.
-    pub text: String,
+    /// What they said (personal when a contact said it).
+    pub text: Personal,
 }
 
 impl AccountProjection {
@@ -314,7 +314,7 @@ impl AccountProjection {
                         event_id: event.id,
                         giver: gift.giver.clone(),
                         recipient: gift.recipient.clone(),
-                        description: gift.description.as_str().to_owned(),
+                        description: gift.description.clone(),
                         value: gift.value,
                         approval_ref: gift.approval_ref.as_ref().map(|r| r.as_str().to_owned()),
                     },
@@ -342,7 +342,7 @@ impl AccountProjection {
                         version,
                         contact: feedback.contact_id.clone(),
                         score: feedback.score,
-                        text: feedback.text.as_str().to_owned(),
+                        text: feedback.text.clone(),
                     },
                     |f| (f.at, f.version),
                 );
@@ -351,6 +351,15 @@ impl AccountProjection {
             EventBody::OwnerChanged(change) => {
                 let note = change.handover_note.as_str();
                 self.handover_note = (!note.is_empty()).then(|| note.to_owned());
+            }
+            // The register and the feedback keep their records; what was personal in them is gone.
+            EventBody::ContactForgotten(erasure) => {
+                for gift in self.gifts.iter_mut().filter(|g| g.recipient == erasure.contact_id) {
+                    gift.description = Personal::Forgotten;
+                }
+                for feedback in self.feedback.iter_mut().filter(|f| f.contact.as_ref() == Some(&erasure.contact_id)) {
+                    feedback.text = Personal::Forgotten;
+                }
             }
             EventBody::AccountOpened(_)
             | EventBody::ContactAdded(_)

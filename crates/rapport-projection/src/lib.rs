@@ -43,8 +43,13 @@ pub use rules::{
 pub use scores::{Coverage, Factor, Score, ScoreKind, Scores, ValueClass, coverage, round2, scores};
 
 /// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
-/// version is rebuilt from the log rather than read.
-pub const ENCODING_VERSION: u8 = 3;
+/// version is rebuilt from the log rather than read. 4: personal text is sealed, clear or
+/// forgotten ([`rapport_domain::Personal`]).
+pub const ENCODING_VERSION: u8 = 4;
+
+/// The oldest encoding whose checkpoints still decode: a checkpoint's own layout has not
+/// changed since, only that of the accounts stored beside it.
+const OLDEST_CHECKPOINT_ENCODING: u8 = 3;
 
 /// Encodes a projection for storage (and for digests): a version byte, then postcard.
 pub fn encode(projection: &AccountProjection) -> Vec<u8> {
@@ -85,6 +90,10 @@ pub struct Checkpoint {
     pub position: u64,
     /// The recording time of that event.
     pub recorded_at: rapport_domain::Timestamp,
+    /// The encoding version it was stored with, which is that of the accounts stored with it
+    /// (not itself stored: it is the leading byte).
+    #[serde(skip)]
+    pub encoding: u8,
 }
 
 impl Checkpoint {
@@ -100,7 +109,10 @@ impl Checkpoint {
     /// Decodes what [`Checkpoint::encode`] wrote, and re-reads its rule set.
     pub fn decode(bytes: &[u8]) -> Result<(Checkpoint, RuleSet), DecodeError> {
         let checkpoint: Checkpoint = match bytes.split_first() {
-            Some((&ENCODING_VERSION, body)) => postcard::from_bytes(body).map_err(|e| DecodeError(e.to_string()))?,
+            Some((&version, body)) if (OLDEST_CHECKPOINT_ENCODING..=ENCODING_VERSION).contains(&version) => {
+                let checkpoint: Checkpoint = postcard::from_bytes(body).map_err(|e| DecodeError(e.to_string()))?;
+                Checkpoint { encoding: version, ..checkpoint }
+            }
             _ => return Err(DecodeError("a checkpoint of another encoding version; rebuild the projection".into())),
         };
         let rules = RuleSet::parse(&checkpoint.rules).map_err(|e| DecodeError(e.to_string()))?;

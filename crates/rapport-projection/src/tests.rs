@@ -67,8 +67,8 @@ impl Stream {
             0,
             EventBody::ContactAdded(ContactAdded {
                 contact_id: contact_id(id),
-                name: label(id),
-                title: label("Director"),
+                name: Personal::clear(id),
+                title: Personal::clear("Director"),
                 department: label(department),
                 role: ContactRole::DecisionMaker,
                 key: true,
@@ -83,7 +83,7 @@ impl Stream {
                 contact_id: contact_id(contact),
                 support: Support::new(support).unwrap(),
                 intimacy: Intimacy::new(intimacy).unwrap(),
-                evidence: Note::parse("observed", &limits()).unwrap(),
+                evidence: Personal::clear("observed"),
             }),
         )
     }
@@ -95,8 +95,8 @@ impl Stream {
                 staff: staff_ids.iter().map(|s| staff(s)).collect(),
                 contact_ids: contacts.iter().map(|c| contact_id(c)).collect(),
                 kind,
-                topic: label("review"),
-                notes: Note::parse("", &limits()).unwrap(),
+                topic: Personal::clear("review"),
+                notes: Personal::default(),
             }),
         );
     }
@@ -107,7 +107,7 @@ impl Stream {
             EventBody::GiftGiven(GiftGiven {
                 giver: staff(giver),
                 recipient: contact_id(to),
-                description: label("dinner"),
+                description: Personal::clear("dinner"),
                 value: Money::new(minor, Currency::parse(currency).unwrap()).unwrap(),
                 approval_ref: approval.map(label),
             }),
@@ -499,6 +499,8 @@ fn a_checkpoint_stored_before_rule_formats_resumes() {
     let bytes = include_bytes!("../../../tests/fixtures/checkpoints/default-1-at-284.bin");
     let (checkpoint, rules) = Checkpoint::decode(bytes).unwrap();
     assert_eq!(checkpoint.position, 284);
+    // Its accounts were of encoding 3, which this build rebuilds rather than reads.
+    assert_eq!(checkpoint.encoding, 3);
     assert_eq!(checkpoint.recorded_at, Timestamp::from_unix_nanos(1_767_225_600_123_456_789));
     assert_eq!(rules, RuleSet::default_rules());
     assert_eq!(rules.id(), "default@1");

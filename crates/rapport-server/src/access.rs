@@ -36,13 +36,17 @@ pub enum Role {
     Auditor,
     /// Works with projections and rule sets: rebuild, activate, compare; reads accounts.
     Analyst,
+    /// Exercises the rights of the people the ledger holds data about: forgets contacts and
+    /// reports what is held about them (the Privacy service), and nothing else.
+    #[serde(rename = "privacy_officer")]
+    PrivacyOfficer,
     /// Everything.
     Admin,
 }
 
 impl Role {
     /// Every role, in the order the documentation lists them.
-    pub const ALL: [Role; 4] = [Role::Writer, Role::Auditor, Role::Analyst, Role::Admin];
+    pub const ALL: [Role; 5] = [Role::Writer, Role::Auditor, Role::Analyst, Role::PrivacyOfficer, Role::Admin];
 
     /// The role's name in the tokens file.
     pub fn name(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Role {
             Role::Writer => "writer",
             Role::Auditor => "auditor",
             Role::Analyst => "analyst",
+            Role::PrivacyOfficer => "privacy_officer",
             Role::Admin => "admin",
         }
     }
@@ -73,7 +78,7 @@ pub enum Permission {
 impl Permission {
     /// The permission of a gRPC method, by its path (`/rapport.v1.Ledger/Append`).
     pub fn of(path: &str) -> Permission {
-        use Role::{Analyst, Auditor, Writer};
+        use Role::{Analyst, Auditor, PrivacyOfficer, Writer};
         let open = ["/grpc.health.v1.Health/", "/grpc.reflection.v1.", "/grpc.reflection.v1alpha."];
         if open.iter().any(|prefix| path.starts_with(prefix)) {
             return Permission::Open;
@@ -95,6 +100,9 @@ impl Permission {
             "/rapport.v1.Projections/Rebuild"
             | "/rapport.v1.Projections/Activate"
             | "/rapport.v1.Projections/Compare" => &[Analyst],
+            // A subject report holds everything about a person, opened: not for auditors or
+            // analysts, who see forgotten contacts as forgotten like everyone else.
+            "/rapport.v1.Privacy/ForgetContact" | "/rapport.v1.Privacy/SubjectReport" => &[PrivacyOfficer],
             // Anything not named here: admin only.
             _ => &[],
         })

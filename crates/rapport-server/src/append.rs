@@ -4,6 +4,9 @@ use bytes::Bytes;
 use rapport_domain::{AccountId, Event, ExpectedVersion, Limits, Violation};
 use rapport_proto::v1 as pb;
 
+use crate::error::AppendError;
+use crate::privacy::PersonalData;
+
 /// An append the handler has parsed and validated field by field.
 #[derive(Debug)]
 pub(crate) struct Append {
@@ -13,18 +16,29 @@ pub(crate) struct Append {
     pub expected: ExpectedVersion,
     /// The events, in order.
     pub events: Vec<Event>,
-    /// Each event's canonical encoding, as the log stores it (same order as `events`).
+    /// Each event's canonical encoding, its personal fields sealed, as the log stores it (same
+    /// order as `events`).
     pub payloads: Vec<Bytes>,
     /// The authenticated identity appending them; empty without authentication.
     pub recorded_by: String,
 }
 
 impl Append {
-    /// Parses an append request, every field through `rapport-wire`; the writer then judges
-    /// it against the account. `recorded_by` is the authenticated identity making the request.
-    pub fn from_wire(request: &pb::AppendRequest, recorded_by: String, limits: &Limits) -> Result<Append, Violation> {
-        let account_id = rapport_wire::requests::account_id(&request.account_id, "account_id", limits)?;
-        let events = rapport_wire::requests::append_events(request, limits)?;
+    /// Parses an append request, every field through `rapport-wire`, and seals its personal
+    /// fields; the writer then judges it against the account. `recorded_by` is the
+    /// authenticated identity making the request.
+    pub async fn from_wire(
+        request: &pb::AppendRequest,
+        recorded_by: String,
+        limits: &Limits,
+        personal: &PersonalData,
+    ) -> Result<Append, AppendError> {
+        let parse = || -> Result<_, Violation> {
+            let account_id = rapport_wire::requests::account_id(&request.account_id, "account_id", limits)?;
+            Ok((account_id, rapport_wire::requests::append_events(request, limits)?))
+        };
+        let (account_id, mut events) = parse().map_err(AppendError::Invalid)?;
+        personal.seal(&account_id, &mut events).await?;
         let payloads = events.iter().map(rapport_wire::encode_event).collect();
         let expected = rapport_wire::requests::expected_version(request.expected.as_ref());
         Ok(Append { account_id, expected, events, payloads, recorded_by })

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rapport_domain::{Limits, Timestamp};
 use rapport_projection::RuleSet;
 
+use rapport_keys::KeyStore;
+
 use crate::TlsIdentity;
 use crate::access::Tokens;
 
@@ -51,6 +53,16 @@ pub struct ServerConfig {
     /// instrumentation that must know the order in which requests will be decided, without
     /// guessing it from time.
     pub on_append_queued: Option<QueueHook>,
+    /// The key store that seals personal data (names, titles, the text about contacts) under
+    /// a key per contact. `None` stores it in clear and cannot forget anyone: only to measure
+    /// what sealing costs. `rapport serve` always opens one.
+    pub keys: Option<Arc<KeyStore>>,
+    /// Rotate the master key after every erasure (see `rapport_keys::KeyStore::rotate`).
+    pub rotate_master_key_after_erasure: bool,
+    /// Rotate the master key on this schedule; `None` only on request.
+    pub rotate_master_key_every: Option<Duration>,
+    /// Retention: forget contacts this long after their `ContactLeft`; `None` keeps them.
+    pub forget_after_left: Option<Duration>,
 }
 
 /// See [`ServerConfig::on_append_queued`].
@@ -70,6 +82,10 @@ impl Default for ServerConfig {
             tokens: None,
             tls: None,
             on_append_queued: None,
+            keys: None,
+            rotate_master_key_after_erasure: false,
+            rotate_master_key_every: None,
+            forget_after_left: None,
         }
     }
 }

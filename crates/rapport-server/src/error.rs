@@ -175,6 +175,46 @@ impl From<tokio::task::JoinError> for ReadError {
     }
 }
 
+/// Why an erasure or a subject report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    /// A request field breaks a rule.
+    #[error("{0}")]
+    Invalid(Violation),
+    /// The account has no such contact.
+    #[error("account \"{account_id}\" has no contact \"{contact_id}\"; check the id (GetAccount lists them)")]
+    ContactNotFound {
+        /// The account.
+        account_id: AccountId,
+        /// The contact asked for.
+        contact_id: rapport_domain::ContactId,
+    },
+    /// Some of the contact's events were stored in clear, where no key deletion can reach.
+    #[error(
+        "contact \"{contact_id}\" of account \"{account_id}\" has events stored in clear (a data directory from \
+         before personal data was sealed); migrate it first (rapport export, then rapport import into a new data \
+         directory), then forget them there"
+    )]
+    InClear {
+        /// The account.
+        account_id: AccountId,
+        /// The contact.
+        contact_id: rapport_domain::ContactId,
+    },
+    /// The server keeps personal data in clear (no key store), so it cannot forget anyone.
+    #[error("this server keeps personal data in clear, without a key store, so it cannot forget a contact")]
+    NotSealing,
+    /// The key store failed; the erasure is not acknowledged (retry: it is idempotent).
+    #[error("the key store failed: {0}; the erasure is not acknowledged, retry it")]
+    Keys(rapport_keys::KeyError),
+    /// Recording the erasure failed.
+    #[error("{0}")]
+    Append(AppendError),
+    /// Reading the account failed.
+    #[error("{0}")]
+    Read(#[from] ReadError),
+}
+
 /// Why the server ended a subscription. Each says where to resume.
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionEnd {
@@ -221,4 +261,7 @@ pub enum ServeError {
     /// A blocking task panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Erasures a stop interrupted could not be settled.
+    #[error("could not settle the erasures a stop interrupted: {0}")]
+    Privacy(#[from] PrivacyError),
 }

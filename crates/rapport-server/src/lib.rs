@@ -1,8 +1,8 @@
 //! Rapport's gRPC service, as a library.
 //!
-//! [`serve`] runs the `rapport.v1.Ledger`, `rapport.v1.Accounts` and `rapport.v1.Projections`
-//! services, the standard health service and server reflection on a listener the caller
-//! bound, over any [`EventLog`] and [`ProjectionStore`]. The binary and the end-to-end tests
+//! [`serve`] runs the `rapport.v1.Ledger`, `rapport.v1.Accounts`, `rapport.v1.Projections` and
+//! `rapport.v1.Privacy` services, the standard health service and server reflection on a
+//! listener the caller bound, over any [`EventLog`] and [`ProjectionStore`]. The binary and the end-to-end tests
 //! both start the service this way.
 //!
 //! Inside: a layer checks every request's bearer token and role when the server has tokens
@@ -11,15 +11,18 @@
 //! single writer thread, whose group loop decides them against the account (retries judged
 //! by `idempotency`), appends and syncs them in groups and folds them into the active build
 //! (`writer/`); builds, folding, the build registry and the background projector live in
-//! `projection/`, subscriptions in `subscribe`; what the services share is `state`; and every
-//! error becomes a gRPC status in one place (`status`).
+//! `projection/`, subscriptions in `subscribe`; personal data (sealing, opening, erasure and
+//! retention) in `privacy`; what the services share is `state`; and every error becomes a
+//! gRPC status in one place (`status`).
 
 mod access;
 mod append;
 mod config;
 mod error;
 mod idempotency;
+mod privacy;
 mod projection;
+mod retention;
 mod service;
 mod state;
 mod status;
@@ -38,13 +41,14 @@ use tracing::info;
 
 pub use access::{Caller, Permission, Role, Tokens, TokensError, token_hash};
 pub use config::{Clock, QueueHook, ServerConfig, system_clock};
-pub use error::{AccessError, AppendError, ReadError, ServeError, SubscriptionEnd};
+pub use error::{AccessError, AppendError, PrivacyError, ReadError, ServeError, SubscriptionEnd};
 pub use service::{RebuildProgressStream, RecordedEventStream};
 pub use subscribe::SubscriptionStream;
 pub use tonic::transport::Identity as TlsIdentity;
 
+use crate::privacy::PersonalData;
 use crate::projection::Projections;
-use crate::service::{AccountsService, LedgerService, ProjectionsService};
+use crate::service::{AccountsService, LedgerService, PrivacyService, ProjectionsService};
 use crate::state::AppState;
 use crate::writer::Writer;
 
@@ -73,6 +77,10 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    if let Some(keys) = config.keys.clone() {
+        let log = Arc::clone(&log);
+        tokio::task::spawn_blocking(move || privacy::settle_interrupted_erasures(&keys, log.as_ref())).await??;
+    }
     let (loader, rules) = (Arc::clone(&log), config.default_rules.clone());
     let projections = tokio::task::spawn_blocking(move || Projections::open(loader, store, rules)).await??;
     let projections = Arc::new(projections);
@@ -88,7 +96,13 @@ pub async fn serve(
         closing,
         subscriber_stall_timeout: config.subscriber_stall_timeout,
         subscribers: subscribers::Subscribers::new(config.max_subscriptions_per_client),
+        personal: PersonalData::new(config.keys.clone(), config.rotate_master_key_after_erasure),
     });
+    let retention = config.forget_after_left.map(|after| tokio::spawn(retention::run(Arc::clone(&state), after)));
+    let rotation = match (&config.keys, config.rotate_master_key_every) {
+        (Some(keys), Some(every)) => Some(tokio::spawn(privacy::rotate_every(Arc::clone(keys), every))),
+        _ => None,
+    };
     // Subscriptions never end by themselves: tell them first, so that the transport's graceful
     // shutdown, which waits for open streams, can finish.
     let stopping = Arc::clone(&projections);
@@ -103,6 +117,7 @@ pub async fn serve(
     health.set_serving::<pb::ledger_server::LedgerServer<LedgerService>>().await;
     health.set_serving::<pb::accounts_server::AccountsServer<AccountsService>>().await;
     health.set_serving::<pb::projections_server::ProjectionsServer<ProjectionsService>>().await;
+    health.set_serving::<pb::privacy_server::PrivacyServer<PrivacyService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(rapport_proto::FILE_DESCRIPTOR_SET)
@@ -119,13 +134,16 @@ pub async fn serve(
     let projections_service = pb::projections_server::ProjectionsServer::new(ProjectionsService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
 
+    let privacy = pb::privacy_server::PrivacyServer::new(PrivacyService(Arc::clone(&state)))
+        .max_decoding_message_size(config.max_request_bytes);
+
     let address = listener.local_addr().map_err(ServeError::Listener)?;
     let mut server = tonic::transport::Server::builder();
     if let Some(identity) = config.tls.clone() {
         server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     let tokens = config.tokens.as_ref().map(|t| t.len());
-    info!(%address, tls = config.tls.is_some(), ?tokens, "serving");
+    info!(%address, tls = config.tls.is_some(), ?tokens, sealing = state.personal.seals(), "serving");
     server
         .layer(access::Guard::new(config.tokens.clone()))
         .add_service(health_service)
@@ -134,8 +152,12 @@ pub async fn serve(
         .add_service(ledger)
         .add_service(accounts)
         .add_service(projections_service)
+        .add_service(privacy)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
+    for task in [retention, rotation].into_iter().flatten() {
+        task.abort();
+    }
     state.writer.close().await;
     tokio::task::spawn_blocking(move || projections.close()).await?;
     let _ = projector.await;

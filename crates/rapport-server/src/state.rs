@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Clock;
 use crate::error::ReadError;
+use crate::privacy::PersonalData;
 use crate::projection::{Build, Projections};
 use crate::subscribers::Subscribers;
 use crate::writer::Writer;
@@ -31,6 +32,8 @@ pub(crate) struct AppState {
     pub subscriber_stall_timeout: Duration,
     /// Open subscriptions per client.
     pub subscribers: Subscribers,
+    /// The keys that seal and open personal data, and the erasures under way.
+    pub personal: PersonalData,
 }
 
 impl AppState {
@@ -69,7 +72,7 @@ impl AppState {
                 };
                 let retracted_by =
                     account.as_ref().and_then(|a| a.account.retracted.get(&record.event_id).copied()).unwrap_or(0);
-                Ok(rapport_wire::recorded_to_wire(record, retracted_by)?)
+                Ok(rapport_wire::recorded_to_wire(record, retracted_by, &self.personal)?)
             })
             .collect()
     }

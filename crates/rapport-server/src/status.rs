@@ -9,7 +9,7 @@ use rapport_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::{AccessError, AppendError, ReadError, SubscriptionEnd};
+use crate::error::{AccessError, AppendError, PrivacyError, ReadError, SubscriptionEnd};
 
 /// The `ErrorInfo.domain` of every error Rapport reports.
 const DOMAIN: &str = "rapport.v1";
@@ -97,6 +97,36 @@ impl From<ReadError> for Status {
             ReadError::BeyondEnd { .. } => Status::out_of_range(error.to_string()),
             ReadError::Replaced(_) => Status::aborted(error.to_string()),
             ReadError::TaskFailed(_) => Status::internal(error.to_string()),
+        }
+    }
+}
+
+impl From<PrivacyError> for Status {
+    fn from(error: PrivacyError) -> Self {
+        let message = error.to_string();
+        match error {
+            PrivacyError::Invalid(violation) => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(violation.field, violation.reason),
+            ),
+            PrivacyError::ContactNotFound { .. } => Status::not_found(message),
+            PrivacyError::InClear { account_id, contact_id } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(
+                    "STORED_IN_CLEAR",
+                    DOMAIN,
+                    HashMap::from([
+                        ("account_id".to_owned(), account_id.to_string()),
+                        ("contact_id".to_owned(), contact_id.to_string()),
+                    ]),
+                ),
+            ),
+            PrivacyError::NotSealing => Status::failed_precondition(message),
+            PrivacyError::Keys(_) => Status::unavailable(message),
+            PrivacyError::Append(append) => Status::from(append),
+            PrivacyError::Read(read) => Status::from(read),
         }
     }
 }

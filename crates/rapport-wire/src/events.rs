@@ -4,11 +4,23 @@
 //! Violations name the field's path in the request (`events[2].support_signal.support`). The
 //! path is built only on failure: valid events, and every stored event a rebuild decodes,
 //! allocate nothing for it.
+//!
+//! Personal fields travel in two forms. Clients send and read them in clear (reads show a
+//! forgotten contact's as forgotten: [`event_to_reader`]). The log stores them sealed, in the
+//! event's `sealed` part with the clear fields left empty (payload format 2): [`event_to_wire`]
+//! writes that form, and [`event_from_wire`] reads both it and the clear form of payload
+//! format 1.
+//!
+//! Personal fields travel in two forms. Clients send and read them in clear (reads show a
+//! forgotten contact's as forgotten: [`event_to_reader`]). The log stores them sealed, in the
+//! event's `sealed` part with the clear fields left empty (payload format 2): [`event_to_wire`]
+//! writes that form, and [`event_from_wire`] reads both it and the clear form of payload
+//! format 1.
 
 use rapport_domain as domain;
 use rapport_domain::{
-    ContactId, Currency, EventBody, EventId, EventKind, InvalidValue, Label, Limits, Money, Note, SourceSystem,
-    StaffId, Timestamp, Violation,
+    ContactId, Currency, EventBody, EventId, EventKind, FORGOTTEN_NAME, InvalidValue, Label, Limits, Money, Note,
+    Personal, PersonalField, Sealed, SourceSystem, StaffId, Timestamp, Violation,
 };
 use rapport_proto::{v1 as pb, wkt};
 
@@ -29,9 +41,80 @@ pub fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) -> Resu
                 "is required; set exactly one of account_opened, tier_assigned, contact_added, ... (see events.proto)",
             ));
         }
-        Some(body) => body_from_wire(body, prefix, limits)?,
+        Some(body) => body_from_wire(body, event.sealed.as_ref(), prefix, limits)?,
     };
     Ok(domain::Event { id, occurred_at, actor, source, body })
+}
+
+/// The sealing scheme this build writes and opens (`SealedFields.scheme`).
+pub const SEALING_SCHEME: u32 = 1;
+
+/// The number of a personal field in its body message (`ContactAdded.name` is 2): how the
+/// stored form names the sealed fields.
+pub fn personal_field_number(kind: EventKind, field: PersonalField) -> Option<u32> {
+    use PersonalField as F;
+    match (kind, field) {
+        (EventKind::ContactAdded | EventKind::ContactUpdated, F::Name) => Some(2),
+        (EventKind::ContactAdded | EventKind::ContactUpdated, F::Title) => Some(3),
+        (EventKind::MeetingHeld, F::Topic) => Some(4),
+        (EventKind::MeetingHeld, F::Notes) => Some(5),
+        (EventKind::GiftGiven, F::Description) => Some(3),
+        (EventKind::SupportSignal, F::Evidence) => Some(4),
+        (EventKind::FeedbackReceived, F::Text) => Some(3),
+        _ => None,
+    }
+}
+
+/// The sealed fields of a stored event, parsed and checked against the body they belong to.
+struct SealedParts<'a> {
+    fields: Vec<(u32, &'a pb::SealedField)>,
+}
+
+impl<'a> SealedParts<'a> {
+    fn of(sealed: Option<&'a pb::SealedFields>, kind: EventKind, prefix: &str) -> Result<Self, Violation> {
+        let Some(sealed) = sealed else { return Ok(SealedParts { fields: Vec::new() }) };
+        if sealed.scheme != SEALING_SCHEME {
+            return Err(Violation::new(
+                format!("{prefix}.sealed.scheme"),
+                format!("is {}; this build opens sealing scheme {SEALING_SCHEME}", sealed.scheme),
+            ));
+        }
+        let personal = [
+            PersonalField::Name,
+            PersonalField::Title,
+            PersonalField::Topic,
+            PersonalField::Notes,
+            PersonalField::Description,
+            PersonalField::Evidence,
+            PersonalField::Text,
+        ];
+        let mut fields = Vec::with_capacity(sealed.fields.len());
+        for (index, field) in sealed.fields.iter().enumerate() {
+            if !personal.iter().any(|&p| personal_field_number(kind, p) == Some(field.field)) {
+                return Err(Violation::new(
+                    format!("{prefix}.sealed.fields[{index}].field"),
+                    format!("is {}, which is no personal field of {kind}", field.field),
+                ));
+            }
+            fields.push((field.field, field));
+        }
+        Ok(SealedParts { fields })
+    }
+
+    /// The field's sealed text, if the stored form sealed it.
+    fn get(&self, number: u32, path: impl Fn() -> String, limits: &Limits) -> Result<Option<Personal>, Violation> {
+        let Some((_, field)) = self.fields.iter().find(|(n, _)| *n == number) else { return Ok(None) };
+        let contacts = field
+            .contact_ids
+            .iter()
+            .map(|id| ContactId::parse(id, limits).map_err(|e| e.at(path())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(if field.ciphertext.is_empty() {
+            Personal::Forgotten
+        } else {
+            Personal::Sealed(Sealed { contacts, bytes: field.ciphertext.clone() })
+        }))
+    }
 }
 
 fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: impl Fn() -> String) -> Result<Timestamp, Violation> {
@@ -46,6 +129,8 @@ struct Fields<'a> {
     /// The body's field name (`gift_given`).
     body: &'a str,
     limits: &'a Limits,
+    /// The stored form's sealed fields (none in a client's event).
+    sealed: &'a SealedParts<'a>,
 }
 
 impl Fields<'_> {
@@ -72,6 +157,38 @@ impl Fields<'_> {
     fn note(&self, field: &str, value: &str) -> Result<Note, Violation> {
         Note::parse(value, self.limits).map_err(self.at(field))
     }
+    fn sealed(&self, field: &str, number: u32) -> Result<Option<Personal>, Violation> {
+        self.sealed.get(number, || format!("{}.sealed.{field}", self.prefix), self.limits)
+    }
+    /// A personal label: sealed in the stored form, else in clear (and then checked).
+    fn personal_label(&self, field: &str, number: u32, value: &str, required: bool) -> Result<Personal, Violation> {
+        if let Some(sealed) = self.sealed(field, number)? {
+            return Ok(sealed);
+        }
+        let label = if required { self.required_label(field, value)? } else { self.label(field, value)? };
+        Ok(Personal::Clear(label.as_str().to_owned()))
+    }
+    /// A personal note: sealed in the stored form, else in clear (and then checked).
+    fn personal_note(&self, field: &str, number: u32, value: &str) -> Result<Personal, Violation> {
+        if let Some(sealed) = self.sealed(field, number)? {
+            return Ok(sealed);
+        }
+        Ok(Personal::Clear(self.note(field, value)?.as_str().to_owned()))
+    }
+    /// An optional personal label (`ContactUpdated`): set when sealed or given.
+    fn optional_personal_label(
+        &self,
+        field: &str,
+        number: u32,
+        value: Option<&str>,
+        required: bool,
+    ) -> Result<Option<Personal>, Violation> {
+        match (self.sealed(field, number)?, value) {
+            (Some(sealed), _) => Ok(Some(sealed)),
+            (None, Some(value)) => self.personal_label(field, number, value, required).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
     fn money(&self, value_field: &str, value: i64, currency_field: &str, currency: &str) -> Result<Money, Violation> {
         let currency = Currency::parse(currency).map_err(self.at(currency_field))?;
         Money::new(value, currency).map_err(self.at(value_field))
@@ -90,9 +207,16 @@ impl Fields<'_> {
     }
 }
 
-fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Result<EventBody, Violation> {
+fn body_from_wire(
+    body: &pb::event::Body,
+    sealed: Option<&pb::SealedFields>,
+    prefix: &str,
+    limits: &Limits,
+) -> Result<EventBody, Violation> {
     use pb::event::Body as B;
-    let f = |body| Fields { prefix, body, limits };
+    let sealed = SealedParts::of(sealed, kind_of(body), prefix)?;
+    let sealed = &sealed;
+    let f = |body| Fields { prefix, body, limits, sealed };
     Ok(match body {
         B::AccountOpened(b) => {
             let f = f("account_opened");
@@ -113,8 +237,8 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
             let f = f("contact_added");
             EventBody::ContactAdded(domain::ContactAdded {
                 contact_id: f.contact("contact_id", &b.contact_id)?,
-                name: f.required_label("name", &b.name)?,
-                title: f.label("title", &b.title)?,
+                name: f.personal_label("name", 2, &b.name, true)?,
+                title: f.personal_label("title", 3, &b.title, false)?,
                 department: f.label("department", &b.department)?,
                 role: from_number(b.role, || f.path("role"))?,
                 key: b.key,
@@ -124,8 +248,8 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
             let f = f("contact_updated");
             EventBody::ContactUpdated(domain::ContactUpdated {
                 contact_id: f.contact("contact_id", &b.contact_id)?,
-                name: b.name.as_deref().map(|v| f.required_label("name", v)).transpose()?,
-                title: b.title.as_deref().map(|v| f.label("title", v)).transpose()?,
+                name: f.optional_personal_label("name", 2, b.name.as_deref(), true)?,
+                title: f.optional_personal_label("title", 3, b.title.as_deref(), false)?,
                 department: b.department.as_deref().map(|v| f.label("department", v)).transpose()?,
                 role: b.role.map(|v| from_number(v, || f.path("role"))).transpose()?,
                 key: b.key,
@@ -144,8 +268,8 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
                 staff: f.list("staff", &b.staff, StaffId::parse)?,
                 contact_ids: f.list("contact_ids", &b.contact_ids, ContactId::parse)?,
                 kind: from_number(b.kind, || f.path("kind"))?,
-                topic: f.required_label("topic", &b.topic)?,
-                notes: f.note("notes", &b.notes)?,
+                topic: f.personal_label("topic", 4, &b.topic, true)?,
+                notes: f.personal_note("notes", 5, &b.notes)?,
             })
         }
         B::GiftGiven(b) => {
@@ -153,7 +277,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
             EventBody::GiftGiven(domain::GiftGiven {
                 giver: f.staff("giver", &b.giver)?,
                 recipient: f.contact("recipient_contact_id", &b.recipient_contact_id)?,
-                description: f.required_label("description", &b.description)?,
+                description: f.personal_label("description", 3, &b.description, true)?,
                 value: f.money("value_minor", b.value_minor, "currency", &b.currency)?,
                 approval_ref: Some(f.label("approval_ref", &b.approval_ref)?).filter(|r| !r.is_empty()),
             })
@@ -164,7 +288,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
                 contact_id: f.contact("contact_id", &b.contact_id)?,
                 support: domain::Support::new(b.support).map_err(f.at("support"))?,
                 intimacy: domain::Intimacy::new(b.intimacy).map_err(f.at("intimacy"))?,
-                evidence: f.note("evidence", &b.evidence)?,
+                evidence: f.personal_note("evidence", 4, &b.evidence)?,
             })
         }
         B::OwnerChanged(b) => {
@@ -195,7 +319,7 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
             EventBody::FeedbackReceived(domain::FeedbackReceived {
                 contact_id: (!b.contact_id.is_empty()).then(|| f.contact("contact_id", &b.contact_id)).transpose()?,
                 score: domain::SatisfactionScore::new(b.score).map_err(f.at("score"))?,
-                text: f.note("text", &b.text)?,
+                text: f.personal_note("text", 3, &b.text)?,
             })
         }
         B::OutcomeRecorded(b) => {
@@ -224,21 +348,83 @@ fn body_from_wire(body: &pb::event::Body, prefix: &str, limits: &Limits) -> Resu
                 reason: f.required_label("reason", &b.reason)?,
             })
         }
+        B::ContactForgotten(b) => {
+            let f = f("contact_forgotten");
+            EventBody::ContactForgotten(domain::ContactForgotten {
+                contact_id: f.contact("contact_id", &b.contact_id)?,
+                reason: f.required_label("reason", &b.reason)?,
+                requested_by: f.staff("requested_by", &b.requested_by)?,
+            })
+        }
     })
 }
 
-/// Renders a domain event in its wire form: canonical, so equal events encode to equal bytes.
+/// Renders a domain event in its stored wire form: canonical, so equal events encode to equal
+/// bytes. Clear text stays in its field; sealed (and forgotten) text goes to `sealed`, its
+/// field left empty.
 pub fn event_to_wire(event: &domain::Event) -> pb::Event {
+    let kind = event.body.kind();
+    let subjects = event.body.data_subjects();
+    let mut sealed = Vec::new();
+    let body = body_to_wire(&event.body, &mut |field, text| match text {
+        Personal::Clear(text) => Some(text.clone()),
+        Personal::Sealed(Sealed { contacts, bytes }) => {
+            sealed.push(sealed_field(kind, field, contacts, bytes.clone()));
+            None
+        }
+        Personal::Forgotten => {
+            sealed.push(sealed_field(kind, field, &subjects, Vec::new()));
+            None
+        }
+    });
     pb::Event {
         event_id: event.id.to_string(),
         occurred_at: Some(timestamp_to_wire(event.occurred_at)),
         actor: event.actor.to_string(),
         source: event.source.to_string(),
-        body: Some(body_to_wire(&event.body)),
+        body: Some(body),
+        sealed: (!sealed.is_empty()).then_some(pb::SealedFields { scheme: SEALING_SCHEME, fields: sealed }),
     }
 }
 
-fn body_to_wire(body: &EventBody) -> pb::event::Body {
+fn sealed_field(kind: EventKind, field: PersonalField, contacts: &[ContactId], ciphertext: Vec<u8>) -> pb::SealedField {
+    pb::SealedField {
+        field: personal_field_number(kind, field).unwrap_or_default(),
+        contact_ids: contacts.iter().map(ToString::to_string).collect(),
+        ciphertext,
+    }
+}
+
+/// Renders a domain event as readers see it: personal text in clear, or, where a contact it
+/// concerns was forgotten (or its key is not there), the required fields (a name, a meeting's
+/// topic, a gift's description) as `[forgotten]` and other text empty. Never holds `sealed`. The flag says whether anything was shown forgotten.
+pub fn event_to_reader(event: &domain::Event) -> (pb::Event, bool) {
+    let mut forgotten = false;
+    let body = body_to_wire(&event.body, &mut |field, text| match text {
+        Personal::Clear(text) => Some(text.clone()),
+        Personal::Sealed(_) | Personal::Forgotten => {
+            forgotten = true;
+            // Fields an event requires show the marker, so that what a reader gets is still a
+            // valid event; the others are empty.
+            let required = matches!(field, PersonalField::Name | PersonalField::Topic | PersonalField::Description);
+            Some(if required { FORGOTTEN_NAME.to_owned() } else { String::new() })
+        }
+    });
+    let wire = pb::Event {
+        event_id: event.id.to_string(),
+        occurred_at: Some(timestamp_to_wire(event.occurred_at)),
+        actor: event.actor.to_string(),
+        source: event.source.to_string(),
+        body: Some(body),
+        sealed: None,
+    };
+    (wire, forgotten)
+}
+
+/// How [`body_to_wire`] renders one personal field: its text, or `None` to leave it unset.
+type PersonalText<'a> = dyn FnMut(PersonalField, &Personal) -> Option<String> + 'a;
+
+fn body_to_wire(body: &EventBody, personal: &mut PersonalText<'_>) -> pb::event::Body {
     use pb::event::Body as B;
     let s = |v: &dyn std::fmt::Display| v.to_string();
     match body {
@@ -250,16 +436,16 @@ fn body_to_wire(body: &EventBody) -> pb::event::Body {
         }
         EventBody::ContactAdded(b) => B::ContactAdded(pb::ContactAdded {
             contact_id: s(&b.contact_id),
-            name: s(&b.name),
-            title: s(&b.title),
+            name: personal(PersonalField::Name, &b.name).unwrap_or_default(),
+            title: personal(PersonalField::Title, &b.title).unwrap_or_default(),
             department: s(&b.department),
             role: to_number(b.role),
             key: b.key,
         }),
         EventBody::ContactUpdated(b) => B::ContactUpdated(pb::ContactUpdated {
             contact_id: s(&b.contact_id),
-            name: b.name.as_ref().map(|v| s(v)),
-            title: b.title.as_ref().map(|v| s(v)),
+            name: b.name.as_ref().and_then(|v| personal(PersonalField::Name, v)),
+            title: b.title.as_ref().and_then(|v| personal(PersonalField::Title, v)),
             department: b.department.as_ref().map(|v| s(v)),
             role: b.role.map(to_number),
             key: b.key,
@@ -271,13 +457,13 @@ fn body_to_wire(body: &EventBody) -> pb::event::Body {
             staff: b.staff.iter().map(|v| s(v)).collect(),
             contact_ids: b.contact_ids.iter().map(|v| s(v)).collect(),
             kind: to_number(b.kind),
-            topic: s(&b.topic),
-            notes: b.notes.as_str().to_owned(),
+            topic: personal(PersonalField::Topic, &b.topic).unwrap_or_default(),
+            notes: personal(PersonalField::Notes, &b.notes).unwrap_or_default(),
         }),
         EventBody::GiftGiven(b) => B::GiftGiven(pb::GiftGiven {
             giver: s(&b.giver),
             recipient_contact_id: s(&b.recipient),
-            description: s(&b.description),
+            description: personal(PersonalField::Description, &b.description).unwrap_or_default(),
             value_minor: b.value.minor(),
             currency: b.value.currency().code().to_owned(),
             approval_ref: b.approval_ref.as_ref().map(|v| s(v)).unwrap_or_default(),
@@ -286,7 +472,7 @@ fn body_to_wire(body: &EventBody) -> pb::event::Body {
             contact_id: s(&b.contact_id),
             support: i32::from(b.support.value()),
             intimacy: u32::from(b.intimacy.value()),
-            evidence: b.evidence.as_str().to_owned(),
+            evidence: personal(PersonalField::Evidence, &b.evidence).unwrap_or_default(),
         }),
         EventBody::OwnerChanged(b) => B::OwnerChanged(pb::OwnerChanged {
             from_owner: s(&b.from_owner),
@@ -303,7 +489,7 @@ fn body_to_wire(body: &EventBody) -> pb::event::Body {
         EventBody::FeedbackReceived(b) => B::FeedbackReceived(pb::FeedbackReceived {
             contact_id: b.contact_id.as_ref().map(|v| s(v)).unwrap_or_default(),
             score: u32::from(b.score.value()),
-            text: b.text.as_str().to_owned(),
+            text: personal(PersonalField::Text, &b.text).unwrap_or_default(),
         }),
         EventBody::OutcomeRecorded(b) => B::OutcomeRecorded(pb::OutcomeRecorded {
             kind: to_number(b.kind),
@@ -315,6 +501,11 @@ fn body_to_wire(body: &EventBody) -> pb::event::Body {
         EventBody::EventRetracted(b) => {
             B::EventRetracted(pb::EventRetracted { event_id: b.target.to_string(), reason: s(&b.reason) })
         }
+        EventBody::ContactForgotten(b) => B::ContactForgotten(pb::ContactForgotten {
+            contact_id: s(&b.contact_id),
+            reason: s(&b.reason),
+            requested_by: s(&b.requested_by),
+        }),
     }
 }
 
@@ -336,5 +527,6 @@ pub fn kind_of(body: &pb::event::Body) -> EventKind {
         B::FeedbackReceived(_) => EventKind::FeedbackReceived,
         B::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
         B::EventRetracted(_) => EventKind::EventRetracted,
+        B::ContactForgotten(_) => EventKind::ContactForgotten,
     }
 }

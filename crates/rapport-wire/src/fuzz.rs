@@ -113,6 +113,7 @@ fn event() -> impl Strategy<Value = pb::Event> {
         actor,
         source,
         body,
+        sealed: None,
     })
 }
 

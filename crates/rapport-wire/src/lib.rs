@@ -4,8 +4,9 @@
 //! - [`requests`]: request fields parsed into domain values, every value checked against its
 //!   domain type; a violation names the field's path (`events[2].support_signal.support`).
 //! - [`events`]: a wire event to a domain event and back, canonically.
-//! - [`payload`]: the stored form of an event (its canonical encoding), and a recorded event
-//!   as clients read it.
+//! - [`payload`]: the stored form of an event (its canonical encoding, personal fields sealed),
+//!   and a recorded event as clients read it (opened).
+//! - [`sealing`]: personal fields sealed under their contacts' data keys, and opened.
 //! - [`scores`]: scores and score kinds, score by score.
 //! - [`views`]: accounts, the portfolio, handover and gift reports, comparisons and
 //!   chain breaks as clients read them.
@@ -22,6 +23,7 @@ pub mod payload;
 pub mod replies;
 pub mod requests;
 pub mod scores;
+pub mod sealing;
 pub mod views;
 
 #[cfg(test)]
@@ -31,7 +33,7 @@ use rapport_domain::Timestamp;
 use rapport_proto::wkt;
 
 pub use enums::{contact_role_name, meeting_kind_name, outcome_kind_name, team_role_name};
-pub use events::{event_from_wire, event_to_wire, kind_of};
+pub use events::{event_from_wire, event_to_reader, event_to_wire, kind_of};
 pub use payload::{CorruptEvent, UndecodableEvent, decode_event, encode_event, event_from_bytes, recorded_to_wire};
 pub use scores::{score_kind, score_kind_to_wire};
 

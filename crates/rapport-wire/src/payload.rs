@@ -1,5 +1,7 @@
 //! The stored form of an event: the bytes the log keeps and hashes are the event's canonical
-//! `rapport.v1.Event` encoding, and a recorded event is shown to clients as it was stored.
+//! `rapport.v1.Event` encoding, its personal fields sealed (payload format 2; in payload format 1
+//! they were in clear). A recorded event is shown to clients with those fields opened, or shown
+//! forgotten, and with the stored bytes beside it so that its hash can be checked.
 
 use bytes::Bytes;
 use prost::Message;
@@ -8,7 +10,8 @@ use rapport_domain::Limits;
 use rapport_proto::v1 as pb;
 use rapport_store::StoredEvent;
 
-use crate::events::{event_from_wire, event_to_wire};
+use crate::events::{event_from_wire, event_to_reader, event_to_wire};
+use crate::sealing::{Keys, open_event};
 use crate::timestamp_to_wire;
 
 /// The bytes the log stores for an event: its canonical wire encoding (equal events encode to
@@ -61,11 +64,29 @@ pub fn decode_event(record: &StoredEvent) -> Result<domain::Event, CorruptEvent>
     event_from_bytes(&record.payload).map_err(|e| CorruptEvent::of(record, e.0))
 }
 
-/// The wire form of a recorded event, its payload shown as it was stored. `retracted_by` is the
-/// version of the retraction that names it (0: not retracted).
-pub fn recorded_to_wire(record: &StoredEvent, retracted_by: u64) -> Result<pb::RecordedEvent, CorruptEvent> {
-    let event = pb::Event::decode(record.payload.as_ref()).map_err(|e| CorruptEvent::of(record, e.to_string()))?;
+/// The wire form of a recorded event as a reader sees it: an event stored in clear as it was
+/// stored, a sealed one with its personal fields opened with `keys` (or shown forgotten) and
+/// its stored bytes in `stored_event`. `retracted_by` is the version of the retraction that
+/// names it (0: not retracted).
+pub fn recorded_to_wire(
+    record: &StoredEvent,
+    retracted_by: u64,
+    keys: &dyn Keys,
+) -> Result<pb::RecordedEvent, CorruptEvent> {
+    let stored = pb::Event::decode(record.payload.as_ref()).map_err(|e| CorruptEvent::of(record, e.to_string()))?;
+    let (event, forgotten, stored_event) = if stored.sealed.is_some() {
+        let mut event = decode_event(record)?;
+        open_event(&mut event, &record.account_id, keys);
+        let (shown, forgotten) = event_to_reader(&event);
+        (shown, forgotten, record.payload.to_vec())
+    } else {
+        // Clear text, or no personal text at all: shown as stored. A format-1 event of a
+        // forgotten contact cannot exist: erasure refuses contacts with text in clear.
+        (stored, false, Vec::new())
+    };
     Ok(pb::RecordedEvent {
+        forgotten,
+        stored_event,
         account_id: record.account_id.to_string(),
         version: record.version,
         position: record.position,

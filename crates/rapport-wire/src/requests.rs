@@ -59,7 +59,23 @@ pub fn append_events(request: &pb::AppendRequest, limits: &Limits) -> Result<Vec
         .events
         .iter()
         .enumerate()
-        .map(|(index, event)| event_from_wire(event, &format!("events[{index}]"), limits))
+        .map(|(index, event)| {
+            if event.sealed.is_some() {
+                return Err(Violation::new(
+                    format!("events[{index}].sealed"),
+                    "is set only by the ledger, in its stored form; send personal fields in clear (over TLS) and the \
+                     ledger seals them",
+                ));
+            }
+            if let Some(pb::event::Body::ContactForgotten(_)) = event.body {
+                return Err(Violation::new(
+                    format!("events[{index}].contact_forgotten"),
+                    "is recorded only by Privacy.ForgetContact, which also deletes the contact's data key; call it \
+                     instead",
+                ));
+            }
+            event_from_wire(event, &format!("events[{index}]"), limits)
+        })
         .collect()
 }
 

@@ -1,10 +1,13 @@
 //! Views: what clients read of accounts, scores, reports and checks, rendered from the
 //! projection's and the store's values.
+//!
+//! Projections hold personal text sealed; a view opens it with the key store ([`Keys`]), and
+//! shows a forgotten contact's name as `[forgotten]` and their text empty, with a flag.
 
 use std::collections::BTreeMap;
 
 use rapport_domain as domain;
-use rapport_domain::{AccountId, ContactId, Money, Timestamp};
+use rapport_domain::{AccountId, ContactId, FORGOTTEN_NAME, Money, Personal, Timestamp};
 use rapport_projection::{
     AccountProjection, ContactActivity, GiftFlag, GiftRecord, GiftRegister, HandoverReport, Movement, OutcomeRecord,
     PortfolioPage, PortfolioQuery, RuleSet, Scores,
@@ -14,7 +17,30 @@ use rapport_proto::v1 as pb;
 use crate::enums::to_number;
 use crate::requests::page_token;
 use crate::scores::{fill_summary, score_to_wire, scores_to_wire};
+use crate::sealing::{Keys, open};
 use crate::timestamp_to_wire;
+
+/// Opens the personal text of one account for a view.
+#[derive(Clone, Copy)]
+pub struct Opener<'a> {
+    account: &'a AccountId,
+    keys: &'a dyn Keys,
+}
+
+impl<'a> Opener<'a> {
+    /// An opener for the text of `account`, with `keys`.
+    pub fn new(account: &'a AccountId, keys: &'a dyn Keys) -> Opener<'a> {
+        Opener { account, keys }
+    }
+
+    /// The text in clear, or `None` when a contact it concerns is forgotten.
+    pub fn text(&self, text: &Personal) -> Option<String> {
+        match open(text, self.account, self.keys) {
+            Personal::Clear(text) => Some(text),
+            Personal::Sealed(_) | Personal::Forgotten => None,
+        }
+    }
+}
 
 fn touch_to_wire(touch: &domain::Touch) -> pb::TouchView {
     pb::TouchView {
@@ -32,17 +58,21 @@ fn money_to_wire(money: Money) -> pb::Money {
     pb::Money { minor: money.minor(), currency: money.currency().code().to_owned() }
 }
 
-fn contact_to_wire(c: &domain::Contact, activity: Option<&ContactActivity>) -> pb::ContactView {
+/// A contact as clients read it, their name and title opened.
+pub fn contact_to_wire(c: &domain::Contact, activity: Option<&ContactActivity>, opener: Opener<'_>) -> pb::ContactView {
+    let name = opener.text(&c.name);
+    let title = opener.text(&c.title);
     pb::ContactView {
         contact_id: c.id.to_string(),
-        name: c.name.to_string(),
+        forgotten: c.forgotten || name.is_none(),
+        name: name.unwrap_or_else(|| FORGOTTEN_NAME.to_owned()),
         department: c.department.to_string(),
         key: c.key,
         support: c.assessment.map_or(0, |a| i32::from(a.support.value())),
         intimacy: c.assessment.map_or(0, |a| u32::from(a.intimacy.value())),
         last_touched_at: c.last_touch.as_ref().map(|t| timestamp_to_wire(t.at)),
         last_touched_by: c.last_touch.as_ref().map(|t| t.by.to_string()).unwrap_or_default(),
-        title: c.title.to_string(),
+        title: title.unwrap_or_default(),
         role: to_number(c.role),
         assessed_at: c.assessment.map(|a| timestamp_to_wire(a.at)),
         last_touch_kind: c.last_touch.as_ref().map(|t| touch_to_wire(t).kind).unwrap_or_default(),
@@ -83,23 +113,31 @@ fn outcome_to_view(o: &OutcomeRecord) -> pb::OutcomeView {
     }
 }
 
-fn gift_to_view(g: &GiftRecord) -> pb::GiftView {
+fn gift_to_view(g: &GiftRecord, opener: Opener<'_>) -> pb::GiftView {
+    let description = opener.text(&g.description);
     pb::GiftView {
+        recipient_forgotten: description.is_none(),
         event_id: g.event_id.to_string(),
         at: Some(timestamp_to_wire(g.at)),
         giver: g.giver.to_string(),
         recipient_contact_id: g.recipient.to_string(),
-        description: g.description.clone(),
+        description: description.unwrap_or_default(),
         value: Some(money_to_wire(g.value)),
         approval_ref: g.approval_ref.clone().unwrap_or_default(),
     }
 }
 
 /// The view clients read of an account: its picture under a build and its scores as of `as_of`.
-pub fn account_to_wire(projection: &AccountProjection, rules: &RuleSet, scores: &Scores) -> pb::AccountView {
+pub fn account_to_wire(
+    projection: &AccountProjection,
+    rules: &RuleSet,
+    scores: &Scores,
+    keys: &dyn Keys,
+) -> pb::AccountView {
     let account = &projection.account;
+    let opener = Opener::new(&account.id, keys);
     let coverage = rapport_projection::coverage(projection, rules, scores.as_of);
-    let contact = |c: &domain::Contact| contact_to_wire(c, projection.contacts.get(&c.id));
+    let contact = |c: &domain::Contact| contact_to_wire(c, projection.contacts.get(&c.id), opener);
     pb::AccountView {
         account_id: account.id.to_string(),
         name: account.name.to_string(),
@@ -142,11 +180,15 @@ pub fn account_to_wire(projection: &AccountProjection, rules: &RuleSet, scores: 
         feedback: projection
             .feedback
             .iter()
-            .map(|f| pb::FeedbackView {
-                contact_id: f.contact.as_ref().map(ToString::to_string).unwrap_or_default(),
-                score: u32::from(f.score.value()),
-                text: f.text.clone(),
-                at: Some(timestamp_to_wire(f.at)),
+            .map(|f| {
+                let text = opener.text(&f.text);
+                pb::FeedbackView {
+                    contact_id: f.contact.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    score: u32::from(f.score.value()),
+                    forgotten: text.is_none(),
+                    text: text.unwrap_or_default(),
+                    at: Some(timestamp_to_wire(f.at)),
+                }
             })
             .collect(),
         meetings_by_kind: projection.meetings_by_kind.iter().map(|(k, n)| (k.name().to_owned(), *n)).collect(),
@@ -208,7 +250,9 @@ pub fn handover_to_wire(
     report: &HandoverReport,
     as_of: Timestamp,
     rule_set: String,
+    keys: &dyn Keys,
 ) -> pb::HandoverReport {
+    let opener = Opener::new(account_id, keys);
     pb::HandoverReport {
         account_id: account_id.to_string(),
         owner: report.owner.to_string(),
@@ -218,12 +262,12 @@ pub fn handover_to_wire(
             .contacts
             .iter()
             .map(|c| pb::HandoverContact {
-                contact: Some(contact_to_wire(&c.contact, None)),
+                contact: Some(contact_to_wire(&c.contact, None, opener)),
                 held_by: c.held_by.iter().map(touch_to_wire).collect(),
                 only_through_owner: c.only_through_owner,
             })
             .collect(),
-        recent_gifts: report.recent_gifts.iter().map(gift_to_view).collect(),
+        recent_gifts: report.recent_gifts.iter().map(|g| gift_to_view(g, opener)).collect(),
         open_outcomes: report.open_outcomes.iter().map(outcome_to_view).collect(),
         personalisation_risk: Some(score_to_wire(&report.risk)),
         risk_if_owner_leaves: report.risk_if_owner_leaves,
@@ -233,7 +277,13 @@ pub fn handover_to_wire(
 }
 
 /// The gift register on the wire.
-pub fn register_to_wire(account_id: &AccountId, register: &GiftRegister, rule_set: String) -> pb::GiftRegisterView {
+pub fn register_to_wire(
+    account_id: &AccountId,
+    register: &GiftRegister,
+    rule_set: String,
+    keys: &dyn Keys,
+) -> pb::GiftRegisterView {
+    let opener = Opener::new(account_id, keys);
     pb::GiftRegisterView {
         account_id: account_id.to_string(),
         as_of: Some(timestamp_to_wire(register.as_of)),
@@ -242,7 +292,7 @@ pub fn register_to_wire(account_id: &AccountId, register: &GiftRegister, rule_se
             .gifts
             .iter()
             .map(|g| pb::RegisteredGift {
-                gift: Some(gift_to_view(&g.gift)),
+                gift: Some(gift_to_view(&g.gift, opener)),
                 above_threshold: g
                     .flags
                     .iter()

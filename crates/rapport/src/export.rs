@@ -2,9 +2,14 @@
 //!
 //! One recorded event per line, with stable field names (see the README):
 //! `{"position", "account_id", "version", "recorded_at", "event_id", "recorded_by", "event",
-//! "prev_hash", "hash"}` (`recorded_by` only when not empty). `event` is the event in the proto3 JSON mapping; its canonical protobuf encoding
-//! is the byte string the hash covers, so a line whose event was altered no longer matches its
-//! hash. Verifying a file needs no server; importing one needs an empty data directory.
+//! "stored", "forgotten", "prev_hash", "hash"}` (`recorded_by` only when not empty, `stored` and
+//! `forgotten` only when set). `event` is the event in the proto3 JSON mapping as readers see
+//! it (personal fields opened, or shown forgotten). The hash covers the canonical protobuf
+//! encoding of `stored` where there is one (the event as the log stores it, personal fields
+//! sealed) and of `event` where not (an event stored in clear), so a line whose stored event
+//! was altered no longer matches its hash. Verifying a file needs no server; importing one
+//! needs an empty data directory, and seals what it imports under that directory's keys
+//! (`migrate`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -16,9 +21,13 @@ use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
-use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use std::collections::HashSet;
+
+use rapport_domain::{AccountId, EventBody, EventId, Limits, Personal, Timestamp};
+use rapport_keys::{KeyStore, SubjectId};
 use rapport_proto::v1 as pb;
 use rapport_store::{AppendBatch, Appended, ChainCheck, EventLog, NewEvent, StoredEvent, hex};
+use rapport_wire::sealing::{holds_clear_text, open_event, seal_event, subjects_of};
 use serde::{Deserialize, Serialize};
 
 use crate::ServerArgs;
@@ -39,6 +48,12 @@ struct Line {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     recorded_by: String,
     event: pb::Event,
+    /// The event as the log stores it, when that is not `event`: its personal fields sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stored: Option<pb::Event>,
+    /// A contact the event's personal fields concern was forgotten: they show as forgotten.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    forgotten: bool,
     /// Lower-case hex SHA-256.
     prev_hash: String,
     hash: String,
@@ -69,6 +84,10 @@ pub(crate) struct ImportArgs {
     /// existing empty one keeps its own (see `rapport serve --help`).
     #[arg(long, env = "RAPPORT_LOG_ENGINE", value_enum)]
     log_engine: Option<LogEngine>,
+    /// The master key the directory's server will be given (see `rapport serve --help`);
+    /// without it, the directory's own is used, made if missing.
+    #[arg(long, env = "RAPPORT_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 fn recorded_to_line(recorded: pb::RecordedEvent) -> anyhow::Result<Line> {
@@ -82,6 +101,11 @@ fn recorded_to_line(recorded: pb::RecordedEvent) -> anyhow::Result<Line> {
         event_id: recorded.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default(),
         recorded_by: recorded.recorded_by,
         event: recorded.event.unwrap_or_default(),
+        stored: (!recorded.stored_event.is_empty())
+            .then(|| pb::Event::decode(recorded.stored_event.as_slice()))
+            .transpose()
+            .context("the server sent a stored event that does not decode")?,
+        forgotten: recorded.forgotten,
         prev_hash: hex(&hash_bytes(&recorded.prev_hash)),
         hash: hex(&hash_bytes(&recorded.hash)),
     })
@@ -100,7 +124,7 @@ fn unhex(text: &str, what: &str) -> anyhow::Result<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).map_err(|_| anyhow::anyhow!("{what} {text:?} is not 32 bytes of hex"))
 }
 
-/// A line as the store holds it; the payload is the event's canonical encoding.
+/// A line as the store holds it; the payload is the stored event's canonical encoding.
 fn line_to_stored(line: &Line) -> anyhow::Result<StoredEvent> {
     let limits = Limits::for_recorded_events();
     let recorded_at: jiff::Timestamp = line.recorded_at.parse().context("recorded_at is not an RFC 3339 time")?;
@@ -112,7 +136,7 @@ fn line_to_stored(line: &Line) -> anyhow::Result<StoredEvent> {
             .map_err(|e| anyhow::anyhow!("recorded_at: {e}"))?,
         event_id: EventId::parse(&line.event_id).map_err(|e| anyhow::anyhow!("event_id: {e}"))?,
         recorded_by: line.recorded_by.clone(),
-        payload: Bytes::from(line.event.encode_to_vec()),
+        payload: Bytes::from(line.stored.as_ref().unwrap_or(&line.event).encode_to_vec()),
         prev_hash: unhex(&line.prev_hash, "prev_hash")?,
         hash: unhex(&line.hash, "hash")?,
     })
@@ -187,7 +211,7 @@ impl<R: Read> ExportReader<R> {
     }
 
     /// The next event of the file, checked; `None` at its end.
-    fn next_event(&mut self) -> anyhow::Result<Option<StoredEvent>> {
+    fn next_event(&mut self) -> anyhow::Result<Option<Exported>> {
         let path = self.path.display();
         for text in self.lines.by_ref() {
             self.number += 1;
@@ -210,10 +234,90 @@ impl<R: Read> ExportReader<R> {
                      trust or import it"
                 );
             }
-            return Ok(Some(stored));
+            if let Some(sealed) = &line.stored
+                && !shown_matches_stored(&line.event, sealed)
+            {
+                bail!(
+                    "{path}: line {number} breaks the chain: its event is not the one its stored form (which the hash \
+                     covers) holds, in a field that is not sealed\nThe file was altered; do not trust or import it"
+                );
+            }
+            return Ok(Some(Exported { stored, shown: line.event, forgotten: line.forgotten }));
         }
         Ok(None)
     }
+}
+
+/// Whether an event as readers saw it is its stored form with the sealed fields opened: every
+/// field the hash covers in clear must be the same. (The sealed ones cannot be checked
+/// without the keys.)
+fn shown_matches_stored(shown: &pb::Event, stored: &pb::Event) -> bool {
+    let limits = Limits::for_recorded_events();
+    let (Ok(mut shown), Ok(stored)) = (
+        rapport_wire::event_from_wire(shown, "event", &limits),
+        rapport_wire::event_from_wire(stored, "stored", &limits),
+    ) else {
+        return false;
+    };
+    let sealed = stored.body.personal_fields();
+    let mut opened = shown.body.personal_fields_mut();
+    if opened.len() != sealed.len() {
+        return false;
+    }
+    for ((field, text), (stored_field, stored_text)) in opened.iter_mut().zip(sealed) {
+        if *field != stored_field {
+            return false;
+        }
+        **text = stored_text.clone();
+    }
+    drop(opened);
+    rapport_wire::encode_event(&shown) == rapport_wire::encode_event(&stored)
+}
+
+/// An exported event: as the log stored it (checked against its chain), and as readers saw it.
+struct Exported {
+    stored: StoredEvent,
+    shown: pb::Event,
+    forgotten: bool,
+}
+
+/// An exported event as the data directory it is imported into stores it, and whether its
+/// bytes changed. A sealed event whose keys that directory holds (its `keys/` restored from
+/// the same place) is kept as it was; any other personal text is sealed under the directory's
+/// own keys, made as needed: text in clear (an export from before sealing) from the stored
+/// event, sealed text from what readers saw. Text shown forgotten stays forgotten, and a
+/// `contact_forgotten` leaves its contact forgotten in the key store too.
+fn migrate(keys: &KeyStore, exported: Exported) -> anyhow::Result<(StoredEvent, bool)> {
+    let Exported { mut stored, shown, forgotten } = exported;
+    let account = stored.account_id.clone();
+    let original = rapport_wire::event_from_bytes(&stored.payload)?;
+    let subjects = subjects_of(&account, &original);
+    let mut event = original.clone();
+    if !subjects.is_empty() {
+        let mut opened = original.clone();
+        open_event(&mut opened, &account, keys);
+        if holds_clear_text(&original) || (!forgotten && opened.body.is_forgotten()) {
+            if !holds_clear_text(&original) {
+                event = rapport_wire::event_from_wire(&shown, "event", &Limits::for_recorded_events())
+                    .map_err(|v| anyhow::anyhow!("the event as readers saw it does not hold together: {v}"))?;
+            }
+            let found = keys.keys_or_create(&subjects).context("could not make the contacts' data keys")?;
+            seal_event(&mut event, &account, &found);
+        } else if forgotten {
+            for (_, text) in event.body.personal_fields_mut() {
+                if matches!(text, Personal::Sealed(_)) {
+                    *text = Personal::Forgotten;
+                }
+            }
+        }
+    }
+    if let EventBody::ContactForgotten(erasure) = &original.body {
+        keys.forget(&SubjectId::of(&account, &erasure.contact_id)).context("could not forget a contact's key")?;
+    }
+    let payload = rapport_wire::encode_event(&event);
+    let changed = payload != stored.payload;
+    stored.payload = payload;
+    Ok((stored, changed))
 }
 
 /// `rapport verify --file`: checks an export offline.
@@ -279,10 +383,24 @@ fn batch_runs(group: &[StoredEvent]) -> Vec<Range<usize>> {
     runs
 }
 
+/// What an import has done to the chains: the streams whose events it sealed anew (so their
+/// hashes from there on differ from the export's), and the restored log's own chain check.
+struct Rechained {
+    streams: HashSet<AccountId>,
+    events: u64,
+    check: ChainCheck,
+}
+
 /// Restores one group of exported events (the next ones of the log, in position order) with
-/// one `append_all` and one sync, then reads them back and compares every field, hashes
-/// included, with the export.
-fn restore_group(log: &dyn EventLog, group: &[StoredEvent]) -> anyhow::Result<()> {
+/// one `append_all` and one sync, then reads them back and compares every field with the
+/// export: hashes included, except in streams where the import sealed an event anew.
+fn restore_group(
+    log: &dyn EventLog,
+    migrated: &[(StoredEvent, bool)],
+    rechained: &mut Rechained,
+) -> anyhow::Result<()> {
+    let group: Vec<StoredEvent> = migrated.iter().map(|(event, _)| event.clone()).collect();
+    let group = group.as_slice();
     let Some(first) = group.first() else { return Ok(()) };
     let new_events: Vec<NewEvent> =
         group.iter().map(|event| NewEvent { event_id: event.event_id, payload: event.payload.clone() }).collect();
@@ -328,7 +446,24 @@ fn restore_group(log: &dyn EventLog, group: &[StoredEvent]) -> anyhow::Result<()
         }
         restored.extend(page);
     }
-    if let Some((exported, found)) = group.iter().zip(&restored).find(|(exported, found)| exported != found) {
+    for ((exported, changed), found) in migrated.iter().zip(&restored) {
+        if *changed {
+            rechained.events += 1;
+            rechained.streams.insert(exported.account_id.clone());
+        }
+        if let Err(found) = rechained.check.check(found) {
+            bail!("the restored log breaks its own chain: {found}");
+        }
+    }
+    let differs = |exported: &StoredEvent, found: &StoredEvent| {
+        if rechained.streams.contains(&exported.account_id) {
+            let unhashed = |e: &StoredEvent| StoredEvent { hash: [0; 32], prev_hash: [0; 32], ..e.clone() };
+            unhashed(exported) != unhashed(found)
+        } else {
+            exported != found
+        }
+    };
+    if let Some((exported, found)) = group.iter().zip(&restored).find(|(exported, found)| differs(exported, found)) {
         bail!(
             "the restored event at position {} does not reproduce the exported one (hash {} instead of {})",
             exported.position,
@@ -356,14 +491,14 @@ pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
     let Some(first) = reader.next_event()? else {
         bail!("{} holds no events; there is nothing to import", args.file.display());
     };
-    if first.position != 1 {
+    if first.stored.position != 1 {
         bail!(
             "{} is a partial export (it does not start at position 1); only a whole-log export can be restored with its positions",
             args.file.display()
         );
     }
     let dir = &args.data_dir;
-    let store = crate::store::open(dir, args.log_engine)
+    let store = crate::store::open(dir, args.log_engine, crate::store::master_key(args.master_key_file.as_deref()))
         .with_context(|| format!("could not open the data directory {}", dir.display()))?;
     let last = store.log.last_position()?;
     if last > 0 {
@@ -378,18 +513,33 @@ pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
             dir.display()
         )
     };
-    let reader = restore(&*store.log, reader, first, &bar).with_context(stopped)?;
+    let mut rechained = Rechained { streams: HashSet::new(), events: 0, check: ChainCheck::whole_log() };
+    let reader = restore(&*store.log, &store.keys, reader, first, &bar, &mut rechained).with_context(stopped)?;
     crate::store::mark_import_finished(dir).with_context(stopped)?;
     bar.finish_and_clear();
     let check = reader.check.unwrap_or_else(ChainCheck::whole_log);
     println!(
-        "imported {} events into {} ({} log); digest at position {}: {}",
+        "imported {} events into {} ({} log); the file's digest at position {}: {}",
         check.events(),
         dir.display(),
         store.engine,
         check.position(),
         hex(&check.digest())
     );
+    if rechained.events > 0 {
+        println!(
+            "sealed {} events anew under this directory's keys (their personal data was in clear, or sealed under \
+             keys this directory does not hold), in {} streams, whose hashes from there on are new: the log's \
+             digest at position {} is now {}",
+            rechained.events,
+            rechained.streams.len(),
+            rechained.check.position(),
+            hex(&rechained.check.digest())
+        );
+    }
+    if let Some(master) = &store.created_master {
+        println!("made a new master key at {}; keep a copy apart from the data directory's backups", master.display());
+    }
     Ok(())
 }
 
@@ -398,12 +548,14 @@ pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
 /// memory. Returns the reader, whose check holds the file's digest.
 fn restore<R: Read + Send>(
     log: &dyn EventLog,
+    keys: &KeyStore,
     mut reader: ExportReader<R>,
-    first: StoredEvent,
+    first: Exported,
     bar: &ProgressBar,
+    rechained: &mut Rechained,
 ) -> anyhow::Result<ExportReader<R>> {
     std::thread::scope(|scope| {
-        let (groups, received) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<StoredEvent>>>(2);
+        let (groups, received) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<Exported>>>(2);
         let producer = scope.spawn(move || {
             let mut pending = Some(first);
             loop {
@@ -416,7 +568,7 @@ fn restore<R: Read + Send>(
                     }
                     match pending.take().map_or_else(|| reader.next_event(), |event| Ok(Some(event))) {
                         Ok(Some(event)) => {
-                            bytes += event.payload.len();
+                            bytes += event.stored.payload.len();
                             group.push(event);
                         }
                         Ok(None) => break Ok(false),
@@ -439,8 +591,8 @@ fn restore<R: Read + Send>(
         });
         let mut restored = 0;
         for group in received {
-            let group = group?;
-            restore_group(log, &group)?;
+            let group = group?.into_iter().map(|event| migrate(keys, event)).collect::<anyhow::Result<Vec<_>>>()?;
+            restore_group(log, &group, rechained)?;
             restored += group.len();
             bar.set_message(format!("{restored} events"));
         }

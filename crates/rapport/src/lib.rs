@@ -1,13 +1,16 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
 //! `rules`, `compare`, `verify`, `digest`, `tail` and `export` are a client for people, talking
-//! to a running server over gRPC like any other system would; `import` restores an export
-//! offline, and `token` makes bearer tokens for the server's tokens file.
+//! to a running server over gRPC like any other system would, as are `forget` and
+//! `subject-report` (the Privacy service); `import` restores an export offline, `keys rotate`
+//! rotates a data directory's master key offline, and `token` makes bearer tokens for the
+//! server's tokens file.
 
 mod audit;
 mod client;
 mod export;
 mod input;
+mod privacy;
 mod projections;
 mod render;
 mod serve;
@@ -64,6 +67,15 @@ enum Command {
     Export(export::ExportArgs),
     /// Restore a whole-log export into an empty data directory (no server running on it).
     Import(export::ImportArgs),
+    /// Forget a contact (GDPR Art. 17, PIPL Art. 47): their data key is deleted, so their name,
+    /// title and the text about them can no longer be read anywhere; an auditable
+    /// `contact_forgotten` event records it.
+    Forget(privacy::ForgetArgs),
+    /// Everything held about a contact, opened (GDPR Art. 15, PIPL Art. 45).
+    SubjectReport(privacy::SubjectReportArgs),
+    /// The key store of a data directory (offline: no server running on it).
+    #[command(subcommand)]
+    Keys(privacy::KeysCommand),
     /// Make a bearer token for the tokens file, or hash one.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -125,6 +137,23 @@ struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "RAPPORT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The master key that wraps every contact's data key: a file of 64 hex digits (for
+    /// example `openssl rand -hex 32`). Keep it apart from the data directory and its backups.
+    /// Without it, the data directory's own DATA_DIR/keys/master.key is used, made on first
+    /// start.
+    #[arg(long, env = "RAPPORT_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Rotate the master key after every erasure, so that the remnants of a deleted key that
+    /// may linger on the disk can no longer be unwrapped.
+    #[arg(long, env = "RAPPORT_ROTATE_MASTER_KEY_AFTER_ERASURE")]
+    rotate_master_key_after_erasure: bool,
+    /// Rotate the master key on a schedule, every this many hours (0: never).
+    #[arg(long, env = "RAPPORT_ROTATE_MASTER_KEY_EVERY_HOURS", default_value_t = 0)]
+    rotate_master_key_every_hours: u64,
+    /// Retention: forget contacts this many days after their contact_left, each with its own
+    /// contact_forgotten event (checked at start and every hour). Off by default.
+    #[arg(long, env = "RAPPORT_FORGET_AFTER_LEFT_DAYS")]
+    forget_after_left_days: Option<u64>,
 }
 
 /// How a client subcommand reaches the server.
@@ -250,6 +279,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => audit::tail(args).await,
         Command::Export(args) => export::export(args).await,
         Command::Import(args) => tokio::task::spawn_blocking(move || export::import(args)).await?,
+        Command::Forget(args) => privacy::forget(args).await,
+        Command::SubjectReport(args) => privacy::subject_report(args).await,
+        Command::Keys(command) => tokio::task::spawn_blocking(move || privacy::keys(command)).await?,
         Command::Token(command) => tokens::run(command),
     }
 }

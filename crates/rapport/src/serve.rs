@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use rapport_domain::Limits;
 use rapport_server::{ServerConfig, TlsIdentity, Tokens};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
@@ -21,16 +21,28 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     let (dir, engine) = (args.data_dir.clone(), args.log_engine);
+    let master = crate::store::master_key(args.master_key_file.as_deref());
     let store =
-        tokio::task::spawn_blocking(move || crate::store::open(&dir, engine)).await?.map_err(|error| match error {
+        tokio::task::spawn_blocking(move || crate::store::open(&dir, engine, master)).await?.map_err(|error| {
+            match error {
             OpenError::Store(error) => anyhow::Error::new(error).context(format!(
                 "could not open the log in {}; if the store is damaged, keep it for investigation and restore from a \
                  backup, or import an export into a fresh directory (`rapport import FILE --data-dir NEW`)",
                 args.data_dir.display()
             )),
             other => anyhow::Error::new(other),
+        }
         })?;
     info!(data_dir = %args.data_dir.display(), engine = %store.engine, "opened the log");
+    if let Some(master) = &store.created_master {
+        warn!(
+            master_key = %master.display(),
+            "made a new master key for the data keys of contacts; keep a copy of it apart from the data directory's \
+             backups (without it the personal data cannot be read), or give your own with --master-key-file"
+        );
+    }
+    let counts = store.keys.counts();
+    info!(live = counts.live, forgotten = counts.forgotten, "opened the key store");
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("could not listen on {} (is another server running there? try --addr)", args.addr))?;
@@ -69,6 +81,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_subscriptions_per_client: args.max_subscriptions_per_client,
         tokens,
         tls,
+        keys: Some(store.keys),
+        rotate_master_key_after_erasure: args.rotate_master_key_after_erasure,
+        rotate_master_key_every: (args.rotate_master_key_every_hours > 0)
+            .then(|| Duration::from_secs(args.rotate_master_key_every_hours.saturating_mul(3_600))),
+        forget_after_left: args.forget_after_left_days.map(|days| Duration::from_secs(days.saturating_mul(86_400))),
         ..ServerConfig::default()
     };
     rapport_server::serve(listener, store.log, store.projections, config, shutdown_signal())

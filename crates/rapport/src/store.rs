@@ -13,6 +13,10 @@
 //! before the segment log, one database holding both. `rapport export` then `rapport import`
 //! into a new directory moves a history from one engine to the other.
 //!
+//! Every layout keeps its key store in `keys/` (the data keys of contacts, wrapped under the
+//! master key; see `rapport-keys`), made on first open with the directory's master key in
+//! `keys/master.key` unless `--master-key-file` names another.
+//!
 //! `rapport import` marks the directory it fills with `IMPORT-UNFINISHED` until its last event
 //! is durable, so that an import that failed or was killed half-way is never served as if it
 //! were the whole history.
@@ -23,6 +27,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rapport_keys::{KeyStore, MasterKeySource};
 use rapport_segments::SegmentLog;
 use rapport_sled::{SledLog, SledProjections};
 use rapport_store::{EventLog, ProjectionStore, StoreError};
@@ -118,12 +123,25 @@ struct LayoutFile {
     engine: LogEngine,
 }
 
-/// The log and the projection store of a data directory.
+/// The log, the projection store and the key store of a data directory.
 pub(crate) struct Store {
     pub log: Arc<dyn EventLog>,
     pub projections: Arc<dyn ProjectionStore>,
+    pub keys: Arc<KeyStore>,
+    /// Where opening made a new master key, if it did.
+    pub created_master: Option<PathBuf>,
     /// The engine the directory is laid out for.
     pub engine: LogEngine,
+}
+
+/// The key store's directory in a data directory.
+pub(crate) fn keys_dir(dir: &Path) -> PathBuf {
+    dir.join("keys")
+}
+
+/// Where the master key comes from: the file given, or the data directory's own.
+pub(crate) fn master_key(file: Option<&Path>) -> MasterKeySource {
+    file.map_or(MasterKeySource::Default, |path| MasterKeySource::File(path.to_owned()))
 }
 
 /// Why a data directory could not be opened.
@@ -139,6 +157,8 @@ pub(crate) enum OpenError {
     Io { what: String, error: io::Error },
     /// The engine could not open its store (damaged, of another format, or an I/O error).
     Store(StoreError),
+    /// The key store could not be opened.
+    Keys(rapport_keys::KeyError),
 }
 
 impl fmt::Display for OpenError {
@@ -171,6 +191,7 @@ impl fmt::Display for OpenError {
             ),
             OpenError::Io { what, error } => write!(f, "could not {what}: {error}"),
             OpenError::Store(error) => write!(f, "{error}"),
+            OpenError::Keys(error) => write!(f, "{error}"),
         }
     }
 }
@@ -180,6 +201,7 @@ impl std::error::Error for OpenError {
         match self {
             OpenError::Io { error, .. } => Some(error),
             OpenError::Store(error) => Some(error),
+            OpenError::Keys(error) => Some(error),
             _ => None,
         }
     }
@@ -194,7 +216,7 @@ impl From<StoreError> for OpenError {
 /// Opens the stores in `dir`. A directory with no store in it yet is laid out for `asked`
 /// (the segment log when `None`), its `layout.toml` written and synced first; an existing one
 /// opens with its own engine, and is refused if `asked` names the other.
-pub(crate) fn open(dir: &Path, asked: Option<LogEngine>) -> Result<Store, OpenError> {
+pub(crate) fn open(dir: &Path, asked: Option<LogEngine>, master: MasterKeySource) -> Result<Store, OpenError> {
     if dir.join(IMPORT_UNFINISHED_FILE).exists() {
         return Err(OpenError::UnfinishedImport { dir: dir.to_owned() });
     }
@@ -209,22 +231,24 @@ pub(crate) fn open(dir: &Path, asked: Option<LogEngine>) -> Result<Store, OpenEr
         return Err(OpenError::OtherEngine { dir: dir.to_owned(), found: engine, evidence: layout.evidence() });
     }
     info!(data_dir = %dir.display(), engine = %engine, layout = layout.evidence(), "opening the data directory");
-    let store = match layout {
-        Layout::Recorded(LogEngine::Segments) | Layout::SegmentsUnrecorded => Store {
-            log: Arc::new(SegmentLog::open(&dir.join("log"))?),
-            projections: Arc::new(SledProjections::open(&dir.join("projections"))?),
-            engine,
-        },
-        Layout::Recorded(LogEngine::Sled) | Layout::SledUnrecorded => sled_store(&dir.join("sled"))?,
-        Layout::SledAtTop => sled_store(dir)?,
+    let (log, projections): Stores = match layout {
+        Layout::Recorded(LogEngine::Segments) | Layout::SegmentsUnrecorded => {
+            (Arc::new(SegmentLog::open(&dir.join("log"))?), Arc::new(SledProjections::open(&dir.join("projections"))?))
+        }
+        Layout::Recorded(LogEngine::Sled) | Layout::SledUnrecorded => sled_stores(&dir.join("sled"))?,
+        Layout::SledAtTop => sled_stores(dir)?,
     };
-    Ok(store)
+    let opened = KeyStore::open(&keys_dir(dir), master).map_err(OpenError::Keys)?;
+    Ok(Store { log, projections, keys: Arc::new(opened.store), created_master: opened.created_master, engine })
 }
 
-fn sled_store(dir: &Path) -> Result<Store, OpenError> {
+/// A log and a projection store.
+type Stores = (Arc<dyn EventLog>, Arc<dyn ProjectionStore>);
+
+fn sled_stores(dir: &Path) -> Result<Stores, OpenError> {
     let log = Arc::new(SledLog::open(dir)?);
     let projections = Arc::new(log.projections());
-    Ok(Store { log, projections, engine: LogEngine::Sled })
+    Ok((log, projections))
 }
 
 /// The layout of an existing data directory; `None` when it holds no store yet.

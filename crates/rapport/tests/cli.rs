@@ -239,14 +239,19 @@ fn an_export_verifies_offline_catches_an_altered_line_and_restores(engine: &str)
     assert!(offline.status.success(), "{}", text(&offline.stderr));
     assert!(text(&offline.stdout).contains("intact, a whole-log export"), "{}", text(&offline.stdout));
 
-    // One changed word in one line.
+    // One changed name in one line: in the event as readers see it (whose fields in clear the
+    // stored form, which the hash covers, holds too), and in the stored form itself.
     let original = std::fs::read_to_string(&file).unwrap();
     let (number, _) = original.lines().enumerate().find(|(_, l)| l.contains("\"meeting_held\"")).expect("a meeting");
-    let altered: Vec<String> = original
-        .lines()
-        .enumerate()
-        .map(|(i, l)| if i == number { l.replacen("\"topic\":\"", "\"topic\":\"Not ", 1) } else { l.to_owned() })
-        .collect();
+    let alter = |from: &str, to: &str| -> Vec<String> {
+        original
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if i == number { l.replacen(from, to, 1) } else { l.to_owned() })
+            .collect()
+    };
+    let in_stored = alter("\"stored\":{\"event_id\":\"", "\"stored\":{\"event_id\":\"0");
+    let altered = alter("\"staff\":[\"", "\"staff\":[\"not.");
     assert_ne!(altered.join("\n"), original.trim_end());
     let bad = dir.path().join("altered.jsonl");
     std::fs::write(&bad, altered.join("\n")).unwrap();
@@ -257,10 +262,16 @@ fn an_export_verifies_offline_catches_an_altered_line_and_restores(engine: &str)
         message.contains(&format!("line {} breaks the chain", number + 1)) && message.contains("hash"),
         "{message}"
     );
+    std::fs::write(&bad, in_stored.join("\n")).unwrap();
+    let refused = Command::new(RAPPORT).args(["verify", "--file", bad.to_str().unwrap()]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains(&format!("line {} ", number + 1)), "{}", text(&refused.stderr));
 
-    // Restored into an empty directory of this engine, it serves the same history: the same
-    // digest, and an export of it is the same file, recording times and all.
+    // Restored into an empty directory of this engine, with the key store restored first (as a
+    // backup restores it), it serves the same history: the same digest, and an export of it is
+    // the same file, recording times and all.
     let restored = dir.path().join("restored");
+    copy_dir(&dir.path().join("data").join("keys"), &restored.join("keys"));
     let import = Command::new(RAPPORT)
         .args(["import", file.to_str().unwrap(), "--log-engine", engine, "--data-dir"])
         .arg(&restored)
@@ -281,6 +292,33 @@ fn an_export_verifies_offline_catches_an_altered_line_and_restores(engine: &str)
     let reexported = dir.path().join("again.jsonl");
     assert!(copy.run(&["export", "--out", reexported.to_str().unwrap()]).status.success());
     assert!(std::fs::read(&reexported).unwrap() == original.as_bytes(), "the restored log exports the same file");
+
+    // Without the key store, the import seals every personal field anew under the new
+    // directory's keys: the same events as readers see them, in new stored bytes and hashes.
+    let resealed = dir.path().join("resealed");
+    let import = Command::new(RAPPORT).args(["import", file.to_str().unwrap(), "--data-dir"]).arg(&resealed).output();
+    let import = import.unwrap();
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(
+        text(&import.stdout).contains("sealed") && text(&import.stdout).contains("anew"),
+        "{}",
+        text(&import.stdout)
+    );
+    drop(copy);
+    let copy = Server::start(&resealed);
+    let digest_now = text(&copy.run(&["digest"]).stdout);
+    assert!(!digest_now.contains(&digest), "new keys make new stored bytes: {digest_now}");
+    assert!(text(&copy.run(&["verify"]).stdout).contains("intact"));
+    let resealed_export = dir.path().join("resealed.jsonl");
+    assert!(copy.run(&["export", "--out", resealed_export.to_str().unwrap()]).status.success());
+    let shown = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+            .collect()
+    };
+    assert_eq!(shown(&resealed_export), shown(&file), "readers see the same events");
 
     // A one-account export verifies on its own, but cannot be restored with its positions.
     let one = dir.path().join("one.jsonl");
@@ -379,4 +417,15 @@ fn tokens_roles_and_tls_from_the_command_line(engine: &str) {
         .output()
         .unwrap();
     assert!(!plain.status.success());
+}
+
+/// Copies a directory's files (not its subdirectories) into a new one.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() && entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }

@@ -160,8 +160,12 @@ impl Build {
             let dirty = std::mem::take(&mut state.dirty);
             let changed: Vec<Arc<AccountProjection>> =
                 dirty.iter().filter_map(|id| state.accounts.get(id).cloned()).collect();
-            let checkpoint =
-                Checkpoint { rules: self.rules.to_toml(), position: state.position, recorded_at: state.recorded_at };
+            let checkpoint = Checkpoint {
+                rules: self.rules.to_toml(),
+                position: state.position,
+                recorded_at: state.recorded_at,
+                encoding: rapport_projection::ENCODING_VERSION,
+            };
             (changed, checkpoint)
         };
         let entries: Vec<(Bytes, Bytes)> = changed

@@ -53,6 +53,14 @@ impl Projections {
         for namespace in store.namespaces()? {
             let Some(bytes) = store.checkpoint(&namespace)? else { continue };
             match Checkpoint::decode(&bytes) {
+                Ok((checkpoint, _)) if checkpoint.encoding != rapport_projection::ENCODING_VERSION => {
+                    warn!(
+                        namespace,
+                        encoding = checkpoint.encoding,
+                        "the projection's accounts are of an older encoding; dropping it to rebuild"
+                    );
+                    store.drop_namespace(&namespace)?;
+                }
                 Ok((checkpoint, rules)) if checkpoint.position <= last && rules.id() == namespace => {
                     builds.insert(namespace, Arc::new(Build::new(rules, Arc::clone(&store), Some(&checkpoint))));
                 }

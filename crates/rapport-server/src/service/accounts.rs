@@ -20,7 +20,7 @@ pub(crate) struct AccountsService(pub Arc<AppState>);
 
 /// An account as it stands now, scored by the build's rules at the server's time.
 fn current_view(state: &AppState, build: &Build, projected: &AccountProjection) -> pb::AccountView {
-    account_to_wire(projected, &build.rules, &scores(projected, &build.rules, (state.clock)()))
+    account_to_wire(projected, &build.rules, &scores(projected, &build.rules, (state.clock)()), &state.personal)
 }
 
 #[tonic::async_trait]
@@ -47,7 +47,7 @@ impl pb::accounts_server::Accounts for AccountsService {
             let durable = state.projections.durable_position();
             let past = replay_as_of(state.log.as_ref(), &build.rules, &account_id, durable, cut)?
                 .ok_or(ReadError::NotYetOpened(account_id))?;
-            Ok(account_to_wire(&past, &build.rules, &scores(&past, &build.rules, cut.instant(&past))))
+            Ok(account_to_wire(&past, &build.rules, &scores(&past, &build.rules, cut.instant(&past)), &state.personal))
         })
         .await?;
         Ok(Response::new(view))
@@ -80,7 +80,7 @@ impl pb::accounts_server::Accounts for AccountsService {
             let projected = state.account(&build, &request.account_id)?;
             let as_of = (state.clock)();
             let report = handover(&projected, &build.rules, as_of);
-            Ok(handover_to_wire(&projected.account.id, &report, as_of, build.id.clone()))
+            Ok(handover_to_wire(&projected.account.id, &report, as_of, build.id.clone(), &state.personal))
         })
         .await?;
         Ok(Response::new(report))
@@ -99,7 +99,7 @@ impl pb::accounts_server::Accounts for AccountsService {
             let contact =
                 optional_contact_id(&request.contact_id, "contact_id", &state.limits).map_err(ReadError::Invalid)?;
             let register = gift_register(&projected, &build.rules, (state.clock)(), contact.as_ref());
-            Ok(register_to_wire(&projected.account.id, &register, build.id.clone()))
+            Ok(register_to_wire(&projected.account.id, &register, build.id.clone(), &state.personal))
         })
         .await?;
         Ok(Response::new(register))

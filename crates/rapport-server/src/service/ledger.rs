@@ -14,7 +14,7 @@ use tracing::instrument;
 use super::{RecordedEventStream, blocking, paged};
 use crate::access::Caller;
 use crate::append::Append;
-use crate::error::{AppendError, ReadError};
+use crate::error::ReadError;
 use crate::state::AppState;
 use crate::subscribe::{SubscriptionStream, subscribe};
 
@@ -37,7 +37,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             }
             None => String::new(),
         };
-        let append = Append::from_wire(&request, recorded_by, &self.0.limits).map_err(AppendError::Invalid)?;
+        let append = Append::from_wire(&request, recorded_by, &self.0.limits, &self.0.personal).await?;
         let outcome = self.0.writer.append(append).await?;
         Ok(Response::new(outcome.to_wire()))
     }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod ledger;
+mod privacy;
 mod projections;
 
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use tonic::Status;
 
 pub(crate) use accounts::AccountsService;
 pub(crate) use ledger::LedgerService;
+pub(crate) use privacy::PrivacyService;
 pub(crate) use projections::ProjectionsService;
 pub use projections::RebuildProgressStream;
 
