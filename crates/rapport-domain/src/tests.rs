@@ -476,3 +476,61 @@ fn each_event_reads_as_one_line_for_people() {
         assert_eq!(body.summary(), expected);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Forgetting.
+
+fn forgotten(contact: &str) -> EventBody {
+    EventBody::ContactForgotten(ContactForgotten {
+        contact_id: contact_id(contact),
+        reason: label("DSR-1"),
+        requested_by: staff("dpo"),
+    })
+}
+
+#[test]
+fn a_forgotten_contact_loses_name_and_title_keeps_stance_and_is_never_named_again() {
+    let account = fold(&[
+        ev(1, 0, opened("li.wei")),
+        ev(2, 1, added("c1", "IT")),
+        ev(3, 2, signal("c1", -1, 3)),
+        ev(4, 3, forgotten("c1")),
+    ]);
+    let contact = &account.contacts[&contact_id("c1")];
+    assert!(contact.forgotten);
+    assert_eq!((&contact.name, &contact.title), (&Personal::Forgotten, &Personal::Forgotten));
+    assert_eq!(contact.assessment.map(|a| (a.support.value(), a.intimacy.value())), Some((-1, 3)));
+    assert_eq!(contact.department, label("IT"), "what identifies no one stays");
+
+    let limits = Limits::default();
+    let recorded = BTreeMap::new();
+    let context = AppendContext { now: day(400), limits: &limits, recorded: &recorded };
+    for (name, body) in [
+        ("a signal", signal("c1", 1, 1)),
+        ("a meeting", meeting(&["li.wei"], &["c1"])),
+        ("a gift", gift("li.wei", "c1")),
+        ("adding them again", added("c1", "IT")),
+        ("leaving", left("c1")),
+        ("forgetting again", forgotten("c1")),
+    ] {
+        let refused = decide(Some(&account), &acme(), &[ev(10, 4, body)], &context).expect_err(name);
+        assert!(refused.reason.contains("was forgotten"), "{name}: {refused}");
+    }
+    let unknown = decide(Some(&account), &acme(), &[ev(10, 4, forgotten("c9"))], &context).unwrap_err();
+    assert!(unknown.reason.contains("not a contact"), "{unknown}");
+}
+
+#[test]
+fn personal_fields_name_whom_they_concern() {
+    let body = meeting(&["li.wei"], &["c2", "c1", "c2"]);
+    assert_eq!(body.data_subjects(), vec![contact_id("c1"), contact_id("c2")], "sorted, once each");
+    assert_eq!(body.personal_fields().len(), 2, "topic and notes");
+    assert!(meeting(&["li.wei"], &[]).personal_fields().is_empty(), "a meeting with no contact is about no one");
+    assert_eq!(added("c1", "IT").personal_fields().len(), 2, "name and title");
+    assert!(opened("li.wei").data_subjects().is_empty());
+    assert!(gift("li.wei", "c1").names_contact(&contact_id("c1")));
+    assert!(!gift("li.wei", "c1").names_contact(&contact_id("c2")));
+    // Text shows in no Debug output: events reach logs and failure messages.
+    let shown = format!("{:?}", ev(1, 0, added("c1", "IT")));
+    assert!(!shown.contains("Person c1") && shown.contains("bytes"), "{shown}");
+}

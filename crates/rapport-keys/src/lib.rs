@@ -113,8 +113,8 @@ mod subject;
 
 pub use error::KeyError;
 pub use master::MasterKey;
-pub use seal::{SCHEME, Unreadable, open, seal};
+pub use seal::{FieldKey, SCHEME, Unreadable, open, seal};
 #[doc(hidden)]
 pub use store::RotationStep;
-pub use store::{KeyCounts, KeyState, KeyStore, MasterKeySource, Opened};
+pub use store::{KeyCounts, KeyState, KeyStore, KeysWritten, MasterKeySource, Opened};
 pub use subject::{DataKey, SubjectId};

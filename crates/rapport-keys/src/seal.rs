@@ -35,29 +35,60 @@ pub struct Unreadable;
 /// If `keys` is empty: a field sealed under no key would be readable by anyone forever, in an
 /// immutable log, so this is a bug in the caller to stop at, not an input to handle.
 pub fn seal(keys: &[&DataKey], nonce_seed: &[u8], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    assert!(!keys.is_empty(), "a field is sealed under at least one data key");
-    let nonce = nonce_of(nonce_seed);
-    let ciphertext = match field_cipher(keys, aad).encrypt(&nonce, Payload { msg: plaintext, aad }) {
-        Ok(ciphertext) => ciphertext,
-        // AES-GCM-SIV refuses only a plaintext or aad of 2^36 bytes or more, which no field
-        // of an event (bounded far below by the request limits) comes near.
-        Err(_) => unreachable!("a field of {} bytes is within AES-GCM-SIV's 64 GiB", plaintext.len()),
-    };
-    let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-    sealed.extend_from_slice(&nonce);
-    sealed.extend_from_slice(&ciphertext);
-    sealed
+    FieldKey::derive(keys, aad).seal(nonce_seed, plaintext)
 }
 
 /// Opens what [`seal`] made, with the same keys (in the same order) and aad. `Err` when any key
 /// or the aad differs, or the bytes were altered.
 pub fn open(keys: &[&DataKey], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unreadable> {
-    if keys.is_empty() || sealed.len() < NONCE_LEN + TAG_LEN {
+    if keys.is_empty() {
         return Err(Unreadable);
     }
-    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_from(nonce).map_err(|_| Unreadable)?;
-    field_cipher(keys, aad).decrypt(&nonce, Payload { msg: ciphertext, aad }).map_err(|_| Unreadable)
+    FieldKey::derive(keys, aad).open(sealed)
+}
+
+/// The key of the fields one set of contacts' keys seal under one aad: derived once, to seal or
+/// open several fields of an event (what [`seal`] and [`open`] do for one). Zeroed on drop.
+pub struct FieldKey {
+    cipher: Aes256GcmSiv,
+    aad: Vec<u8>,
+}
+
+impl FieldKey {
+    /// The field key of `keys` (in the order of their contact ids; at least one) and `aad`.
+    ///
+    /// # Panics
+    ///
+    /// If `keys` is empty, as [`seal`].
+    pub fn derive(keys: &[&DataKey], aad: &[u8]) -> FieldKey {
+        assert!(!keys.is_empty(), "a field is sealed under at least one data key");
+        FieldKey { cipher: field_cipher(keys, aad), aad: aad.to_vec() }
+    }
+
+    /// [`seal`] under this key.
+    pub fn seal(&self, nonce_seed: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce = nonce_of(nonce_seed);
+        let ciphertext = match self.cipher.encrypt(&nonce, Payload { msg: plaintext, aad: &self.aad }) {
+            Ok(ciphertext) => ciphertext,
+            // AES-GCM-SIV refuses only a plaintext or aad of 2^36 bytes or more, which no field
+            // of an event (bounded far below by the request limits) comes near.
+            Err(_) => unreachable!("a field of {} bytes is within AES-GCM-SIV's 64 GiB", plaintext.len()),
+        };
+        let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    /// [`open`] under this key.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, Unreadable> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(Unreadable);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| Unreadable)?;
+        self.cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &self.aad }).map_err(|_| Unreadable)
+    }
 }
 
 /// The cipher under the field key the keys and the aad derive.

@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tracing::{info, warn};
@@ -68,6 +69,12 @@ pub struct Opened {
     pub created_master: Option<PathBuf>,
 }
 
+/// What [`KeyStore::make_durable`] must cover for the keys [`KeyStore::keys_or_create_unsynced`]
+/// returned: how far into the keyring they were written. Marks compare: the later covers the
+/// earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct KeysWritten(u64);
+
 /// Where [`KeyStore::rotate_until`] stops, as a crash would.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +97,11 @@ pub struct KeyStore {
     keys: RwLock<Keys>,
     /// The writing side; serialises every change.
     writer: Mutex<Writer>,
+    /// New keys' syncs, shared by the callers waiting at once (group commit); taken after
+    /// `writer` when both are held, never before it.
+    syncs: Mutex<Syncs>,
+    /// Slots written to the keyring so far (synced or not): what a sync started now covers.
+    written: AtomicU64,
     /// Held (locked) while the store is open.
     _lock: File,
 }
@@ -117,6 +129,15 @@ enum Entry {
     Forgotten,
 }
 
+/// The sync side of key creation: the keyring (a second handle on the writer's file) and how
+/// many of its slots are known durable.
+struct Syncs {
+    file: File,
+    durable: u64,
+    /// A sync failed: what it was to cover may be lost, whatever a later sync reports.
+    failed: Option<String>,
+}
+
 struct Writer {
     /// `keyring`, open for reading and writing.
     file: File,
@@ -128,6 +149,9 @@ struct Writer {
     superseded: Vec<(SubjectId, u64)>,
     /// Why the store takes no more changes, if it does not.
     failed: Option<String>,
+    /// Keys written and not yet known durable, with their slots: invisible to readers, and
+    /// handed to any caller asking for the same subject meanwhile (who then waits for the sync).
+    unsynced: HashMap<SubjectId, (Arc<DataKey>, u64)>,
 }
 
 impl KeyStore {
@@ -180,17 +204,21 @@ impl KeyStore {
             .open(&keyring_path)
             .map_err(io_error(&keyring_path, "opening the keyring"))?;
         let loaded = load(&keyring_path, &file, &master)?;
+        let sync_file = file.try_clone().map_err(io_error(&keyring_path, "opening the keyring"))?;
         let store = KeyStore {
             dir: dir.to_owned(),
             keyring_path,
             master_path,
             keys: RwLock::new(loaded.keys),
+            syncs: Mutex::new(Syncs { file: sync_file, durable: loaded.slots, failed: None }),
+            written: AtomicU64::new(loaded.slots),
             writer: Mutex::new(Writer {
                 file,
                 slots: loaded.slots,
                 master,
                 superseded: loaded.superseded,
                 failed: None,
+                unsynced: HashMap::new(),
             }),
             _lock: lock,
         };
@@ -215,43 +243,145 @@ impl KeyStore {
     }
 
     /// The keys of `subjects` (same order), making the missing ones: all new keys are written
-    /// in one append to the keyring and made durable with one `fdatasync` before this returns.
-    /// A forgotten subject is `Err(KeyError::Forgotten { index })` (the first one's index) and
-    /// nothing is written. Concurrent callers asking for the same new subject get the same key.
-    /// Readers ([`KeyStore::key`]) are not blocked while the sync runs.
+    /// in one append to the keyring and are durable, and visible to [`KeyStore::key`], before
+    /// this returns. Callers making keys at the same time share their syncs (group commit:
+    /// one `fdatasync` covers every slot written before it began). A forgotten subject is
+    /// `Err(KeyError::Forgotten { index })` (the first one's index) and nothing is written.
+    /// Concurrent callers asking for the same new subject get the same key. Readers are not
+    /// blocked while a sync runs.
     pub fn keys_or_create(&self, subjects: &[SubjectId]) -> Result<Vec<Arc<DataKey>>, KeyError> {
+        let (keys, written) = self.keys_or_create_unsynced(subjects)?;
+        self.make_durable(written)?;
+        Ok(keys)
+    }
+
+    /// [`KeyStore::keys_or_create`] without waiting for the new keys to be durable: they are
+    /// written, and durable (and visible to [`KeyStore::key`]) once [`KeyStore::make_durable`]
+    /// of the returned mark has returned. Nothing sealed under them may be made durable before
+    /// that: a log writer calls it before it writes the events, so that one sync covers the
+    /// keys of a whole group of appends.
+    pub fn keys_or_create_unsynced(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<(Vec<Arc<DataKey>>, KeysWritten), KeyError> {
         if let Lookup::Found(keys) = self.lookup(subjects)? {
-            return Ok(keys);
+            return Ok((keys, KeysWritten(0)));
         }
-        let mut writer = self.writer();
-        writer.refuse_if_failed(&self.dir)?;
-        // Looked up again under the writer: a caller before this one may have made some of
-        // these keys while this one waited, and they must not get a second key.
-        let missing = match self.lookup(subjects)? {
-            Lookup::Found(keys) => return Ok(keys),
-            Lookup::Missing(missing) => missing,
+        let (keys, durable_at) = {
+            let mut writer = self.writer();
+            writer.refuse_if_failed(&self.dir)?;
+            // Looked up again under the writer, with the keys written and not yet synced: a
+            // caller before this one may have made some of these keys while this one waited,
+            // and they must not get a second key.
+            let mut found: Vec<Option<Arc<DataKey>>> = Vec::with_capacity(subjects.len());
+            let mut durable_at = 0;
+            let mut missing = Vec::new();
+            {
+                let keys = self.keys();
+                for (index, subject) in subjects.iter().enumerate() {
+                    match (keys.subjects.get(subject), writer.unsynced.get(subject)) {
+                        (Some(Entry::Live { key, .. }), _) => found.push(Some(Arc::clone(key))),
+                        (Some(Entry::Forgotten), _) => return Err(KeyError::Forgotten { index }),
+                        (None, Some((key, slot))) => {
+                            durable_at = durable_at.max(slot + 1);
+                            found.push(Some(Arc::clone(key)));
+                        }
+                        (None, None) => {
+                            if !missing.contains(subject) {
+                                missing.push(*subject);
+                            }
+                            found.push(None);
+                        }
+                    }
+                }
+            }
+            let mut made = Vec::with_capacity(missing.len());
+            let mut bytes = Vec::with_capacity(missing.len() * SLOT_LEN as usize);
+            for subject in missing {
+                let key = Arc::new(DataKey::generate()?);
+                let wrapped = writer.master.wrap(&subject, &key)?;
+                bytes.extend_from_slice(&format::encode_slot(SlotKind::Live, &subject, Some(&wrapped)));
+                made.push((subject, key));
+            }
+            if !made.is_empty() {
+                let first = writer.write(&self.keyring_path, &bytes)?;
+                self.written.store(writer.slots, Ordering::Release);
+                durable_at = writer.slots;
+                for (slot, (subject, key)) in (first..).zip(made) {
+                    writer.unsynced.insert(subject, (key, slot));
+                }
+            }
+            let keys: Vec<Arc<DataKey>> = subjects
+                .iter()
+                .zip(found)
+                .filter_map(|(subject, key)| key.or_else(|| writer.unsynced.get(subject).map(|(k, _)| Arc::clone(k))))
+                .collect();
+            (keys, durable_at)
         };
-        let mut made = Vec::with_capacity(missing.len());
-        let mut bytes = Vec::with_capacity(missing.len() * SLOT_LEN as usize);
-        for subject in missing {
-            let key = DataKey::generate()?;
-            let wrapped = writer.master.wrap(&subject, &key)?;
-            bytes.extend_from_slice(&format::encode_slot(SlotKind::Live, &subject, Some(&wrapped)));
-            made.push((subject, Arc::new(key)));
+        Ok((keys, KeysWritten(durable_at)))
+    }
+
+    /// Makes the keys behind `written` durable, and visible to readers. Callers that wrote
+    /// while a sync ran share the next one: one `fdatasync` covers every slot written before
+    /// it began.
+    pub fn make_durable(&self, written: KeysWritten) -> Result<(), KeyError> {
+        let durable_at = written.0;
+        let covered = {
+            let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(why) = &syncs.failed {
+                return Err(KeyError::Failed { dir: self.dir.clone(), why: why.clone() });
+            }
+            if syncs.durable < durable_at {
+                let covered = self.written.load(Ordering::Acquire);
+                if let Err(e) = syncs.file.sync_data().map_err(io_error(&self.keyring_path, "syncing")) {
+                    syncs.failed = Some(e.to_string());
+                    drop(syncs);
+                    self.writer().failed = Some(e.to_string());
+                    return Err(e);
+                }
+                syncs.durable = syncs.durable.max(covered);
+            }
+            syncs.durable
+        };
+        // Published here too when another caller's sync covered these keys, since that caller
+        // may not have published them yet: a key is visible to readers once it is returned.
+        let mut writer = self.writer();
+        self.publish_unsynced(&mut writer, covered);
+        Ok(())
+    }
+
+    /// Moves the unsynced keys of slots below `covered` to what readers see.
+    fn publish_unsynced(&self, writer: &mut Writer, covered: u64) {
+        let durable: Vec<SubjectId> =
+            writer.unsynced.iter().filter(|(_, (_, slot))| *slot < covered).map(|(subject, _)| *subject).collect();
+        if durable.is_empty() {
+            return;
         }
-        let first = writer.append(&self.keyring_path, &bytes)?;
-        {
-            let mut keys = self.keys_mut();
-            for (slot, (subject, key)) in (first..).zip(&made) {
-                keys.subjects.insert(*subject, Entry::Live { key: Arc::clone(key), slot });
+        let mut keys = self.keys_mut();
+        for subject in durable {
+            if let Some((key, slot)) = writer.unsynced.remove(&subject) {
+                keys.subjects.insert(subject, Entry::Live { key, slot });
             }
         }
-        match self.lookup(subjects)? {
-            Lookup::Found(keys) => Ok(keys),
-            // Every subject was live or has just been made, and this caller still holds the
-            // writer, so none has been forgotten since.
-            Lookup::Missing(_) => unreachable!("every key asked for was made"),
+    }
+
+    /// Makes every key written so far durable and visible, before a change that reads or
+    /// rewrites the keyring (an erasure, a rotation).
+    fn settle_unsynced(&self, writer: &mut Writer) -> Result<(), KeyError> {
+        if writer.unsynced.is_empty() {
+            return Ok(());
         }
+        if let Err(e) = writer.file.sync_data().map_err(io_error(&self.keyring_path, "syncing")) {
+            writer.failed = Some(e.to_string());
+            return Err(e);
+        }
+        let covered = writer.slots;
+        {
+            let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+            syncs.durable = syncs.durable.max(covered);
+        }
+        self.publish_unsynced(writer, covered);
+        Ok(())
     }
 
     /// Records, durably, that an erasure of `subject` has begun (a ForgetIntent slot appended
@@ -259,6 +389,7 @@ impl KeyStore {
     /// already pending or the subject is forgotten.
     pub fn begin_forget(&self, subject: &SubjectId) -> Result<(), KeyError> {
         let mut writer = self.writer();
+        self.settle_unsynced(&mut writer)?;
         {
             let keys = self.keys();
             if keys.pending.contains(subject) || matches!(keys.subjects.get(subject), Some(Entry::Forgotten)) {
@@ -280,6 +411,7 @@ impl KeyStore {
     /// get a key later.
     pub fn forget(&self, subject: &SubjectId) -> Result<(), KeyError> {
         let mut writer = self.writer();
+        self.settle_unsynced(&mut writer)?;
         if matches!(self.keys().subjects.get(subject), Some(Entry::Forgotten)) {
             return Ok(());
         }
@@ -306,6 +438,7 @@ impl KeyStore {
     /// slot appended and synced. Nothing is written when no erasure is pending.
     pub fn abandon_forget(&self, subject: &SubjectId) -> Result<(), KeyError> {
         let mut writer = self.writer();
+        self.settle_unsynced(&mut writer)?;
         if !self.keys().pending.contains(subject) {
             return Ok(());
         }
@@ -336,6 +469,7 @@ impl KeyStore {
     #[doc(hidden)]
     pub fn rotate_until(&self, stop: RotationStep) -> Result<PathBuf, KeyError> {
         let mut writer = self.writer();
+        self.settle_unsynced(&mut writer)?;
         writer.refuse_if_failed(&self.dir)?;
         let next_path = self.dir.join(NEXT_FILE);
         let master = MasterKey::generate()?;
@@ -374,6 +508,17 @@ impl KeyStore {
             writer.failed = Some(e.to_string());
             return Err(e);
         }
+        let sync_file = file.try_clone().map_err(io_error(&self.keyring_path, "opening the keyring"));
+        let sync_file = match sync_file {
+            Ok(sync_file) => sync_file,
+            Err(e) => {
+                writer.failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        *self.syncs.lock().unwrap_or_else(PoisonError::into_inner) =
+            Syncs { file: sync_file, durable: slots, failed: None };
+        self.written.store(slots, Ordering::Release);
         writer.file = file;
         writer.slots = slots;
         writer.master = master;
@@ -413,20 +558,19 @@ impl KeyStore {
         &self.keyring_path
     }
 
-    /// The keys of `subjects`, or the subjects (each once) that have none yet.
+    /// The durable keys of `subjects`, or `Missing` when some have none yet; a forgotten one is an error.
     fn lookup(&self, subjects: &[SubjectId]) -> Result<Lookup, KeyError> {
         let keys = self.keys();
         let mut found = Vec::with_capacity(subjects.len());
-        let mut missing = Vec::new();
+        let mut missing = false;
         for (index, subject) in subjects.iter().enumerate() {
             match keys.subjects.get(subject) {
                 Some(Entry::Live { key, .. }) => found.push(Arc::clone(key)),
                 Some(Entry::Forgotten) => return Err(KeyError::Forgotten { index }),
-                None if missing.contains(subject) => {}
-                None => missing.push(*subject),
+                None => missing = true,
             }
         }
-        Ok(if missing.is_empty() { Lookup::Found(found) } else { Lookup::Missing(missing) })
+        Ok(if missing { Lookup::Missing } else { Lookup::Found(found) })
     }
 
     /// Writes `keyring.next` under `master` from the keys in memory (the caller holds the
@@ -498,7 +642,7 @@ struct NextKeyring {
 
 enum Lookup {
     Found(Vec<Arc<DataKey>>),
-    Missing(Vec<SubjectId>),
+    Missing,
 }
 
 impl Writer {
@@ -511,6 +655,19 @@ impl Writer {
 
     /// Appends whole slots in one write and one `fdatasync`; returns the first one's index.
     /// A failure fails the store: what reached the disk is not known.
+    /// Writes whole slots at the end of the keyring without syncing them, and returns the
+    /// first one's number. A failure fails the store.
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<u64, KeyError> {
+        debug_assert_eq!(bytes.len() % SLOT_LEN as usize, 0, "appends are whole slots");
+        let first = self.slots;
+        if let Err(e) = self.file.write_all_at(bytes, slot_offset(first)).map_err(io_error(path, "appending to")) {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        self.slots += (bytes.len() / SLOT_LEN as usize) as u64;
+        Ok(first)
+    }
+
     fn append(&mut self, path: &Path, bytes: &[u8]) -> Result<u64, KeyError> {
         debug_assert_eq!(bytes.len() % SLOT_LEN as usize, 0, "appends are whole slots");
         let first = self.slots;

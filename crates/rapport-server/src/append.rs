@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use rapport_domain::{AccountId, Event, ExpectedVersion, Limits, Violation};
+use rapport_keys::KeysWritten;
 use rapport_proto::v1 as pb;
 
 use crate::error::AppendError;
@@ -21,6 +22,9 @@ pub(crate) struct Append {
     pub payloads: Vec<Bytes>,
     /// The authenticated identity appending them; empty without authentication.
     pub recorded_by: String,
+    /// The new data keys the events are sealed under, which must be durable before the events
+    /// are written.
+    pub keys_written: KeysWritten,
 }
 
 impl Append {
@@ -38,10 +42,10 @@ impl Append {
             Ok((account_id, rapport_wire::requests::append_events(request, limits)?))
         };
         let (account_id, mut events) = parse().map_err(AppendError::Invalid)?;
-        personal.seal(&account_id, &mut events).await?;
+        let keys_written = personal.seal(&account_id, &mut events).await?;
         let payloads = events.iter().map(rapport_wire::encode_event).collect();
         let expected = rapport_wire::requests::expected_version(request.expected.as_ref());
-        Ok(Append { account_id, expected, events, payloads, recorded_by })
+        Ok(Append { account_id, expected, events, payloads, recorded_by, keys_written })
     }
 }
 

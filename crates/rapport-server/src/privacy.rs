@@ -19,7 +19,7 @@ use rapport_domain::{
     AccountId, ContactForgotten, ContactId, Event, EventBody, EventId, ExpectedVersion, Label, Limits, SourceSystem,
     StaffId, Timestamp, Violation,
 };
-use rapport_keys::{DataKey, KeyError, KeyState, KeyStore, SubjectId};
+use rapport_keys::{DataKey, KeyError, KeyState, KeyStore, KeysWritten, SubjectId};
 use rapport_store::{EventLog, StoreError, StoredEvent};
 use rapport_wire::sealing::{Keys, holds_clear_text, seal_event, subjects_of};
 use sha2::{Digest, Sha256};
@@ -65,14 +65,16 @@ impl PersonalData {
     }
 
     /// Seals the personal fields of an append's events in place. Contacts the key store does
-    /// not know yet get their keys first, all in one durable write, so that no event is ever
-    /// stored under a key that could be lost. An event about a forgotten contact is refused.
-    pub async fn seal(&self, account: &AccountId, events: &mut [Event]) -> Result<(), AppendError> {
-        let Some(store) = &self.store else { return Ok(()) };
+    /// not know yet get their keys, written and not yet synced: the writer makes them durable
+    /// (with the keys of the rest of its group) before it writes the events, so that no event is
+    /// ever stored under a key that could be lost. An event about a forgotten contact is
+    /// refused.
+    pub async fn seal(&self, account: &AccountId, events: &mut [Event]) -> Result<KeysWritten, AppendError> {
+        let Some(store) = &self.store else { return Ok(KeysWritten::default()) };
         let per_event: Vec<Vec<SubjectId>> = events.iter().map(|event| subjects_of(account, event)).collect();
         let mut wanted: Vec<SubjectId> = per_event.iter().flatten().copied().collect();
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(KeysWritten::default());
         }
         wanted.sort_unstable();
         wanted.dedup();
@@ -83,12 +85,12 @@ impl PersonalData {
                 KeyState::Forgotten | KeyState::Unknown => None,
             })
             .collect();
-        let found = match live {
-            Some(keys) => keys,
+        let (found, written) = match live {
+            Some(keys) => (keys, KeysWritten::default()),
             None => {
                 let (store, asked) = (Arc::clone(store), wanted.clone());
-                match tokio::task::spawn_blocking(move || store.keys_or_create(&asked)).await {
-                    Ok(Ok(keys)) => keys,
+                match tokio::task::spawn_blocking(move || store.keys_or_create_unsynced(&asked)).await {
+                    Ok(Ok(made)) => made,
                     Ok(Err(KeyError::Forgotten { index })) => {
                         return Err(AppendError::Invalid(forgotten_in(account, events, &per_event, wanted[index])));
                     }
@@ -103,7 +105,7 @@ impl PersonalData {
                 subjects.iter().filter_map(|subject| keys.get(subject).cloned()).collect();
             seal_event(event, account, &event_keys);
         }
-        Ok(())
+        Ok(written)
     }
 
     fn begin_erasing(&self, subject: SubjectId) {
@@ -218,6 +220,7 @@ pub(crate) async fn forget(state: &Arc<AppState>, request: ErasureRequest) -> Re
         payloads: vec![rapport_wire::encode_event(&event)],
         events: vec![event],
         recorded_by,
+        keys_written: KeysWritten::default(),
     };
     let already = match state.writer.append(append).await {
         Ok(_) => false,

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use rapport_domain::{AccountId, ContactId, Event, EventKind, Personal, PersonalField, Sealed};
-use rapport_keys::{DataKey, KeyState, KeyStore, SubjectId};
+use rapport_keys::{DataKey, FieldKey, KeyState, KeyStore, SubjectId};
 
 use crate::events::personal_field_number;
 
@@ -53,14 +53,15 @@ pub fn seal_event(event: &mut Event, account: &AccountId, keys: &[Arc<DataKey>])
         return;
     }
     let keys: Vec<&DataKey> = keys.iter().map(AsRef::as_ref).collect();
-    let aad = associated_data(account, &contacts);
+    // One key for the event's fields: they concern the same contacts.
+    let field_key = FieldKey::derive(&keys, &associated_data(account, &contacts));
     let (id, kind) = (event.id, event.body.kind());
     for (field, text) in event.body.personal_fields_mut() {
         let Personal::Clear(clear) = text else { continue };
         if clear.is_empty() {
             continue;
         }
-        let bytes = rapport_keys::seal(&keys, &nonce_seed(id.as_bytes(), kind, field), &aad, clear.as_bytes());
+        let bytes = field_key.seal(&nonce_seed(id.as_bytes(), kind, field), clear.as_bytes());
         *text = Personal::Sealed(Sealed { contacts: contacts.clone(), bytes });
     }
 }

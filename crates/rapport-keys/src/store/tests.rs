@@ -119,7 +119,55 @@ fn concurrent_callers_get_the_same_new_key() {
     }
     assert_eq!(slots(dir.path()).len(), 1 + threads, "the shared subject was written once");
     drop(store);
-    assert_eq!(live(&open(dir.path()), &shared), bytes_of(&keys[0][0]));
+    let reopened = open(dir.path());
+    assert_eq!(live(&reopened, &shared), bytes_of(&keys[0][0]));
+    for (i, got) in keys.iter().enumerate() {
+        assert_eq!(
+            live(&reopened, &subject(10 + i as u8)),
+            bytes_of(&got[1]),
+            "each new key was durable when returned"
+        );
+    }
+}
+
+#[test]
+fn keys_made_at_once_share_syncs_and_all_are_durable_and_visible_when_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let threads = 16;
+    let rounds = 20;
+    let made: Vec<Vec<(SubjectId, [u8; 32])>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = &store;
+                scope.spawn(move || {
+                    (0..rounds)
+                        .map(|r| {
+                            let mut bytes = [7u8; 32];
+                            (bytes[0], bytes[1]) = (t as u8, r as u8);
+                            let subject = SubjectId::from_bytes(bytes);
+                            let key = store.keys_or_create(&[subject]).unwrap();
+                            // Visible to readers as soon as it is returned: it is durable.
+                            assert!(matches!(store.key(&subject), KeyState::Live(_)));
+                            (subject, bytes_of(&key[0]))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // An erasure and a rotation right after see every key made.
+    let (first, first_key) = made[0][0];
+    store.forget(&first).unwrap();
+    store.rotate().unwrap();
+    drop(store);
+    let reopened = open(dir.path());
+    assert!(is_forgotten(&reopened, &first));
+    for (subject, key) in made.iter().flatten().skip(1) {
+        assert_eq!(&live(&reopened, subject), key);
+    }
+    assert_ne!(first_key, [0; 32]);
 }
 
 #[test]
@@ -645,4 +693,20 @@ fn timing_of_a_large_keyring() {
     let start = std::time::Instant::now();
     let store = open(dir.path());
     eprintln!("opened: {:?}, {:?}", start.elapsed(), store.counts());
+}
+
+#[test]
+fn keys_made_unsynced_are_invisible_until_made_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (keys, written) = store.keys_or_create_unsynced(&[subject(1), subject(2)]).unwrap();
+    assert!(matches!(store.key(&subject(1)), KeyState::Unknown), "not durable, so not shown");
+    let (again, _) = store.keys_or_create_unsynced(&[subject(1)]).unwrap();
+    assert_eq!(bytes_of(&again[0]), bytes_of(&keys[0]), "a second caller meanwhile gets the same key");
+    store.make_durable(written).unwrap();
+    assert_eq!(live(&store, &subject(2)), bytes_of(&keys[1]));
+    let (_, nothing) = store.keys_or_create_unsynced(&[subject(1)]).unwrap();
+    assert_eq!(nothing, KeysWritten::default(), "keys that are durable need no sync");
+    drop(store);
+    assert_eq!(live(&open(dir.path()), &subject(1)), bytes_of(&keys[0]));
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rapport_domain::{Account, AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, Timestamp, decide};
+use rapport_keys::KeysWritten;
 use rapport_projection::{AccountProjection, Folded};
 use rapport_store::{AppendBatch, Appended, EventLog, NewEvent, StoreError};
 use rapport_wire::decode_event;
@@ -238,6 +239,21 @@ impl Sequencer {
     /// the unpublished projection, and puts every outcome in its slot.
     fn write(&mut self, staged: &mut Staged, outcomes: &mut [Option<Result<AppendOutcome, AppendError>>]) {
         if staged.requests.is_empty() {
+            return;
+        }
+        // The data keys the events are sealed under go to disk before the events do: one sync
+        // for the new keys of the whole group.
+        let keys_written = staged.requests.iter().map(|(request, _)| request.append.keys_written).max();
+        if let (Some(keys), Some(written)) = (&self.config.keys, keys_written)
+            && written > KeysWritten::default()
+            && let Err(error) = keys.make_durable(written)
+        {
+            let why = format!("the data keys of new contacts could not be made durable: {error}");
+            for (_, slot) in std::mem::take(&mut staged.requests) {
+                outcomes[slot] = Some(Err(AppendError::Store(StoreError::Io(why.clone()))));
+            }
+            staged.accounts.clear();
+            staged.ids.clear();
             return;
         }
         let batches: Vec<AppendBatch<'_>> = staged
