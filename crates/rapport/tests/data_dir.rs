@@ -1,7 +1,8 @@
 //! The data directory's log engine: a directory keeps the engine it was made with and is
 //! refused under the other, with a message naming its own; directories made before they
 //! recorded their engine open as they always did; an import that did not finish is never
-//! opened.
+//! opened; a directory from before personal data was sealed opens, reads, and has its contacts
+//! forgotten once migrated.
 
 // A test: a failed unwrap is a failure with its message, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -203,4 +204,74 @@ fn an_import_that_did_not_finish_is_never_opened() {
     let imported = import(&empty, &dir.path().join("other"), &[]);
     assert!(text(&imported.stderr).contains("holds no events"), "{}", text(&imported.stderr));
     assert!(!dir.path().join("other").exists());
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn any_file_holds(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            any_file_holds(&path, needle)
+        } else {
+            std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}
+
+/// `tests/fixtures/data-dir-v1/` (see its `.md`): written by the build before sealing, its
+/// personal fields in clear. It opens and reads as it was; its contacts cannot be forgotten
+/// where their text is in clear; export then import seals everything, and there they can.
+#[test]
+fn a_data_directory_from_before_sealing_reads_and_is_forgotten_after_migration() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data-dir-v1");
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old");
+    copy_tree(&fixture, &old);
+    let marker = b"Legacymark";
+
+    let server = Server::start(&old);
+    let history = server.run(&["history", "legacy-co"]);
+    let shown = text(&history.stdout);
+    assert!(history.status.success(), "{}", text(&history.stderr));
+    assert_eq!(shown.lines().count(), 7, "{shown}");
+    assert!(shown.contains("Lena Legacymark") && shown.contains("Otto Oldfield"), "{shown}");
+    let refused = server.run(&["forget", "legacy-co", "c-1", "--reason", "DSR-9", "--requested-by", "dpo"]);
+    assert!(!refused.status.success());
+    let said = text(&refused.stderr);
+    assert!(said.contains("stored in clear") && said.contains("rapport export"), "{said}");
+    let file = dir.path().join("all.jsonl");
+    assert!(server.run(&["export", "--out", file.to_str().unwrap()]).status.success());
+    drop(server);
+
+    let new = dir.path().join("new");
+    let imported = import(&file, &new, &[]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let said = text(&imported.stdout);
+    assert!(said.contains("sealed 6 events anew"), "two contacts, two meetings, a signal, a gift: {said}");
+    assert!(!any_file_holds(&new, marker), "the migrated directory holds no personal text in clear");
+
+    let server = Server::start(&new);
+    assert!(text(&server.run(&["history", "legacy-co"]).stdout).contains("Lena Legacymark"), "still readable");
+    let forgotten = server.run(&["forget", "legacy-co", "c-1", "--reason", "DSR-9", "--requested-by", "dpo"]);
+    assert!(forgotten.status.success(), "{}", text(&forgotten.stderr));
+    let after = text(&server.run(&["history", "legacy-co"]).stdout);
+    assert!(!after.contains("Legacymark"), "{after}");
+    assert!(after.contains("Otto Oldfield") && after.contains("\"Plant visit\""), "c-2 keeps what was theirs: {after}");
+    let verify = text(&server.run(&["verify"]).stdout);
+    assert!(verify.contains("intact"), "{verify}");
+    assert!(!any_file_holds(&new, marker));
 }
