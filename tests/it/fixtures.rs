@@ -319,3 +319,91 @@ fn stored_envelopes_decode_and_chain_forever() {
     }
     assert_eq!(check.events(), 3);
 }
+
+fn sealed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events-v2")
+}
+
+/// The data keys the sealed fixtures were sealed under: contact `k.hartmann` of `acme` has 32
+/// bytes of 1, `c-2` 32 bytes of 2.
+struct FixtureKeys;
+
+impl rapport_wire::sealing::Keys for FixtureKeys {
+    fn key(&self, subject: &rapport_keys::SubjectId) -> rapport_keys::KeyState {
+        let limits = rapport_domain::Limits::default();
+        let account = rapport_domain::AccountId::parse("acme", &limits).unwrap();
+        for (contact, byte) in [("k.hartmann", 1u8), ("c-2", 2u8)] {
+            let contact = rapport_domain::ContactId::parse(contact, &limits).unwrap();
+            if rapport_keys::SubjectId::of(&account, &contact) == *subject {
+                return rapport_keys::KeyState::Live(std::sync::Arc::new(rapport_keys::DataKey::from_bytes(
+                    [byte; 32],
+                )));
+            }
+        }
+        rapport_keys::KeyState::Unknown
+    }
+}
+
+/// Events of payload format 2 as the log stores them: personal fields sealed under the
+/// fixture keys, and an erasure. They must decode, re-encode to the same bytes and open with
+/// the same keys forever: a later build opens what an earlier one sealed.
+#[test]
+fn sealed_events_decode_and_open_with_their_keys_forever() {
+    use rapport_wire::sealing::{Keys, open_event, seal_event, subjects_of};
+    let limits = rapport_domain::Limits::for_recorded_events();
+    let account = rapport_domain::AccountId::parse("acme", &limits).unwrap();
+    let by_kind: std::collections::BTreeMap<&str, pb::Event> = history().into_iter().collect();
+    let forgotten = pb::Event {
+        event_id: "00000000-0000-4000-8000-0000000000f1".into(),
+        occurred_at: at(40),
+        actor: "dpo".into(),
+        source: "privacy".into(),
+        body: Some(pb::event::Body::ContactForgotten(pb::ContactForgotten {
+            contact_id: "c-2".into(),
+            reason: "DSR-2026-0142".into(),
+            requested_by: "dpo".into(),
+        })),
+        sealed: None,
+    };
+    // A meeting with two contacts: its notes are sealed under both their keys.
+    let mut together = by_kind["meeting_held"].clone();
+    if let Some(pb::event::Body::MeetingHeld(meeting)) = together.body.as_mut() {
+        meeting.contact_ids.push("c-2".into());
+    }
+    let cases = [
+        ("contact_added", by_kind["contact_added"].clone()),
+        ("meeting_held", together),
+        ("gift_given", by_kind["gift_given"].clone()),
+        ("contact_forgotten", forgotten),
+    ];
+    let write = std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some();
+    for (n, (kind, wire)) in cases.iter().enumerate() {
+        let clear = rapport_wire::event_from_wire(wire, "event", &limits).unwrap();
+        let mut sealed = clear.clone();
+        let keys: Vec<_> = subjects_of(&account, &clear)
+            .iter()
+            .map(|subject| match FixtureKeys.key(subject) {
+                rapport_keys::KeyState::Live(key) => key,
+                _ => panic!("the fixture events concern k.hartmann and c-2"),
+            })
+            .collect();
+        seal_event(&mut sealed, &account, &keys);
+        let path = sealed_dir().join(format!("{:02}-{kind}.bin", n + 1));
+        if write {
+            std::fs::create_dir_all(sealed_dir()).unwrap();
+            std::fs::write(&path, rapport_wire::encode_event(&sealed)).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(rapport_wire::encode_event(&sealed).as_ref(), bytes.as_slice(), "{kind}: sealing is deterministic");
+        let mut stored = rapport_wire::event_from_bytes(&bytes).unwrap();
+        assert_eq!(rapport_wire::encode_event(&stored).as_ref(), bytes.as_slice(), "{kind} re-encodes to its bytes");
+        let personal = stored.body.personal_fields().len();
+        assert!(stored.body.personal_fields().iter().all(|(_, t)| matches!(t, rapport_domain::Personal::Sealed(_))));
+        assert!(personal > 0 || *kind == "contact_forgotten", "{kind} has sealed fields");
+        open_event(&mut stored, &account, &FixtureKeys);
+        assert_eq!(stored, clear, "{kind} opens to what was sealed");
+        let mut without = rapport_wire::event_from_bytes(&bytes).unwrap();
+        open_event(&mut without, &account, &rapport_wire::sealing::NoKeys);
+        assert_eq!(without.body.is_forgotten(), personal > 0, "{kind} without its keys shows forgotten");
+    }
+}
