@@ -273,5 +273,14 @@ fn a_data_directory_from_before_sealing_reads_and_is_forgotten_after_migration()
     assert!(after.contains("Otto Oldfield") && after.contains("\"Plant visit\""), "c-2 keeps what was theirs: {after}");
     let verify = text(&server.run(&["verify"]).stdout);
     assert!(verify.contains("intact"), "{verify}");
+    let after_export = dir.path().join("after.jsonl");
+    assert!(server.run(&["export", "--out", after_export.to_str().unwrap()]).status.success());
+    let exported = std::fs::read_to_string(&after_export).unwrap();
+    assert!(!exported.contains("Legacymark") && exported.contains("\"forgotten\":true"), "a fresh export");
+    let checked = Command::new(RAPPORT).args(["verify", "--file", after_export.to_str().unwrap()]).output().unwrap();
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    let report = text(&server.run(&["subject-report", "legacy-co", "c-1"]).stdout);
+    assert!(report.contains("FORGOTTEN") && !report.contains("Legacymark"), "{report}");
+    drop(server);
     assert!(!any_file_holds(&new, marker));
 }
