@@ -49,19 +49,9 @@ impl Personal {
         }
     }
 
-    /// The text in clear, or empty: what a reader shows of text that is not readable.
-    pub fn shown(&self) -> &str {
-        self.as_clear().unwrap_or("")
-    }
-
     /// True once a contact it concerns was forgotten.
     pub fn is_forgotten(&self) -> bool {
         matches!(self, Personal::Forgotten)
-    }
-
-    /// True when there is nothing to seal: clear and empty.
-    pub fn is_empty(&self) -> bool {
-        self.as_clear().is_some_and(str::is_empty)
     }
 }
 

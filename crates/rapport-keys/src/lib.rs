@@ -69,8 +69,10 @@
 //!
 //! # Durability and crashes
 //!
-//! Every change is made durable with `fdatasync` before the call that made it returns, and one
-//! call's slots go in one write. A crash can leave, at the end of the file, a short slot, slots
+//! Every change is made durable with `fdatasync` before the call that made it returns, except
+//! new keys made with [`KeyStore::keys_or_create_unsynced`], which are durable (and visible to
+//! readers) once [`KeyStore::make_durable`] has returned; callers syncing at once share one
+//! `fdatasync`. One call's slots go in one write. A crash can leave, at the end of the file, a short slot, slots
 //! that fail their checksum or slots of zeros (the kernel writes pages back in any order, so an
 //! append's later slots can be on disk while earlier ones are not): none of them was
 //! acknowledged, so opening cuts the file at the first slot of zeros, and then drops any
