@@ -21,7 +21,7 @@ use rapport_domain::{
 };
 use rapport_keys::{DataKey, KeyError, KeyState, KeyStore, KeysWritten, SubjectId};
 use rapport_store::{EventLog, StoreError, StoredEvent};
-use rapport_wire::sealing::{Keys, holds_clear_text, seal_event, subjects_of};
+use rapport_wire::sealing::{Keys, holds_clear_text, seal_events, subjects_of};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -100,11 +100,7 @@ impl PersonalData {
             }
         };
         let keys: HashMap<SubjectId, Arc<DataKey>> = wanted.into_iter().zip(found).collect();
-        for (event, subjects) in events.iter_mut().zip(&per_event) {
-            let event_keys: Vec<Arc<DataKey>> =
-                subjects.iter().filter_map(|subject| keys.get(subject).cloned()).collect();
-            seal_event(event, account, &event_keys);
-        }
+        seal_events(events, account, &|subject| keys.get(subject).cloned());
         Ok(written)
     }
 

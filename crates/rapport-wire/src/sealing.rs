@@ -8,6 +8,8 @@
 //! meeting's topic and notes) is sealed under all their keys together: forgetting any one of
 //! them makes it unreadable.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use rapport_domain::{AccountId, ContactId, Event, EventKind, Personal, PersonalField, Sealed};
@@ -47,22 +49,41 @@ pub fn subjects_of(account: &AccountId, event: &Event) -> Vec<SubjectId> {
 /// [`subjects_of`], in its order. Empty text stays clear (there is nothing to hide), and text
 /// already sealed or forgotten stays as it is.
 pub fn seal_event(event: &mut Event, account: &AccountId, keys: &[Arc<DataKey>]) {
-    let contacts = event.body.data_subjects();
-    debug_assert_eq!(contacts.len(), keys.len(), "one key per data subject");
-    if contacts.is_empty() || contacts.len() != keys.len() {
-        return;
-    }
-    let keys: Vec<&DataKey> = keys.iter().map(AsRef::as_ref).collect();
-    // One key for the event's fields: they concern the same contacts.
-    let field_key = FieldKey::derive(&keys, &associated_data(account, &contacts));
-    let (id, kind) = (event.id, event.body.kind());
-    for (field, text) in event.body.personal_fields_mut() {
-        let Personal::Clear(clear) = text else { continue };
-        if clear.is_empty() {
+    let subjects = subjects_of(account, event);
+    debug_assert_eq!(subjects.len(), keys.len(), "one key per data subject");
+    let key_of = |subject: &SubjectId| subjects.iter().position(|s| s == subject).and_then(|i| keys.get(i).cloned());
+    seal_events(std::slice::from_mut(event), account, &key_of);
+}
+
+/// [`seal_event`] for several events of `account`, each under the keys `key_of` gives for its
+/// subjects. Events about the same contacts share one derived field key (a request's events
+/// are mostly about a few people). An event one of whose keys `key_of` lacks stays as it is.
+pub fn seal_events(events: &mut [Event], account: &AccountId, key_of: &dyn Fn(&SubjectId) -> Option<Arc<DataKey>>) {
+    let mut field_keys: HashMap<Vec<ContactId>, FieldKey> = HashMap::new();
+    for event in events {
+        let contacts = event.body.data_subjects();
+        if contacts.is_empty() {
             continue;
         }
-        let bytes = field_key.seal(&nonce_seed(id.as_bytes(), kind, field), clear.as_bytes());
-        *text = Personal::Sealed(Sealed { contacts: contacts.clone(), bytes });
+        let field_key = match field_keys.entry(contacts.clone()) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let keys: Option<Vec<Arc<DataKey>>> =
+                    contacts.iter().map(|contact| key_of(&SubjectId::of(account, contact))).collect();
+                let Some(keys) = keys else { continue };
+                let keys: Vec<&DataKey> = keys.iter().map(AsRef::as_ref).collect();
+                new.insert(FieldKey::derive(&keys, &associated_data(account, &contacts)))
+            }
+        };
+        let (id, kind) = (event.id, event.body.kind());
+        for (field, text) in event.body.personal_fields_mut() {
+            let Personal::Clear(clear) = text else { continue };
+            if clear.is_empty() {
+                continue;
+            }
+            let bytes = field_key.seal(&nonce_seed(id.as_bytes(), kind, field), clear.as_bytes());
+            *text = Personal::Sealed(Sealed { contacts: contacts.clone(), bytes });
+        }
     }
 }
 
