@@ -117,6 +117,11 @@ async fn forget(server: &TestServer, contact_id: &str) -> Result<pb::ForgetConta
     server.privacy().forget_contact(request).await.map(tonic::Response::into_inner)
 }
 
+async fn subject_report(server: &TestServer, contact_id: &str) -> pb::SubjectReportResponse {
+    let request = pb::SubjectReportRequest { account_id: "helios".into(), contact_id: contact_id.into() };
+    server.privacy().subject_report(request).await.unwrap().into_inner()
+}
+
 async fn digest_at(ledger: &mut Ledger, position: u64) -> String {
     ledger.digest(pb::DigestRequest { position }).await.unwrap().into_inner().digest
 }
@@ -132,12 +137,7 @@ async fn a_forgotten_contact_is_gone_from_every_read_every_file_and_every_rebuil
     assert!(before.matches(MARKER).count() >= 8, "the marker reads back through every path");
     assert!(before.contains(OTHERS_NOTES));
     assert_eq!(files_holding(server.data_dir(), MARKER.as_bytes()), Vec::<String>::new(), "no file holds it");
-    let report = server
-        .privacy()
-        .subject_report(pb::SubjectReportRequest { account_id: "helios".into(), contact_id: "m-1".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let report = subject_report(&server, "m-1").await;
     assert!(!report.forgotten && format!("{report:?}").contains(MARKER));
     assert_eq!(report.events.len(), 4, "added, signal, meeting, gift, and none of o-1's alone: {report:?}");
     let end = read_all(&mut ledger).await.len() as u64;
@@ -184,12 +184,7 @@ async fn a_forgotten_contact_is_gone_from_every_read_every_file_and_every_rebuil
     let verified = ledger.verify(pb::VerifyRequest::default()).await.unwrap().into_inner();
     assert!(verified.intact, "{verified:?}");
     assert_eq!(digest_at(&mut ledger, end).await, digest_before, "the history up to the erasure is unchanged");
-    let report = server
-        .privacy()
-        .subject_report(pb::SubjectReportRequest { account_id: "helios".into(), contact_id: "m-1".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let report = subject_report(&server, "m-1").await;
     assert!(report.forgotten && report.erasure.is_some() && !format!("{report:?}").contains(MARKER));
 
     // An event naming them is refused; so is a ContactForgotten sent to Append.
