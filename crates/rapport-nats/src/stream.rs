@@ -1,0 +1,195 @@
+//! The JetStream stream that holds Rapport's log: the settings Rapport creates it with, and the
+//! check every node makes of the stream it finds before it writes to it.
+//!
+//! Every setting checked here is one under which the stream could lose or reorder an event, or
+//! drop it silently: a stream in memory, with fewer than three replicas, that allows deletes or
+//! purges, that removes messages by age, size, count, consumption or rollup, that is a mirror
+//! (it cannot be written) or that has no atomic batches (a multi-event append would not be all
+//! or nothing). The check names the first setting at fault, what it is and what it must be.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+
+/// The stream's name unless `--nats-stream` names another.
+pub const DEFAULT_STREAM: &str = "RAPPORT";
+
+/// Replicas a stream needs at least: a quorum of three survives one node's loss.
+pub const MIN_REPLICAS: usize = 3;
+
+/// How long the servers remember a message id to drop a duplicate publish. Rapport does not
+/// rely on it for idempotency (it keeps its own id index, for ever); it only narrows the window
+/// in which a retried publish could reach the stream twice.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The subjects of the stream named `name`: one subject per account under `<name>.a.`.
+pub fn subjects(name: &str) -> String {
+    format!("{name}.a.>")
+}
+
+/// The configuration Rapport creates its stream with: file storage, `replicas` copies (at least
+/// [`MIN_REPLICAS`]), no limits, no deletes, no purges, atomic batches.
+pub fn config(name: &str, replicas: usize) -> Config {
+    Config {
+        name: name.to_owned(),
+        subjects: vec![subjects(name)],
+        storage: StorageType::File,
+        num_replicas: replicas.max(MIN_REPLICAS),
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::New,
+        max_bytes: -1,
+        max_messages: -1,
+        max_messages_per_subject: -1,
+        max_age: Duration::ZERO,
+        deny_delete: true,
+        deny_purge: true,
+        allow_rollup: false,
+        allow_direct: true,
+        allow_atomic_publish: true,
+        duplicate_window: DUPLICATE_WINDOW,
+        description: Some("Rapport's event log: one subject per account; never delete, purge or limit it".into()),
+        ..Default::default()
+    }
+}
+
+/// A stream whose settings could lose, reorder or drop events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stream {stream}: `{setting}` is {found}, but Rapport needs {needed}: {why}; fix the stream's configuration (nats \
+     stream edit {stream}) or give Rapport another stream with --nats-stream"
+)]
+pub struct UnsafeStream {
+    /// The stream.
+    pub stream: String,
+    /// The setting at fault, as the NATS configuration names it.
+    pub setting: &'static str,
+    /// What it is.
+    pub found: String,
+    /// What Rapport needs.
+    pub needed: String,
+    /// What would go wrong.
+    pub why: &'static str,
+}
+
+/// Checks a stream's configuration (as the server reports it) before Rapport writes to it.
+pub fn check(config: &Config) -> Result<(), UnsafeStream> {
+    let unsafe_stream = |setting, found: String, needed: &str, why| UnsafeStream {
+        stream: config.name.clone(),
+        setting,
+        found,
+        needed: needed.to_owned(),
+        why,
+    };
+    // A limit the server reports as -1 (or 0, before it normalises it) is no limit.
+    let limited = |value: i64| value > 0;
+    if config.storage != StorageType::File {
+        return Err(unsafe_stream("storage", "memory".into(), "file", "a restart of the servers loses every event"));
+    }
+    if config.num_replicas < MIN_REPLICAS {
+        return Err(unsafe_stream(
+            "num_replicas",
+            config.num_replicas.to_string(),
+            "3 or more",
+            "the loss of one server's disk can lose acknowledged events",
+        ));
+    }
+    if !config.deny_delete {
+        return Err(unsafe_stream("deny_delete", "false".into(), "true", "a deleted message would be a lost event"));
+    }
+    if !config.deny_purge {
+        return Err(unsafe_stream("deny_purge", "false".into(), "true", "a purge would remove events"));
+    }
+    if config.retention != RetentionPolicy::Limits {
+        return Err(unsafe_stream(
+            "retention",
+            format!("{:?}", config.retention).to_lowercase(),
+            "limits",
+            "the server would remove events once consumed",
+        ));
+    }
+    let limits = [
+        ("max_age", if config.max_age.is_zero() { 0 } else { 1 }, format!("{:?}", config.max_age)),
+        ("max_bytes", config.max_bytes, config.max_bytes.to_string()),
+        ("max_msgs", config.max_messages, config.max_messages.to_string()),
+        ("max_msgs_per_subject", config.max_messages_per_subject, config.max_messages_per_subject.to_string()),
+    ];
+    for (setting, value, found) in limits {
+        if limited(value) {
+            return Err(unsafe_stream(setting, found, "no limit", "the server would remove the oldest events"));
+        }
+    }
+    if config.allow_rollup {
+        return Err(unsafe_stream("allow_rollup", "true".into(), "false", "a rollup purges a subject's events"));
+    }
+    if config.sealed {
+        return Err(unsafe_stream("sealed", "true".into(), "false", "a sealed stream takes no appends"));
+    }
+    if config.mirror.is_some() {
+        return Err(unsafe_stream("mirror", "set".into(), "none", "a mirror cannot be written to"));
+    }
+    if !config.allow_atomic_publish {
+        return Err(unsafe_stream(
+            "allow_atomic",
+            "false".into(),
+            "true",
+            "a multi-event append would not be all or nothing",
+        ));
+    }
+    if !config.subjects.iter().any(|s| s == &subjects(&config.name)) {
+        return Err(UnsafeStream {
+            stream: config.name.clone(),
+            setting: "subjects",
+            found: format!("{:?}", config.subjects),
+            needed: format!("to hold \"{}\"", subjects(&config.name)),
+            why: "Rapport's appends would not land in it",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_rapport_makes_passes_its_own_check() {
+        let made = config(DEFAULT_STREAM, 3);
+        assert_eq!(check(&made), Ok(()));
+        assert_eq!(made.subjects, ["RAPPORT.a.>"]);
+        assert_eq!(config("LOG", 1).num_replicas, 3, "never fewer than three replicas");
+    }
+
+    /// A setting, and a change that makes it unsafe.
+    type Spoiled = (&'static str, fn(&mut Config));
+
+    #[test]
+    fn every_unsafe_setting_is_refused_by_name() {
+        let cases: [Spoiled; 13] = [
+            ("storage", |c| c.storage = StorageType::Memory),
+            ("num_replicas", |c| c.num_replicas = 1),
+            ("deny_delete", |c| c.deny_delete = false),
+            ("deny_purge", |c| c.deny_purge = false),
+            ("retention", |c| c.retention = RetentionPolicy::WorkQueue),
+            ("max_age", |c| c.max_age = Duration::from_secs(3_600)),
+            ("max_bytes", |c| c.max_bytes = 1 << 30),
+            ("max_msgs", |c| c.max_messages = 1_000),
+            ("max_msgs_per_subject", |c| c.max_messages_per_subject = 10),
+            ("allow_rollup", |c| c.allow_rollup = true),
+            ("sealed", |c| c.sealed = true),
+            ("allow_atomic", |c| c.allow_atomic_publish = false),
+            ("subjects", |c| c.subjects = vec!["other.>".into()]),
+        ];
+        for (setting, spoil) in cases {
+            let mut spoiled = config("RAPPORT", 3);
+            spoil(&mut spoiled);
+            let refused = check(&spoiled).expect_err(setting);
+            assert_eq!(refused.setting, setting);
+            let message = refused.to_string();
+            assert!(message.contains(&format!("`{setting}`")) && message.contains("--nats-stream"), "{message}");
+        }
+        // Limits the server reports as -1, or 0 before it normalises them, are no limits.
+        let mut unlimited = config("RAPPORT", 5);
+        (unlimited.max_bytes, unlimited.max_messages) = (0, -1);
+        assert_eq!(check(&unlimited), Ok(()));
+    }
+}

@@ -1,0 +1,44 @@
+//! The stream Rapport makes, on a real three-node cluster: the servers take its settings
+//! (atomic batches need 2.12 or later), and what they report back passes Rapport's check; a
+//! stream the servers would let lose events is refused by name.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use rapport_nats::cluster::Cluster;
+use rapport_nats::stream::{DEFAULT_STREAM, check, config};
+
+#[tokio::test]
+async fn the_cluster_takes_rapports_stream_and_reports_it_back_safe() {
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3)).await.unwrap().unwrap();
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|url| url.parse().unwrap()).collect();
+    let client = async_nats::connect(servers).await.unwrap();
+    let js = jetstream::new(client);
+    // A new cluster may still be placing its first stream's replicas: retry for a while.
+    let began = Instant::now();
+    let mut stream = loop {
+        match js.create_stream(config(DEFAULT_STREAM, 3)).await {
+            Ok(stream) => break stream,
+            Err(error) if began.elapsed() < Duration::from_secs(20) => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("the stream could not be made: {error}\n{}", cluster.log(0)),
+        }
+    };
+    let info = stream.info().await.unwrap();
+    assert_eq!(check(&info.config), Ok(()), "{:?}", info.config);
+    assert!(info.config.allow_atomic_publish && info.config.deny_delete && info.config.deny_purge);
+    assert_eq!(info.cluster.as_ref().map(|c| c.replicas.len() + 1), Some(3), "a leader and two replicas");
+
+    // A stream of one replica in memory, as someone may have made it by hand, is refused.
+    let mut careless = config("CARELESS", 3);
+    careless.num_replicas = 1;
+    careless.storage = jetstream::stream::StorageType::Memory;
+    let mut made = js.create_stream(careless).await.unwrap();
+    let refused = check(&made.info().await.unwrap().config).unwrap_err();
+    assert_eq!(refused.setting, "storage");
+    assert!(refused.to_string().contains("stream CARELESS"), "{refused}");
+}
