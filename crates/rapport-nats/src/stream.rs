@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+use rapport_domain::{AccountId, Limits};
 
 /// The stream's name unless `--nats-stream` names another.
 pub const DEFAULT_STREAM: &str = "RAPPORT";
@@ -25,6 +26,23 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The subjects of the stream named `name`: one subject per account under `<name>.a.`.
 pub fn subjects(name: &str) -> String {
     format!("{name}.a.>")
+}
+
+/// The subject of an account's events in the stream `name`: `<name>.a.<account>`, a `.` of the
+/// account id (which separates subject tokens) written `~` (which no account id holds), so
+/// that every account has one subject of one token and no two share it.
+pub fn account_subject(name: &str, account: &AccountId) -> String {
+    format!("{name}.a.{}", account.as_str().replace('.', "~"))
+}
+
+/// The account whose subject this is in the stream `name`, or `None` for a subject that is no
+/// account's.
+pub fn account_of_subject(name: &str, subject: &str, limits: &Limits) -> Option<AccountId> {
+    let token = subject.strip_prefix(name)?.strip_prefix(".a.")?;
+    if token.contains('.') {
+        return None;
+    }
+    AccountId::parse(&token.replace('~', "."), limits).ok()
 }
 
 /// The configuration Rapport creates its stream with: file storage, `replicas` copies (at least
@@ -150,6 +168,22 @@ pub fn check(config: &Config) -> Result<(), UnsafeStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_account_has_one_subject_of_one_token_and_back() {
+        let limits = Limits::default();
+        let subject = |id: &str| account_subject("RAPPORT", &AccountId::parse(id, &limits).unwrap());
+        assert_eq!(subject("acme"), "RAPPORT.a.acme");
+        assert_eq!(subject("acme.de"), "RAPPORT.a.acme~de", "a dot would split the token");
+        assert_ne!(subject("a.b"), subject("a_b"));
+        for id in ["acme", "acme.de", "x:y@z+1", "A-1_b.c.d"] {
+            let back = account_of_subject("RAPPORT", &subject(id), &limits).unwrap();
+            assert_eq!(back.as_str(), id);
+        }
+        assert_eq!(account_of_subject("RAPPORT", "RAPPORT.a.x.y", &limits), None, "two tokens are no account");
+        assert_eq!(account_of_subject("RAPPORT", "OTHER.a.acme", &limits), None);
+        assert_eq!(account_of_subject("RAPPORT", "RAPPORT.b.acme", &limits), None);
+    }
 
     #[test]
     fn the_stream_rapport_makes_passes_its_own_check() {
