@@ -200,7 +200,11 @@ pub(crate) async fn forget(state: &Arc<AppState>, request: ErasureRequest) -> Re
 
     state.personal.begin_erasing(subject);
     let begun = Arc::clone(&store);
-    blocking_keys(move || begun.begin_forget(&subject)).await?;
+    if let Err(error) = blocking_keys(move || begun.begin_forget(&subject)).await {
+        // Nothing was begun: the contact is as readable as before.
+        state.personal.end_erasing(&subject);
+        return Err(error);
+    }
     let source =
         SourceSystem::parse("privacy", &Limits::default()).map_err(|e| PrivacyError::Invalid(e.at("source")))?;
     let event = Event {
