@@ -42,3 +42,44 @@ async fn the_cluster_takes_rapports_stream_and_reports_it_back_safe() {
     assert_eq!(refused.setting, "storage");
     assert!(refused.to_string().contains("stream CARELESS"), "{refused}");
 }
+
+/// The atomic batch publish Rapport's multi-event appends will use (`jetstream-extra`, on the
+/// servers' ADR-50 batches): all of a batch or none of it, with the account's expected subject
+/// sequence checked on its first message.
+#[tokio::test]
+async fn an_atomic_batch_lands_whole_or_not_at_all_and_checks_the_subjects_sequence() {
+    use async_nats::jetstream::message::PublishMessage;
+    use jetstream_extra::batch_publish::BatchPublishExt;
+
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3)).await.unwrap().unwrap();
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|url| url.parse().unwrap()).collect();
+    let js = jetstream::new(async_nats::connect(servers).await.unwrap());
+    let began = Instant::now();
+    let mut stream = loop {
+        match js.create_stream(config("BATCHES", 3)).await {
+            Ok(stream) => break stream,
+            Err(_) if began.elapsed() < Duration::from_secs(20) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(error) => panic!("the stream could not be made: {error}"),
+        }
+    };
+    let subject = "BATCHES.a.acme";
+    let batch = |expected: u64, size: usize| {
+        let js = js.clone();
+        async move {
+            let mut batch = js.batch_publish().build();
+            for n in 0..size - 1 {
+                let message = PublishMessage::build().payload(format!("event {n}").into());
+                let message = if n == 0 { message.expected_last_subject_sequence(expected) } else { message };
+                batch.add_message(message.outbound_message(subject)).await?;
+            }
+            batch.commit(subject, "last event".into()).await
+        }
+    };
+    let first = batch(0, 3).await.expect("a new account's first batch lands");
+    assert_eq!((first.sequence, first.batch_size), (3, 3));
+    // Another writer's batch with the same (now stale) expectation lands not at all.
+    assert!(batch(0, 4).await.is_err(), "a batch with a stale expected sequence is refused");
+    assert_eq!(stream.info().await.unwrap().state.messages, 3, "and none of its messages is stored");
+    let second = batch(3, 2).await.expect("with the current sequence it lands");
+    assert_eq!((second.sequence, second.batch_size), (5, 2));
+}
