@@ -10,24 +10,26 @@ use async_nats::jetstream;
 use rapport_nats::cluster::Cluster;
 use rapport_nats::stream::{DEFAULT_STREAM, check, config};
 
-#[tokio::test]
-async fn the_cluster_takes_rapports_stream_and_reports_it_back_safe() {
+/// A three-node cluster, a JetStream context on it, and Rapport's stream `name` made there.
+async fn cluster_with_stream(name: &str) -> (Cluster, jetstream::Context, jetstream::stream::Stream) {
     let cluster = tokio::task::spawn_blocking(|| Cluster::start(3)).await.unwrap().unwrap();
     let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|url| url.parse().unwrap()).collect();
-    let client = async_nats::connect(servers).await.unwrap();
-    let js = jetstream::new(client);
+    let js = jetstream::new(async_nats::connect(servers).await.unwrap());
     // A new cluster may still be placing its first stream's replicas: retry for a while.
     let began = Instant::now();
-    let mut stream = loop {
-        match js.create_stream(config(DEFAULT_STREAM, 3)).await {
+    let stream = loop {
+        match js.create_stream(config(name, 3)).await {
             Ok(stream) => break stream,
-            Err(error) if began.elapsed() < Duration::from_secs(20) => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            Err(_) if began.elapsed() < Duration::from_secs(20) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(error) => panic!("the stream could not be made: {error}\n{}", cluster.log(0)),
         }
     };
+    (cluster, js, stream)
+}
+
+#[tokio::test]
+async fn the_cluster_takes_rapports_stream_and_reports_it_back_safe() {
+    let (_cluster, js, mut stream) = cluster_with_stream(DEFAULT_STREAM).await;
     let info = stream.info().await.unwrap();
     assert_eq!(check(&info.config), Ok(()), "{:?}", info.config);
     assert!(info.config.allow_atomic_publish && info.config.deny_delete && info.config.deny_purge);
@@ -51,17 +53,7 @@ async fn an_atomic_batch_lands_whole_or_not_at_all_and_checks_the_subjects_seque
     use async_nats::jetstream::message::PublishMessage;
     use jetstream_extra::batch_publish::BatchPublishExt;
 
-    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3)).await.unwrap().unwrap();
-    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|url| url.parse().unwrap()).collect();
-    let js = jetstream::new(async_nats::connect(servers).await.unwrap());
-    let began = Instant::now();
-    let mut stream = loop {
-        match js.create_stream(config("BATCHES", 3)).await {
-            Ok(stream) => break stream,
-            Err(_) if began.elapsed() < Duration::from_secs(20) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(error) => panic!("the stream could not be made: {error}"),
-        }
-    };
+    let (_cluster, js, mut stream) = cluster_with_stream("BATCHES").await;
     let subject = "BATCHES.a.acme";
     let batch = |expected: u64, size: usize| {
         let js = js.clone();
