@@ -15,7 +15,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
 use rapport_projection::{AccountProjection, Folded, RuleSet};
-use rapport_store::{GENESIS_HASH, StoredEvent, chain_hash};
+use rapport_store::{GENESIS_HASH, HashScheme, StoredEvent, chain_hash};
 
 const NOW: i64 = 1_767_225_600;
 
@@ -56,6 +56,7 @@ fn hot_paths(c: &mut Criterion) {
         payload: payloads[0].clone(),
         prev_hash: GENESIS_HASH,
         hash: GENESIS_HASH,
+        scheme: HashScheme::Positioned,
     };
     c.bench_function("hash a recorded event (chain_hash)", |b| b.iter(|| chain_hash(black_box(&record))));
     // What every read of the log does per event: the envelope's bytes back to the event.

@@ -267,7 +267,7 @@ const ENVELOPES: [(&str, &str); 3] =
 
 #[test]
 fn stored_envelopes_decode_and_chain_forever() {
-    use rapport_store::{ChainCheck, GENESIS_HASH, StoredEvent};
+    use rapport_store::{ChainCheck, GENESIS_HASH, HashScheme, StoredEvent};
     if std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some() {
         std::fs::create_dir_all(envelopes_dir()).unwrap();
         let mut prev_hash = GENESIS_HASH;
@@ -284,6 +284,7 @@ fn stored_envelopes_decode_and_chain_forever() {
                 payload: payload.into(),
                 prev_hash,
                 hash: GENESIS_HASH,
+                scheme: HashScheme::Positioned,
             };
             stored.hash = stored.computed_hash();
             prev_hash = stored.hash;

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use prost::encoding::{self, WireType};
 use rapport_domain::{AccountId, EventId, Limits, Timestamp};
-use rapport_store::{Hash, StoreError, StoredEvent};
+use rapport_store::{Hash, HashScheme, StoreError, StoredEvent};
 
 /// The envelope format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -38,6 +38,16 @@ pub fn encode_envelope_into(event: &StoredEvent, buffer: &mut Vec<u8>) {
     bytes_field(8, &event.hash, buffer);
     bytes_field(9, &event.prev_hash, buffer);
     bytes_field(10, event.recorded_by.as_bytes(), buffer);
+    varint_field(11, scheme_field(event.scheme), buffer);
+}
+
+/// The `hash_scheme` field: left out for the first scheme, so that envelopes written before
+/// there were two keep their bytes.
+fn scheme_field(scheme: HashScheme) -> u64 {
+    match scheme {
+        HashScheme::Positioned => 0,
+        other => u64::from(other.number()),
+    }
 }
 
 /// The length of [`encode_envelope`]'s bytes for `event`.
@@ -52,6 +62,7 @@ pub fn encoded_len(event: &StoredEvent) -> usize {
         + bytes_len(8, event.hash.len())
         + bytes_len(9, event.prev_hash.len())
         + bytes_len(10, event.recorded_by.len())
+        + varint_len(11, scheme_field(event.scheme))
 }
 
 fn varint_field(tag: u32, value: u64, buffer: &mut Vec<u8>) {
@@ -79,6 +90,9 @@ fn bytes_len(tag: u32, len: usize) -> usize {
 
 /// Decodes the envelope of the event stored at position `at`, checking its format, that it is
 /// whole and that it says it is where it was found. The payload shares `bytes`' buffer.
+///
+/// An event hashed without its position ([`HashScheme::Unpositioned`]) is stored without one
+/// (a replicated stream gives it), and takes `at`.
 pub fn decode_envelope(at: u64, bytes: Bytes) -> Result<StoredEvent, StoreError> {
     let fields = Fields::read(at, &bytes)?;
     let account_id = AccountId::parse(fields.account_id, &Limits::for_recorded_events())
@@ -95,6 +109,7 @@ pub fn decode_envelope(at: u64, bytes: Bytes) -> Result<StoredEvent, StoreError>
         recorded_by,
         prev_hash: fields.prev_hash,
         hash: fields.hash,
+        scheme: fields.scheme,
         payload: bytes.slice_ref(fields.payload),
     })
 }
@@ -155,19 +170,20 @@ struct Fields<'a> {
     hash: Hash,
     prev_hash: Hash,
     recorded_by: &'a [u8],
+    scheme: HashScheme,
 }
 
 impl<'a> Fields<'a> {
     fn read(at: u64, bytes: &'a [u8]) -> Result<Fields<'a>, StoreError> {
         let undecodable = |e: prost::DecodeError| corrupt(at, format!("does not decode: {e}"));
         let mut buf = bytes;
-        let (mut format, mut version, mut position, mut recorded_at) = (0u64, 0, 0, 0u64);
+        let (mut format, mut version, mut position, mut recorded_at, mut scheme) = (0u64, 0, 0, 0u64, 0u64);
         let (mut account, mut event_id, mut payload) = (&[][..], &[][..], &[][..]);
         let (mut hash, mut prev_hash, mut recorded_by) = (&[][..], &[][..], &[][..]);
         while !buf.is_empty() {
             let (tag, wire_type) = encoding::decode_key(&mut buf).map_err(undecodable)?;
             let expected = match tag {
-                1 | 3 | 4 | 5 => Some(WireType::Varint),
+                1 | 3 | 4 | 5 | 11 => Some(WireType::Varint),
                 2 | 6..=10 => Some(WireType::LengthDelimited),
                 _ => None,
             };
@@ -179,6 +195,7 @@ impl<'a> Fields<'a> {
                 3 => version = encoding::decode_varint(&mut buf).map_err(undecodable)?,
                 4 => position = encoding::decode_varint(&mut buf).map_err(undecodable)?,
                 5 => recorded_at = encoding::decode_varint(&mut buf).map_err(undecodable)?,
+                11 => scheme = encoding::decode_varint(&mut buf).map_err(undecodable)?,
                 2 | 6..=10 => {
                     let len = encoding::decode_varint(&mut buf).map_err(undecodable)?;
                     let len = usize::try_from(len).map_err(|_| corrupt(at, "is cut short".into()))?;
@@ -200,6 +217,15 @@ impl<'a> Fields<'a> {
         if format != u64::from(FORMAT) {
             return Err(corrupt(at, format!("is in format {format}, this build reads {FORMAT}")));
         }
+        let scheme = u32::try_from(scheme)
+            .ok()
+            .and_then(HashScheme::from_number)
+            .ok_or_else(|| corrupt(at, format!("is hashed by scheme {scheme}, which this build does not know")))?;
+        // Where the stream gives the position, the envelope holds none.
+        let position = match (scheme, position) {
+            (HashScheme::Unpositioned, 0) => at,
+            _ => position,
+        };
         if position != at {
             return Err(corrupt(at, format!("says it is at position {position}")));
         }
@@ -218,6 +244,7 @@ impl<'a> Fields<'a> {
             hash: hash_of(hash, "hash")?,
             prev_hash: hash_of(prev_hash, "previous hash")?,
             recorded_by,
+            scheme,
         })
     }
 }
@@ -240,9 +267,37 @@ mod tests {
             payload: Bytes::from_static(b"an encoded event"),
             prev_hash: GENESIS_HASH,
             hash: GENESIS_HASH,
+            scheme: HashScheme::Positioned,
         };
         event.hash = event.computed_hash();
         event
+    }
+
+    /// `event` as the replicated log stamps it: hashed without its position.
+    fn unpositioned(mut event: StoredEvent) -> StoredEvent {
+        event.scheme = HashScheme::Unpositioned;
+        event.hash = event.computed_hash();
+        event
+    }
+
+    /// A replicated stream's envelope holds no position: the event takes the one it is found
+    /// at, and keeps its hash, which does not cover it.
+    #[test]
+    fn an_unpositioned_envelope_takes_the_position_it_is_found_at() {
+        let event = unpositioned(stored("", 1, 1));
+        let bytes = encode_envelope(&StoredEvent { position: 0, ..event.clone() });
+        let decoded = decode_envelope(42, Bytes::from(bytes.clone())).unwrap();
+        assert_eq!(decoded, StoredEvent { position: 42, ..event.clone() });
+        assert_eq!(decoded.computed_hash(), event.hash);
+        assert_eq!(decode_summary(42, &bytes).unwrap().position, 42);
+        // One that holds a position must be found there, like any other.
+        let placed = encode_envelope(&event);
+        assert!(decode_envelope(42, Bytes::from(placed)).is_err());
+        // A scheme this build does not know is refused by its number.
+        let mut later = envelope_message(&event);
+        later.hash_scheme = 9;
+        let error = decode_envelope(event.position, Bytes::from(later.encode_to_vec())).unwrap_err().to_string();
+        assert!(error.contains("scheme 9"), "{error}");
     }
 
     /// The hand-written encoding is the message's, byte for byte, defaults and negative times
@@ -254,6 +309,7 @@ mod tests {
             stored("crm-sync", 1_735_776_000_123_456_789, 2),
             stored("", 0, 3),
             stored("", -5_000_000_000, 200),
+            unpositioned(stored("crm-sync", 7, 4)),
         ];
         for event in cases {
             let message = envelope_message(&event).encode_to_vec();
@@ -289,6 +345,7 @@ mod tests {
             hash: event.hash.to_vec(),
             prev_hash: event.prev_hash.to_vec(),
             recorded_by: event.recorded_by.clone(),
+            hash_scheme: scheme_field(event.scheme) as u32,
         }
     }
 
@@ -317,7 +374,7 @@ mod tests {
         // A field this build does not know (a later one, added as the schema rules allow) is
         // skipped by both.
         let mut later = bytes.clone();
-        encoding::encode_key(11, WireType::LengthDelimited, &mut later);
+        encoding::encode_key(12, WireType::LengthDelimited, &mut later);
         encoding::encode_varint(3, &mut later);
         later.extend_from_slice(b"new");
         assert_eq!(decode_envelope(event.position, Bytes::from(later.clone())).unwrap(), event);

@@ -459,6 +459,7 @@ fn two_events_with_one_id_are_refused() {
             payload: event(n).payload,
             prev_hash,
             hash: rapport_store::GENESIS_HASH,
+            scheme: rapport_store::HashScheme::Positioned,
         };
         event.hash = event.computed_hash();
         event

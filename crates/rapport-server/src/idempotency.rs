@@ -78,7 +78,7 @@ pub(crate) fn judge(
 #[cfg(test)]
 mod tests {
     use rapport_domain::{Limits, Timestamp};
-    use rapport_store::GENESIS_HASH;
+    use rapport_store::{GENESIS_HASH, HashScheme};
 
     use super::*;
 
@@ -106,6 +106,7 @@ mod tests {
             payload: payload(text),
             prev_hash: GENESIS_HASH,
             hash: GENESIS_HASH,
+            scheme: HashScheme::Positioned,
         })
     }
 

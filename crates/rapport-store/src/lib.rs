@@ -26,8 +26,8 @@ use std::ops::Range;
 use bytes::Bytes;
 use rapport_domain::{AccountId, EventId, Timestamp};
 
-pub use hash::{GENESIS_HASH, Hash, chain_hash};
-pub use memory::MemoryLog;
+pub use hash::{GENESIS_HASH, Hash, HashScheme, chain_hash};
+pub use memory::{MemoryEvents, MemoryLog};
 pub use projection::{MemoryProjections, ProjectionStore};
 pub use stamp::{PublishedLog, StagedEnd, Staging};
 pub use verify::{ChainBreak, ChainCheck, hex};
@@ -41,7 +41,9 @@ pub struct StoredEvent {
     pub version: u64,
     /// Place in the whole log, from 1, gap-free.
     pub position: u64,
-    /// Server time of recording; never decreases along positions.
+    /// Server time of recording; never decreases along positions. (On a replicated log that
+    /// several nodes write, each node stamps its own clock, kept from going back behind what it
+    /// has read: times never decrease along a stream, nor along one node's appends.)
     pub recorded_at: Timestamp,
     /// The client's event id (unique in the whole log).
     pub event_id: EventId,
@@ -54,6 +56,9 @@ pub struct StoredEvent {
     pub prev_hash: Hash,
     /// [`chain_hash`] of this record.
     pub hash: Hash,
+    /// How `hash` is made: with the position (the embedded engines) or without it (the
+    /// replicated log).
+    pub scheme: HashScheme,
 }
 
 impl StoredEvent {
@@ -240,7 +245,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// (checked in that order). After those checks a backend may refuse a batch it cannot
     /// store (`InvalidBatch`: the segment log's batch larger than a segment), which writes
     /// nothing of it; and if its write fails (`Full`, `Io`), every batch of the call that
-    /// passed fails with that error, and none of them is visible. A caller that retries a request must therefore look its ids up first
+    /// passed fails with that error, and none of them is visible. (A replicated log writes each
+    /// batch on its own, and a batch whose write failed with `Io` may yet become visible: the
+    /// cluster may have stored it without the acknowledgement arriving. Another writer may also
+    /// get there first, and then a batch that passed the log's own checks is refused with
+    /// `WrongVersion` or `DuplicateEventId` once the log has read the other writer's events.) A caller that retries a request must therefore look its ids up first
     /// ([`EventLog::find_event`]): the retry's expected version no longer holds.
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>>;
 
@@ -304,6 +313,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`EventLog::last_position`] this log has shown), in position order: what
     /// [`EventLog::read_all`] selected. A position the log does not hold fails with `Corrupt`.
     fn read_positions(&self, positions: Range<u64>) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Asks the log to call `notify` whenever it grows by events another writer may have
+    /// appended (the other nodes of a replicated log), once they are readable and durable.
+    /// It may call it for this writer's own appends too; a caller compares positions. A log
+    /// only this process writes never calls it: that is the default, which drops `notify`.
+    fn on_foreign_appends(&self, notify: Box<dyn Fn() + Send + Sync>) {
+        drop(notify);
+    }
 
     /// The events of one stream at `versions` (not empty, every one at or below a
     /// [`EventLog::stream_head`] this log has shown), oldest first forwards and newest first

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rapport_domain::{AccountId, EventId, Timestamp};
 
-use crate::{AppendBatch, Appended, GENESIS_HASH, StoreError, StoredEvent, StreamHead, chain_hash};
+use crate::{AppendBatch, Appended, GENESIS_HASH, HashScheme, StoreError, StoredEvent, StreamHead, chain_hash};
 
 /// What a [`Staging`] asks a backend about the log as it stands (as published, before this
 /// `append_all`), for the streams and ids its own staged batches do not already answer.
@@ -34,6 +34,8 @@ pub struct Staging {
     last_recorded_at: Option<Timestamp>,
     heads: HashMap<AccountId, StreamHead>,
     ids: HashMap<EventId, u64>,
+    /// How the stamped events are hashed.
+    scheme: HashScheme,
     /// The events of the batch being staged; kept to reuse its allocation for the next batch.
     stamped: Vec<StoredEvent>,
 }
@@ -51,9 +53,24 @@ pub struct StagedEnd {
 
 impl Staging {
     /// A staging at the log's published end: its last position (0: empty) and the recording
-    /// time of its last event (`None`: empty).
+    /// time of its last event (`None`: empty). Its events are hashed with their positions.
     pub fn new(last_position: u64, last_recorded_at: Option<Timestamp>) -> Staging {
-        Staging { last_position, last_recorded_at, heads: HashMap::new(), ids: HashMap::new(), stamped: Vec::new() }
+        Staging {
+            last_position,
+            last_recorded_at,
+            heads: HashMap::new(),
+            ids: HashMap::new(),
+            scheme: HashScheme::Positioned,
+            stamped: Vec::new(),
+        }
+    }
+
+    /// The same staging hashing its events without their positions
+    /// ([`HashScheme::Unpositioned`]): for a log whose positions are given by a replicated
+    /// stream once the events are stored. The positions it stamps are then what they will be
+    /// if no other writer's events come first; the log replaces them with the stream's.
+    pub fn unpositioned(self) -> Staging {
+        Staging { scheme: HashScheme::Unpositioned, ..self }
     }
 
     /// Checks `batch` against the log with the batches staged before it ([`AppendBatch::check`],
@@ -103,6 +120,7 @@ impl Staging {
                 payload: new.payload.clone(),
                 prev_hash,
                 hash: GENESIS_HASH,
+                scheme: self.scheme,
             };
             event.hash = chain_hash(&event);
             prev_hash = event.hash;
@@ -218,6 +236,7 @@ mod tests {
             payload: new.payload.clone(),
             prev_hash,
             hash: [0; 32],
+            scheme: HashScheme::Positioned,
         };
         event.hash = chain_hash(&event);
         event

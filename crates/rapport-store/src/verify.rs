@@ -146,7 +146,7 @@ mod tests {
     use rapport_domain::{EventId, Limits, Timestamp};
 
     use super::*;
-    use crate::chain_hash;
+    use crate::{HashScheme, chain_hash};
 
     fn log(events: &[(&str, u8)]) -> Vec<StoredEvent> {
         let mut heads: BTreeMap<String, (u64, Hash)> = BTreeMap::new();
@@ -172,6 +172,7 @@ mod tests {
                     payload,
                     prev_hash,
                     hash: GENESIS_HASH,
+                    scheme: HashScheme::Positioned,
                 };
                 event.hash = chain_hash(&event);
                 heads.insert(account.to_string(), (version, event.hash));
@@ -197,6 +198,31 @@ mod tests {
         let mut prefix = ChainCheck::whole_log();
         run(&mut prefix, &events[..4]).unwrap();
         assert_ne!(prefix.digest(), check.digest());
+    }
+
+    /// Events of the replicated log, hashed without their positions, check the same way: their
+    /// hashes hold, and their order is still the log's.
+    #[test]
+    fn an_unpositioned_log_checks_and_keeps_its_order() {
+        let events: Vec<StoredEvent> = log(&[("a", 1), ("b", 2), ("a", 3)])
+            .into_iter()
+            .scan(BTreeMap::new(), |heads: &mut BTreeMap<AccountId, Hash>, mut event| {
+                event.scheme = HashScheme::Unpositioned;
+                event.prev_hash = heads.get(&event.account_id).copied().unwrap_or(GENESIS_HASH);
+                event.hash = chain_hash(&event);
+                heads.insert(event.account_id.clone(), event.hash);
+                Some(event)
+            })
+            .collect();
+        run(&mut ChainCheck::whole_log(), &events).unwrap();
+        let mut swapped = events.clone();
+        swapped.swap(1, 2);
+        let found = run(&mut ChainCheck::whole_log(), &swapped).unwrap_err();
+        assert_eq!((found.position, found.check), (3, "position"));
+        // The scheme is part of what the hash holds to: one cannot be passed off as the other.
+        let mut relabelled = events.clone();
+        relabelled[0].scheme = HashScheme::Positioned;
+        assert_eq!(run(&mut ChainCheck::whole_log(), &relabelled).unwrap_err().check, "hash");
     }
 
     #[test]

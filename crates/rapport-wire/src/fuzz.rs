@@ -128,6 +128,7 @@ fn stored(payload: Bytes) -> StoredEvent {
         payload,
         prev_hash: rapport_store::GENESIS_HASH,
         hash: rapport_store::GENESIS_HASH,
+        scheme: rapport_store::HashScheme::Positioned,
     }
 }
 

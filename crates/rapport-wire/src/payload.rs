@@ -96,5 +96,6 @@ pub fn recorded_to_wire(
         prev_hash: record.prev_hash.to_vec(),
         retracted_by,
         recorded_by: record.recorded_by.clone(),
+        hash_scheme: record.scheme.number(),
     })
 }

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use rapport_domain::{AccountId, EventBody, EventId, Limits, Personal, Timestamp};
 use rapport_keys::{KeyStore, SubjectId};
 use rapport_proto::v1 as pb;
-use rapport_store::{AppendBatch, Appended, ChainCheck, EventLog, NewEvent, StoredEvent, hex};
+use rapport_store::{AppendBatch, Appended, ChainCheck, EventLog, HashScheme, NewEvent, StoredEvent, hex};
 use rapport_wire::sealing::{holds_clear_text, open_event, seal_event, subjects_of};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,13 @@ struct Line {
     /// Lower-case hex SHA-256.
     prev_hash: String,
     hash: String,
+    /// How `hash` is made (see ARCHITECTURE.md); absent for scheme 1, with the position.
+    #[serde(default, skip_serializing_if = "is_first_scheme")]
+    hash_scheme: u32,
+}
+
+fn is_first_scheme(scheme: &u32) -> bool {
+    HashScheme::from_number(*scheme) == Some(HashScheme::Positioned)
 }
 
 /// Options of `rapport export`.
@@ -108,6 +115,7 @@ fn recorded_to_line(recorded: pb::RecordedEvent) -> anyhow::Result<Line> {
         forgotten: recorded.forgotten,
         prev_hash: hex(&hash_bytes(&recorded.prev_hash)),
         hash: hex(&hash_bytes(&recorded.hash)),
+        hash_scheme: recorded.hash_scheme,
     })
 }
 
@@ -139,6 +147,8 @@ fn line_to_stored(line: &Line) -> anyhow::Result<StoredEvent> {
         payload: Bytes::from(line.stored.as_ref().unwrap_or(&line.event).encode_to_vec()),
         prev_hash: unhex(&line.prev_hash, "prev_hash")?,
         hash: unhex(&line.hash, "hash")?,
+        scheme: HashScheme::from_number(line.hash_scheme)
+            .with_context(|| format!("hash_scheme {} is not one this build knows (1 or 2)", line.hash_scheme))?,
     })
 }
 
@@ -447,7 +457,9 @@ fn restore_group(
         restored.extend(page);
     }
     for ((exported, changed), found) in migrated.iter().zip(&restored) {
-        if *changed {
+        // An event sealed anew, or hashed by another scheme than the export's (an export of
+        // the replicated log restored into an embedded one), changes its stream's hashes.
+        if *changed || exported.scheme != found.scheme {
             rechained.events += 1;
             rechained.streams.insert(exported.account_id.clone());
         }
@@ -457,7 +469,12 @@ fn restore_group(
     }
     let differs = |exported: &StoredEvent, found: &StoredEvent| {
         if rechained.streams.contains(&exported.account_id) {
-            let unhashed = |e: &StoredEvent| StoredEvent { hash: [0; 32], prev_hash: [0; 32], ..e.clone() };
+            let unhashed = |e: &StoredEvent| StoredEvent {
+                hash: [0; 32],
+                prev_hash: [0; 32],
+                scheme: HashScheme::Positioned,
+                ..e.clone()
+            };
             unhashed(exported) != unhashed(found)
         } else {
             exported != found
@@ -617,6 +634,7 @@ mod tests {
             payload: Bytes::from_static(b"event"),
             prev_hash: [0; 32],
             hash: [0; 32],
+            scheme: HashScheme::Positioned,
         }
     }
 
