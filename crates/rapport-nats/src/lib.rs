@@ -1,13 +1,17 @@
-//! Rapport's log on a NATS JetStream cluster (issue 16), being built in steps. So far:
+//! Rapport's log on a NATS JetStream cluster: [`NatsLog`], the third log engine, on which
+//! several Rapport nodes share one replicated log.
 //! - [`stream`]: the stream Rapport keeps its log in, the settings it creates it with, and the
 //!   check a node makes of the stream it finds before it writes to it;
+//! - `log.rs`: the `EventLog` (see [`NatsLog`] for how the stream holds the log);
+//! - `follow.rs`: the consumer that reads the stream into the node, in order;
 //! - [`cluster`] (feature `cluster`): a cluster of real `nats-server`s on loopback ports for
 //!   tests.
-//!
-//! The `EventLog` on the stream comes next; until then no `rapport serve` option reaches this
-//! crate.
 
+mod follow;
+mod log;
 pub mod stream;
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
+
+pub use log::{NatsLog, NatsOptions, OpenError};

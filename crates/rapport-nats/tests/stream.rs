@@ -45,33 +45,44 @@ async fn the_cluster_takes_rapports_stream_and_reports_it_back_safe() {
     assert!(refused.to_string().contains("stream CARELESS"), "{refused}");
 }
 
-/// The atomic batch publish Rapport's multi-event appends will use (`jetstream-extra`, on the
-/// servers' ADR-50 batches): all of a batch or none of it, with the account's expected subject
-/// sequence checked on its first message.
+/// The atomic batches Rapport's multi-event appends are (ADR-50, headers by hand as the engine
+/// sends them): all of a batch or none of it, with the account's expected subject sequence
+/// checked on its first message.
 #[tokio::test]
 async fn an_atomic_batch_lands_whole_or_not_at_all_and_checks_the_subjects_sequence() {
+    use async_nats::HeaderMap;
     use async_nats::jetstream::message::PublishMessage;
-    use jetstream_extra::batch_publish::BatchPublishExt;
 
-    let (_cluster, js, mut stream) = cluster_with_stream("BATCHES").await;
+    let (cluster, js, mut stream) = cluster_with_stream("BATCHES").await;
+    let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|url| url.parse().unwrap()).collect();
+    let client = async_nats::connect(servers).await.unwrap();
     let subject = "BATCHES.a.acme";
-    let batch = |expected: u64, size: usize| {
-        let js = js.clone();
+    let batch = |id: &'static str, expected: u64, size: usize| {
+        let (js, client) = (js.clone(), client.clone());
         async move {
-            let mut batch = js.batch_publish().build();
+            let headers = |n: usize| {
+                let mut headers = HeaderMap::new();
+                headers.insert("Nats-Batch-Id", id);
+                headers.insert("Nats-Batch-Sequence", (n + 1).to_string().as_str());
+                if n == 0 {
+                    headers.insert("Nats-Expected-Last-Subject-Sequence", expected.to_string().as_str());
+                }
+                headers
+            };
             for n in 0..size - 1 {
-                let message = PublishMessage::build().payload(format!("event {n}").into());
-                let message = if n == 0 { message.expected_last_subject_sequence(expected) } else { message };
-                batch.add_message(message.outbound_message(subject)).await?;
+                client.publish_with_headers(subject, headers(n), format!("event {n}").into()).await.unwrap();
             }
-            batch.commit(subject, "last event".into()).await
+            let mut last = headers(size - 1);
+            last.insert("Nats-Batch-Commit", "1");
+            let commit = PublishMessage::build().headers(last).payload("last event".into());
+            js.send_publish(subject, commit).await.unwrap().await
         }
     };
-    let first = batch(0, 3).await.expect("a new account's first batch lands");
-    assert_eq!((first.sequence, first.batch_size), (3, 3));
+    let first = batch("one", 0, 3).await.expect("a new account's first batch lands");
+    assert_eq!(first.sequence, 3);
     // Another writer's batch with the same (now stale) expectation lands not at all.
-    assert!(batch(0, 4).await.is_err(), "a batch with a stale expected sequence is refused");
+    assert!(batch("two", 0, 4).await.is_err(), "a batch with a stale expected sequence is refused");
     assert_eq!(stream.info().await.unwrap().state.messages, 3, "and none of its messages is stored");
-    let second = batch(3, 2).await.expect("with the current sequence it lands");
-    assert_eq!((second.sequence, second.batch_size), (5, 2));
+    let second = batch("three", 3, 2).await.expect("with the current sequence it lands");
+    assert_eq!(second.sequence, 5);
 }

@@ -1,0 +1,124 @@
+//! The node's consumer: it reads the stream in order into the node's [`MemoryEvents`], one
+//! whole batch at a time, checking each event as the log's invariants require, and tells the
+//! watchers of every batch it adds.
+//!
+//! It is an ordered consumer (ephemeral, without acknowledgements, made again by the client at
+//! any gap); when it fails outright (the cluster lost its quorum, say) it is made again from
+//! the position after the last one read, so the node never skips or repeats an event.
+
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use futures::StreamExt;
+use rapport_domain::Limits;
+use rapport_envelope::decode_envelope;
+use rapport_store::{GENESIS_HASH, StoreError, StoredEvent};
+use tracing::{error, warn};
+
+use crate::log::{BATCH_LEFT, Node};
+use crate::stream::account_of_subject;
+
+/// How long the consumer waits before it is made again after a failure.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
+
+/// Reads the stream into `node` until the stream holds what no Rapport log can.
+pub(crate) async fn follow(node: Arc<Node>) {
+    loop {
+        match read(&node).await {
+            Ok(()) => warn!(stream = %node.stream, "the NATS consumer ended; reading on"),
+            Err(Stop::Retry(why)) => warn!(stream = %node.stream, %why, "the NATS consumer failed; reading on"),
+            Err(Stop::Broken(broken)) => {
+                error!(stream = %node.stream, error = %broken, "the NATS stream holds what a Rapport log cannot; this node stopped reading it");
+                *node.broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(broken);
+                node.read_up_to.send_modify(|_| ());
+                return;
+            }
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
+
+enum Stop {
+    /// The consumer failed; make it again.
+    Retry(String),
+    /// An event does not hold together: stop reading.
+    Broken(StoreError),
+}
+
+/// Reads from the position after the node's last, until the consumer fails.
+async fn read(node: &Node) -> Result<(), Stop> {
+    let from = node.events().last_position() + 1;
+    let retry = |e: &dyn std::fmt::Display| Stop::Retry(e.to_string());
+    let stream = node.js.get_stream_no_info(&node.stream).await.map_err(|e| retry(&e))?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
+            ..OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| retry(&e))?;
+    let mut messages = consumer.messages().await.map_err(|e| retry(&e))?;
+    let limits = Limits::for_recorded_events();
+    // The events of an atomic batch read so far, shown once the batch is whole.
+    let mut batch: Vec<StoredEvent> = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| retry(&e))?;
+        let sequence = message.info().map_err(|e| retry(&e))?.stream_sequence;
+        let corrupt =
+            |what: String| Stop::Broken(StoreError::Corrupt(format!("the message at sequence {sequence} {what}")));
+        let expected = node.events().last_position() + batch.len() as u64 + 1;
+        if sequence != expected {
+            return Err(corrupt(format!("comes where sequence {expected} should: the stream has a gap")));
+        }
+        let event = decode_envelope(sequence, message.payload.clone()).map_err(Stop::Broken)?;
+        if account_of_subject(&node.stream, &message.subject, &limits).as_ref() != Some(&event.account_id) {
+            return Err(corrupt(format!(
+                "is on subject {} but is an event of \"{}\"",
+                message.subject, event.account_id
+            )));
+        }
+        let left: u64 = match message.headers.as_ref().and_then(|h| h.get(BATCH_LEFT)) {
+            None => 0,
+            Some(value) => value.as_str().parse().map_err(|_| corrupt(format!("has {BATCH_LEFT}: {value}")))?,
+        };
+        batch.push(event);
+        if left == 0 {
+            add(node, std::mem::take(&mut batch)).map_err(Stop::Broken)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a whole batch to what the node has read, after checking each event's chain: its hash
+/// is its own, and it links to the previous event of its stream. Nothing of a batch that fails
+/// is added.
+fn add(node: &Node, batch: Vec<StoredEvent>) -> Result<(), StoreError> {
+    let last = {
+        let mut events = node.events.write().unwrap_or_else(PoisonError::into_inner);
+        let mut previous: Option<&StoredEvent> = None;
+        for event in &batch {
+            let prev_hash = match previous {
+                Some(previous) if previous.account_id == event.account_id => previous.hash,
+                _ => events.head(&event.account_id)?.map_or(GENESIS_HASH, |h| h.hash),
+            };
+            if event.prev_hash != prev_hash || event.hash != event.computed_hash() {
+                return Err(StoreError::Corrupt(format!(
+                    "the event at position {} (version {} of \"{}\") breaks its stream's hash chain",
+                    event.position, event.version, event.account_id
+                )));
+            }
+            previous = Some(event);
+        }
+        let last = batch.last().map_or(events.last_position(), |e| e.position);
+        for event in batch {
+            events.push(event)?;
+        }
+        last
+    };
+    node.read_up_to.send_replace(last);
+    for notify in node.watchers.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        notify();
+    }
+    Ok(())
+}
