@@ -119,6 +119,9 @@ pub(crate) struct Node {
     pub(crate) js: jetstream::Context,
     pub(crate) client: async_nats::Client,
     pub(crate) stream: String,
+    /// The stream's name and when it was made: what tells it from a stream deleted and made
+    /// again under the same name.
+    identity: String,
     /// What the node has read of the stream, whole batches only.
     pub(crate) events: RwLock<MemoryEvents>,
     /// The last position in `events`, for those who wait for one.
@@ -218,6 +221,12 @@ impl NatsLog {
         Ok(NatsLog { runtime: Some(runtime), node })
     }
 
+    /// The stream's name and when it was made, as the servers report them: another stream, or
+    /// one deleted and made again under the same name, has another.
+    pub fn stream_identity(&self) -> String {
+        self.node.identity.clone()
+    }
+
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
         match &self.runtime {
             Some(runtime) => runtime.block_on(future),
@@ -278,6 +287,7 @@ async fn connect(options: &NatsOptions) -> Result<Node, OpenError> {
         js,
         client,
         stream: options.stream.clone(),
+        identity: format!("{} made {}", options.stream, info.created),
         events: RwLock::new(MemoryEvents::default()),
         read_up_to,
         broken: Mutex::new(None),

@@ -87,10 +87,13 @@ pub(crate) struct ImportArgs {
     /// The data directory to restore into; it must hold no events.
     #[arg(long)]
     data_dir: PathBuf,
-    /// The log engine of a new data directory, `segments` (the default) or `sled`; an
-    /// existing empty one keeps its own (see `rapport serve --help`).
+    /// The log engine of a new data directory, `segments` (the default), `sled` or `nats` (into
+    /// an empty stream of the cluster `--nats-url` names); an existing empty one keeps its own
+    /// (see `rapport serve --help`).
     #[arg(long, env = "RAPPORT_LOG_ENGINE", value_enum)]
     log_engine: Option<LogEngine>,
+    #[command(flatten)]
+    nats: crate::NatsArgs,
     /// The master key the directory's server will be given (see `rapport serve --help`);
     /// without it, the directory's own is used, made if missing.
     #[arg(long, env = "RAPPORT_MASTER_KEY_FILE")]
@@ -515,7 +518,8 @@ pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     let dir = &args.data_dir;
-    let store = crate::store::open(dir, args.log_engine, crate::store::master_key(args.master_key_file.as_deref()))
+    let master = crate::store::master_key(args.master_key_file.as_deref());
+    let store = crate::store::open(dir, args.log_engine, master, args.nats.options())
         .with_context(|| format!("could not open the data directory {}", dir.display()))?;
     let last = store.log.last_position()?;
     if last > 0 {

@@ -91,12 +91,16 @@ struct ServeArgs {
     #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
     data_dir: PathBuf,
     /// The log engine: `segments` (Rapport's segment log in DATA_DIR/log, projections on sled
-    /// in DATA_DIR/projections) or `sled` (one sled database in DATA_DIR/sled for both). A data
-    /// directory keeps the engine it was made with (DATA_DIR/layout.toml records it). Without
-    /// this option an existing directory opens with its own engine and a new one is made for
-    /// `segments`; with it, a directory of the other engine is refused.
+    /// in DATA_DIR/projections), `sled` (one sled database in DATA_DIR/sled for both) or `nats`
+    /// (the log on a NATS JetStream cluster, `--nats-url`, shared with other Rapport nodes; the
+    /// node's projections in DATA_DIR/projections). A data directory keeps the engine it was
+    /// made with (DATA_DIR/layout.toml records it). Without this option an existing directory
+    /// opens with its own engine and a new one is made for `segments`; with it, a directory of
+    /// another engine is refused.
     #[arg(long, env = "RAPPORT_LOG_ENGINE", value_enum)]
     log_engine: Option<store::LogEngine>,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Log filter, as in RUST_LOG (`info`, `rapport_server=debug`, ...).
     #[arg(long, env = "RAPPORT_LOG", default_value = "info")]
     log_level: String,
@@ -154,6 +158,52 @@ struct ServeArgs {
     /// contact_forgotten event (checked at start and every hour). Off by default.
     #[arg(long, env = "RAPPORT_FORGET_AFTER_LEFT_DAYS")]
     forget_after_left_days: Option<u64>,
+}
+
+/// How the `nats` engine reaches its cluster (`rapport serve`, `rapport import`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NatsArgs {
+    /// The NATS servers of the cluster that holds the log (engine `nats`), comma-separated,
+    /// for example nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224.
+    #[arg(long, env = "RAPPORT_NATS_URL")]
+    nats_url: Option<String>,
+    /// The JetStream stream of the log: made if missing (file storage, --nats-replicas
+    /// replicas, no deletes, no purges, no limits), refused if its settings could lose events.
+    #[arg(long, env = "RAPPORT_NATS_STREAM", default_value = rapport_nats::stream::DEFAULT_STREAM)]
+    nats_stream: String,
+    /// Replicas of a stream this node makes; at least 3.
+    #[arg(long, env = "RAPPORT_NATS_REPLICAS", default_value_t = rapport_nats::stream::MIN_REPLICAS)]
+    nats_replicas: usize,
+    /// A NATS credentials file (user JWT and NKey seed), for a cluster that asks for one.
+    #[arg(long, env = "RAPPORT_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// Trust these certificate authorities (PEM) for TLS to the NATS servers, and require TLS.
+    #[arg(long, env = "RAPPORT_NATS_CA")]
+    nats_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for NATS servers that verify clients; needs --nats-key.
+    #[arg(long, env = "RAPPORT_NATS_CERT", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The private key (PEM) of --nats-cert.
+    #[arg(long, env = "RAPPORT_NATS_KEY", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
+    /// How long an append waits for the cluster's acknowledgement before it answers
+    /// UNAVAILABLE (the append may still land; a retry with the same event ids is safe).
+    #[arg(long, env = "RAPPORT_NATS_TIMEOUT_SECONDS", default_value_t = 5)]
+    nats_timeout_seconds: u64,
+}
+
+impl NatsArgs {
+    /// The client's options, when `--nats-url` names a cluster.
+    pub(crate) fn options(&self) -> Option<rapport_nats::NatsOptions> {
+        let mut options = rapport_nats::NatsOptions::new(self.nats_url.as_deref()?);
+        options.stream.clone_from(&self.nats_stream);
+        options.replicas = self.nats_replicas;
+        options.credentials.clone_from(&self.nats_creds);
+        options.tls_ca.clone_from(&self.nats_ca);
+        options.tls_client = self.nats_cert.clone().zip(self.nats_key.clone());
+        options.ack_timeout = std::time::Duration::from_secs(self.nats_timeout_seconds.max(1));
+        Some(options)
+    }
 }
 
 /// How a client subcommand reaches the server.

@@ -20,19 +20,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
-    let (dir, engine) = (args.data_dir.clone(), args.log_engine);
+    let (dir, engine, nats) = (args.data_dir.clone(), args.log_engine, args.nats.options());
     let master = crate::store::master_key(args.master_key_file.as_deref());
-    let store =
-        tokio::task::spawn_blocking(move || crate::store::open(&dir, engine, master)).await?.map_err(|error| {
-            match error {
+    let store = tokio::task::spawn_blocking(move || crate::store::open(&dir, engine, master, nats)).await?.map_err(
+        |error| match error {
             OpenError::Store(error) => anyhow::Error::new(error).context(format!(
                 "could not open the log in {}; if the store is damaged, keep it for investigation and restore from a \
                  backup, or import an export into a fresh directory (`rapport import FILE --data-dir NEW`)",
                 args.data_dir.display()
             )),
             other => anyhow::Error::new(other),
-        }
-        })?;
+        },
+    )?;
     info!(data_dir = %args.data_dir.display(), engine = %store.engine, "opened the log");
     if let Some(master) = &store.created_master {
         warn!(

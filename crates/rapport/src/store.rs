@@ -5,7 +5,10 @@
 //! before anything else, and is refused under the other engine:
 //! - `segments` (the default): the segment log in `log/`, the projections on sled in
 //!   `projections/`;
-//! - `sled`: one sled database in `sled/` holding the log and the projections.
+//! - `sled`: one sled database in `sled/` holding the log and the projections;
+//! - `nats`: the log on a NATS JetStream stream that other Rapport nodes share (`--nats-url`),
+//!   the node's projections on sled in `projections/`, and in `nats.toml` which stream they are
+//!   of (its name and when it was made), so that they are never served over another stream.
 //!
 //! Directories made before `layout.toml` existed are recognised by their files and served as
 //! they are, without writing into them: `log/` (or `projections/`) is the segment log, and a
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rapport_keys::{KeyStore, MasterKeySource};
+use rapport_nats::{NatsLog, NatsOptions};
 use rapport_segments::SegmentLog;
 use rapport_sled::{SledLog, SledProjections};
 use rapport_store::{EventLog, ProjectionStore, StoreError};
@@ -51,6 +55,9 @@ pub(crate) enum LogEngine {
     Segments,
     /// One sled database in `sled/` for the log and the projections.
     Sled,
+    /// The log on a NATS JetStream cluster (`--nats-url`), projections on sled in
+    /// `projections/`.
+    Nats,
 }
 
 impl LogEngine {
@@ -59,6 +66,7 @@ impl LogEngine {
         match self {
             LogEngine::Segments => "segments",
             LogEngine::Sled => "sled",
+            LogEngine::Nats => "nats",
         }
     }
 
@@ -67,6 +75,7 @@ impl LogEngine {
         match self {
             LogEngine::Segments => "a segment-log data directory",
             LogEngine::Sled => "a sled data directory",
+            LogEngine::Nats => "the data directory of a node on a NATS cluster",
         }
     }
 }
@@ -159,6 +168,12 @@ pub(crate) enum OpenError {
     Store(StoreError),
     /// The key store could not be opened.
     Keys(rapport_keys::KeyError),
+    /// The directory is a NATS node's, and no `--nats-url` says where its cluster is.
+    NoCluster { dir: PathBuf },
+    /// The cluster could not be reached, or its stream is unsafe or damaged.
+    Cluster(rapport_nats::OpenError),
+    /// The directory's projections are of another stream than the one reached.
+    OtherStream { dir: PathBuf, recorded: String, found: String },
 }
 
 impl fmt::Display for OpenError {
@@ -168,8 +183,8 @@ impl fmt::Display for OpenError {
                 let dir = dir.display();
                 let kind = found.directory_kind();
                 let move_it = match found {
-                    LogEngine::Sled => "to move it to the segment log",
-                    LogEngine::Segments => "with --log-engine sled to move it to sled",
+                    LogEngine::Sled | LogEngine::Nats => "to move it to the segment log",
+                    LogEngine::Segments => "with --log-engine sled or nats to move it there",
                 };
                 write!(
                     f,
@@ -192,6 +207,20 @@ impl fmt::Display for OpenError {
             OpenError::Io { what, error } => write!(f, "could not {what}: {error}"),
             OpenError::Store(error) => write!(f, "{error}"),
             OpenError::Keys(error) => write!(f, "{error}"),
+            OpenError::NoCluster { dir } => write!(
+                f,
+                "{} is the data directory of a node on a NATS cluster; say where the cluster is with --nats-url \
+                 (RAPPORT_NATS_URL)",
+                dir.display()
+            ),
+            OpenError::Cluster(error) => write!(f, "{error}"),
+            OpenError::OtherStream { dir, recorded, found } => write!(
+                f,
+                "{}'s projections are of the NATS stream {recorded}, but the cluster reached holds the stream \
+                 {found}; give --nats-url and --nats-stream of the stream this node served, or start the node on a \
+                 new data directory (it then builds its projections from the stream)",
+                dir.display()
+            ),
         }
     }
 }
@@ -202,6 +231,7 @@ impl std::error::Error for OpenError {
             OpenError::Io { error, .. } => Some(error),
             OpenError::Store(error) => Some(error),
             OpenError::Keys(error) => Some(error),
+            OpenError::Cluster(error) => Some(error),
             _ => None,
         }
     }
@@ -215,8 +245,14 @@ impl From<StoreError> for OpenError {
 
 /// Opens the stores in `dir`. A directory with no store in it yet is laid out for `asked`
 /// (the segment log when `None`), its `layout.toml` written and synced first; an existing one
-/// opens with its own engine, and is refused if `asked` names the other.
-pub(crate) fn open(dir: &Path, asked: Option<LogEngine>, master: MasterKeySource) -> Result<Store, OpenError> {
+/// opens with its own engine, and is refused if `asked` names another. The `nats` engine's log
+/// is on the cluster `nats` reaches.
+pub(crate) fn open(
+    dir: &Path,
+    asked: Option<LogEngine>,
+    master: MasterKeySource,
+    nats: Option<NatsOptions>,
+) -> Result<Store, OpenError> {
     if dir.join(IMPORT_UNFINISHED_FILE).exists() {
         return Err(OpenError::UnfinishedImport { dir: dir.to_owned() });
     }
@@ -237,6 +273,12 @@ pub(crate) fn open(dir: &Path, asked: Option<LogEngine>, master: MasterKeySource
         }
         Layout::Recorded(LogEngine::Sled) | Layout::SledUnrecorded => sled_stores(&dir.join("sled"))?,
         Layout::SledAtTop => sled_stores(dir)?,
+        Layout::Recorded(LogEngine::Nats) => {
+            let options = nats.ok_or_else(|| OpenError::NoCluster { dir: dir.to_owned() })?;
+            let log = NatsLog::open(&options).map_err(OpenError::Cluster)?;
+            check_stream(dir, &log.stream_identity())?;
+            (Arc::new(log), Arc::new(SledProjections::open(&dir.join("projections"))?))
+        }
     };
     let opened = KeyStore::open(&keys_dir(dir), master).map_err(OpenError::Keys)?;
     Ok(Store { log, projections, keys: Arc::new(opened.store), created_master: opened.created_master, engine })
@@ -244,6 +286,42 @@ pub(crate) fn open(dir: &Path, asked: Option<LogEngine>, master: MasterKeySource
 
 /// A log and a projection store.
 type Stores = (Arc<dyn EventLog>, Arc<dyn ProjectionStore>);
+
+/// The file of a NATS node's data directory that names the stream its projections are of.
+const STREAM_FILE: &str = "nats.toml";
+
+/// Records the stream a NATS node's projections are of on its first start, and refuses
+/// another stream afterwards (one of another name, or one deleted and made again under the
+/// same name: its positions are another log's).
+fn check_stream(dir: &Path, found: &str) -> Result<(), OpenError> {
+    let file = dir.join(STREAM_FILE);
+    let io = |what: String| move |error| OpenError::Io { what, error };
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let recorded = text
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|table| table.get("stream").and_then(toml::Value::as_str).map(str::to_owned))
+                .ok_or_else(|| OpenError::Layout { file: file.clone(), reason: "it names no `stream`".to_owned() })?;
+            if recorded != found {
+                return Err(OpenError::OtherStream { dir: dir.to_owned(), recorded, found: found.to_owned() });
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let text = format!(
+                "# The NATS stream this node's projections are of, written on its first start. Do not edit it.\n\
+                 stream = {}\n",
+                toml::Value::from(found)
+            );
+            let mut out = File::create(&file).map_err(io(format!("create {}", file.display())))?;
+            out.write_all(text.as_bytes()).map_err(io(format!("write {}", file.display())))?;
+            out.sync_all().map_err(io(format!("sync {}", file.display())))?;
+            sync_dir(dir).map_err(io(format!("sync the data directory {}", dir.display())))
+        }
+        Err(error) => Err(OpenError::Io { what: format!("read {}", file.display()), error }),
+    }
+}
 
 fn sled_stores(dir: &Path) -> Result<Stores, OpenError> {
     let log = Arc::new(SledLog::open(dir)?);
@@ -368,7 +446,7 @@ mod tests {
 
     #[test]
     fn a_written_layout_reads_back_as_its_engine() {
-        for engine in [LogEngine::Segments, LogEngine::Sled] {
+        for engine in [LogEngine::Segments, LogEngine::Sled, LogEngine::Nats] {
             assert_eq!(parse_layout(&layout_text(engine)), Ok(engine), "{}", layout_text(engine));
         }
         assert!(layout_text(LogEngine::Sled).contains("engine = \"sled\""));
