@@ -1,6 +1,6 @@
 //! Rapport under test: the real server (`rapport_server::serve`) on its stores (the segment
-//! log, projections on sled) in a temporary directory, listening on a loopback port; clients
-//! are the generated tonic clients, one connection each.
+//! log, or a NATS cluster's stream; projections on sled) in a temporary directory, listening on
+//! a loopback port; clients are the generated tonic clients, one connection each.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,15 +8,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
+use rapport_nats::{NatsLog, NatsOptions};
 use rapport_proto::v1 as pb;
 use rapport_segments::SegmentLog;
 use rapport_server::ServerConfig;
 use rapport_sled::SledProjections;
+use rapport_store::EventLog;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use crate::load::{Ledger, Refused, System};
+
+/// The log a benchmarked server writes to.
+#[derive(Debug, Clone)]
+pub enum Log {
+    /// The segment log, in the server's directory.
+    Segments,
+    /// A stream of a NATS cluster.
+    Nats(NatsOptions),
+}
 
 /// A running server.
 pub struct Rapport {
@@ -36,6 +47,12 @@ impl Rapport {
     /// [`Rapport::start`], with personal data sealed or (`sealed: false`, only to measure what
     /// sealing costs) kept in clear.
     pub async fn start_sealing(dir: &Path, sealed: bool) -> anyhow::Result<(Rapport, Duration)> {
+        Self::start_on(dir, Log::Segments, sealed).await
+    }
+
+    /// [`Rapport::start_sealing`] on the log `log`: the segment log in `dir`, or a stream of a
+    /// NATS cluster (the projections and the key store are in `dir` either way).
+    pub async fn start_on(dir: &Path, log: Log, sealed: bool) -> anyhow::Result<(Rapport, Duration)> {
         let began = Instant::now();
         let path = dir.to_owned();
         let (log, projections, keys) = tokio::task::spawn_blocking(move || {
@@ -45,11 +62,11 @@ impl Rapport {
             } else {
                 None
             };
-            anyhow::Ok((
-                Arc::new(SegmentLog::open(&path.join("log"))?),
-                Arc::new(SledProjections::open(&path.join("projections"))?),
-                keys,
-            ))
+            let log: Arc<dyn EventLog> = match log {
+                Log::Segments => Arc::new(SegmentLog::open(&path.join("log"))?),
+                Log::Nats(options) => Arc::new(NatsLog::open(&options)?),
+            };
+            anyhow::Ok((log, Arc::new(SledProjections::open(&path.join("projections"))?), keys))
         })
         .await??;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -140,6 +140,22 @@ impl Cluster {
         self.spawn(index)
     }
 
+    /// The index of the node that leads `stream`'s replicas now, as the servers report it;
+    /// `None` while it has no leader (or no node answers).
+    pub async fn leader_of(&self, stream: &str) -> Option<usize> {
+        let servers: Vec<async_nats::ServerAddr> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .filter_map(|n| format!("nats://127.0.0.1:{}", n.client_port).parse().ok())
+            .collect();
+        let client = tokio::time::timeout(Duration::from_secs(2), async_nats::connect(servers)).await.ok()?.ok()?;
+        let js = async_nats::jetstream::new(client);
+        let mut found = js.get_stream(stream).await.ok()?;
+        let leader = found.info().await.ok()?.cluster.as_ref()?.leader.clone()?;
+        self.nodes.iter().position(|n| n.name == leader)
+    }
+
     /// The node's log, for a failing test to show.
     pub fn log(&self, index: usize) -> String {
         fs::read_to_string(&self.nodes[index].log).unwrap_or_default()

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // Each test binary uses what it needs.
 
+pub mod checks;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
