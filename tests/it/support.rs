@@ -181,7 +181,10 @@ pub async fn read_all(ledger: &mut Ledger) -> Vec<pb::RecordedEvent> {
 
 /// The events a `ReadAll` request returns.
 pub async fn read_all_with(ledger: &mut Ledger, from_position: u64, limit: u32) -> Vec<pb::RecordedEvent> {
-    let stream = ledger.read_all(pb::ReadAllRequest { from_position, limit }).await.expect("ReadAll starts");
+    let stream = ledger
+        .read_all(pb::ReadAllRequest { from_position, limit, ..Default::default() })
+        .await
+        .expect("ReadAll starts");
     collect(stream.into_inner()).await.expect("ReadAll streams")
 }
 

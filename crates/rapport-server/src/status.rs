@@ -95,6 +95,20 @@ impl From<ReadError> for Status {
             ReadError::TooManySubscriptions { .. } => Status::resource_exhausted(error.to_string()),
             ReadError::NotCaughtUp { .. } => Status::failed_precondition(error.to_string()),
             ReadError::BeyondEnd { .. } => Status::out_of_range(error.to_string()),
+            ReadError::NotReadUpTo { min_position, read, waited_ms } => Status::with_error_details(
+                Code::Unavailable,
+                error.to_string(),
+                ErrorDetails::with_error_info(
+                    "MIN_POSITION_NOT_REACHED",
+                    DOMAIN,
+                    HashMap::from([
+                        ("min_position".to_owned(), min_position.to_string()),
+                        ("read_position".to_owned(), read.to_string()),
+                        ("behind".to_owned(), min_position.saturating_sub(read).to_string()),
+                        ("waited_ms".to_owned(), waited_ms.to_string()),
+                    ]),
+                ),
+            ),
             ReadError::Replaced(_) => Status::aborted(error.to_string()),
             ReadError::TaskFailed(_) => Status::internal(error.to_string()),
         }
