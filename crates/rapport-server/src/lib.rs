@@ -8,12 +8,13 @@
 //! Inside: a layer checks every request's bearer token and role when the server has tokens
 //! (`access`); one file per service (`service/`) parses requests through `rapport-wire`,
 //! waits for a read's `min_position`, asks the writer or the projections and renders the
-//! answer; appends (`append`) go to the single writer thread, whose group loop decides them
-//! against the account (retries judged by `idempotency`), appends and syncs them in groups and
-//! folds them into the active build (`writer/`); builds, folding, the build registry and the
-//! background projector live in `projection/`, subscriptions in `subscribe`; personal data
-//! (sealing, opening, erasure and retention) in `privacy`; what the services share is
-//! `state`; and every error becomes a gRPC status in one place (`status`).
+//! answer; appends (`append`) go to the server's single writer thread, whose group loop
+//! decides them against the account (retries judged by `idempotency`), appends and syncs them
+//! in groups and folds them into the active build, with every event other writers of a
+//! replicated log append (`writer/`); builds, folding, the build registry and the background
+//! projector live in `projection/`, subscriptions in `subscribe`; personal data (sealing,
+//! opening, erasure and retention) in `privacy`; what the services share is `state`; and every
+//! error becomes a gRPC status in one place (`status`).
 
 mod access;
 mod append;

@@ -161,9 +161,13 @@ fn store_status(error: StoreError, advice: &str) -> Status {
         StoreError::Full(_) => Status::resource_exhausted(message),
         StoreError::Io(_) => Status::unavailable(message),
         StoreError::Corrupt(_) => Status::data_loss(format!("{error}; restore the data directory from an export")),
-        // The writer checks versions and ids before it appends: reaching these is a bug.
-        StoreError::WrongVersion { .. } | StoreError::DuplicateEventId { .. } | StoreError::InvalidBatch(_) => {
-            Status::internal(format!("{error}; this is a bug in Rapport, please report it"))
-        }
+        // The writer checks versions and ids before it appends, and stages a request again
+        // when another writer of a replicated log got there first: these come back only when
+        // other writers kept getting there first.
+        StoreError::WrongVersion { .. } | StoreError::DuplicateEventId { .. } => Status::aborted(format!(
+            "{error}; other writers of the log kept appending to this account while this request was decided \
+             again; retry with the same event ids (on a log with one writer this is a bug in Rapport, please report it)"
+        )),
+        StoreError::InvalidBatch(_) => Status::internal(format!("{error}; this is a bug in Rapport, please report it")),
     }
 }
