@@ -90,12 +90,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         let generated = load(&address, 1_000, 8, Some(total), run_for).await;
         let mut ledger = pb::ledger_client::LedgerClient::new(connect(&address).await?);
-        let end = ledger.digest(pb::DigestRequest { position: 0 }).await?.into_inner().position;
+        let end = ledger.digest(pb::DigestRequest { position: 0, min_position: 0 }).await?.into_inner().position;
 
         // The peer: ReadAll of the same range.
         let began = Instant::now();
         let mut read = 0u64;
-        let mut all = ledger.read_all(pb::ReadAllRequest { from_position: 1, limit: 0 }).await?.into_inner();
+        let mut all =
+            ledger.read_all(pb::ReadAllRequest { from_position: 1, limit: 0, min_position: 0 }).await?.into_inner();
         while let Some(event) = all.next().await {
             event?;
             read += 1;

@@ -214,7 +214,11 @@ async fn the_actor_is_taken_from_or_checked_against_the_token_and_the_identity_i
     let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
     assert_eq!(trail, [pair("crm-sync", "crm-sync"), pair("crm-sync", "crm-sync"), pair("li.wei", "hr-feed")]);
     // The identity is covered by the chain: the whole account verifies.
-    let verified = auditor.verify(pb::VerifyRequest { account_id: "acme".into() }).await.unwrap().into_inner();
+    let verified = auditor
+        .verify(pb::VerifyRequest { account_id: "acme".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(verified.intact && verified.events_checked == 3, "{verified:?}");
     // A retry of the first request, actor again left to the token, is the same request.
     let retry = crm.append(request("acme", Expected::NoStream, vec![opening])).await.unwrap().into_inner();

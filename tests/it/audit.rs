@@ -11,11 +11,15 @@ use tonic::Code;
 use crate::support::*;
 
 async fn verify(ledger: &mut Ledger, account_id: &str) -> pb::VerifyResponse {
-    ledger.verify(pb::VerifyRequest { account_id: account_id.into() }).await.expect("verify answers").into_inner()
+    ledger
+        .verify(pb::VerifyRequest { account_id: account_id.into(), ..Default::default() })
+        .await
+        .expect("verify answers")
+        .into_inner()
 }
 
 async fn digest(ledger: &mut Ledger, position: u64) -> Result<pb::DigestResponse, tonic::Status> {
-    ledger.digest(pb::DigestRequest { position }).await.map(|r| r.into_inner())
+    ledger.digest(pb::DigestRequest { position, ..Default::default() }).await.map(|r| r.into_inner())
 }
 
 /// Changes the note of the meeting stored at `position`, keeping its stored hashes and

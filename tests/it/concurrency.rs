@@ -141,7 +141,7 @@ async fn one_group_decides_its_requests_in_order_and_writes_them_together() {
             held.wait_for(|syncs| *syncs >= 1).await.unwrap();
         }
     }
-    hooked.release_sync();
+    hooked.release();
     let mut outcomes = BTreeMap::new();
     for (name, task) in sent {
         outcomes.insert(name, task.await.unwrap().map(|r| r.into_inner()));

@@ -20,6 +20,7 @@ mod read;
 mod rebuild;
 mod restart;
 mod services;
+mod shared_log;
 mod subscribe;
 mod support;
 mod validation;

@@ -118,12 +118,13 @@ async fn forget(server: &TestServer, contact_id: &str) -> Result<pb::ForgetConta
 }
 
 async fn subject_report(server: &TestServer, contact_id: &str) -> pb::SubjectReportResponse {
-    let request = pb::SubjectReportRequest { account_id: "helios".into(), contact_id: contact_id.into() };
+    let request =
+        pb::SubjectReportRequest { account_id: "helios".into(), contact_id: contact_id.into(), ..Default::default() };
     server.privacy().subject_report(request).await.unwrap().into_inner()
 }
 
 async fn digest_at(ledger: &mut Ledger, position: u64) -> String {
-    ledger.digest(pb::DigestRequest { position }).await.unwrap().into_inner().digest
+    ledger.digest(pb::DigestRequest { position, ..Default::default() }).await.unwrap().into_inner().digest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,9 +220,11 @@ async fn erasure_and_reports_refuse_what_they_cannot_do() {
     let unknown = forget(&server, "nobody").await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     assert!(unknown.message().contains("no contact \"nobody\""), "{}", unknown.message());
-    let report = pb::SubjectReportRequest { account_id: "helios".into(), contact_id: "nobody".into() };
+    let report =
+        pb::SubjectReportRequest { account_id: "helios".into(), contact_id: "nobody".into(), ..Default::default() };
     assert_eq!(server.privacy().subject_report(report).await.unwrap_err().code(), Code::NotFound);
-    let no_account = pb::SubjectReportRequest { account_id: "nowhere".into(), contact_id: "m-1".into() };
+    let no_account =
+        pb::SubjectReportRequest { account_id: "nowhere".into(), contact_id: "m-1".into(), ..Default::default() };
     assert_eq!(server.privacy().subject_report(no_account).await.unwrap_err().code(), Code::NotFound);
     let mut no_reason = pb::ForgetContactRequest {
         account_id: "helios".into(),

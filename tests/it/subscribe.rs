@@ -50,7 +50,7 @@ fn positions(events: &[pb::RecordedEvent]) -> Vec<u64> {
 }
 
 async fn durable_end(server: &TestServer) -> u64 {
-    server.ledger().digest(pb::DigestRequest { position: 0 }).await.unwrap().into_inner().position
+    server.ledger().digest(pb::DigestRequest::default()).await.unwrap().into_inner().position
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 //! [`TestServer`] runs the real service (`rapport_server::serve`) on the real stores (the
 //! segment log, projections on sled) in a temporary directory, on a loopback port the OS
 //! picks, and talks to it with the generated tonic clients. Builders make valid wire events
-//! with fresh ids, so each test states only what it is about.
+//! with fresh ids, so each test states only what it is about. [`SharedLog`] starts several
+//! servers over one log, as the nodes of a replicated log are.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,7 +14,7 @@ use rapport_proto::{v1 as pb, wkt};
 use rapport_segments::SegmentLog;
 use rapport_server::{Clock, ServeError, ServerConfig};
 use rapport_sled::SledProjections;
-use rapport_store::{AppendBatch, Appended, Direction, EventLog, StoreError, StoredEvent, StreamHead};
+use rapport_store::{AppendBatch, Appended, Direction, EventLog, MemoryLog, StoreError, StoredEvent, StreamHead};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -80,6 +81,24 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, config: ServerConfig) -> TestServer {
         let (log, projections) = open_store(dir.path());
         let config = sealing(dir.path(), config);
+        Self::serve(dir, log, projections, config).await
+    }
+
+    /// A server over `log`, which others may write too, with projections of its own in a fresh
+    /// directory; it seals with the key store `config` names, if any. Not for `restart`, which
+    /// opens the data directory's own log.
+    pub async fn start_over(log: Arc<dyn EventLog>, config: ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let projections = SledProjections::open(&dir.path().join("projections")).expect("the projection store opens");
+        Self::serve(dir, log, Arc::new(projections), config).await
+    }
+
+    async fn serve(
+        dir: TempDir,
+        log: Arc<dyn EventLog>,
+        projections: Arc<SledProjections>,
+        config: ServerConfig,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("the bound address");
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -156,6 +175,45 @@ pub fn test_config() -> ServerConfig {
     ServerConfig { clock: fixed_clock(), ..ServerConfig::default() }
 }
 
+/// One log that several servers write, as the nodes of a replicated log do: a [`MemoryLog`]
+/// (which checks and stamps each write against the log as it stands, and tells every server
+/// of every write), and one key store for every server, so that each opens what another sealed
+/// and a retry through another server seals to the same bytes.
+pub struct SharedLog {
+    log: Arc<MemoryLog>,
+    keys: Arc<rapport_keys::KeyStore>,
+    _keys_dir: TempDir,
+}
+
+impl SharedLog {
+    /// An empty log and a new key store.
+    pub fn new() -> SharedLog {
+        let keys_dir = tempfile::tempdir().expect("a temporary directory");
+        SharedLog { log: Arc::new(MemoryLog::new()), keys: open_keys(keys_dir.path()), _keys_dir: keys_dir }
+    }
+
+    /// The test configuration, sealing with the shared key store.
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig { keys: Some(Arc::clone(&self.keys)), ..test_config() }
+    }
+
+    /// A server over the shared log.
+    pub async fn node(&self) -> TestServer {
+        self.node_with(self.config()).await
+    }
+
+    /// A server over the shared log with this configuration (make it from [`SharedLog::config`]).
+    pub async fn node_with(&self, config: ServerConfig) -> TestServer {
+        TestServer::start_over(self.log.clone(), config).await
+    }
+
+    /// A server over the shared log seen through [`Hooked`], which holds its appends on demand.
+    pub async fn hooked_node(&self) -> (TestServer, Arc<Hooked>) {
+        let hooked = Arc::new(Hooked::new(self.log.clone()));
+        (TestServer::start_over(hooked.clone(), self.config()).await, hooked)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading back.
 
@@ -181,7 +239,10 @@ pub async fn read_all(ledger: &mut Ledger) -> Vec<pb::RecordedEvent> {
 
 /// The events a `ReadAll` request returns.
 pub async fn read_all_with(ledger: &mut Ledger, from_position: u64, limit: u32) -> Vec<pb::RecordedEvent> {
-    let stream = ledger.read_all(pb::ReadAllRequest { from_position, limit }).await.expect("ReadAll starts");
+    let stream = ledger
+        .read_all(pb::ReadAllRequest { from_position, limit, ..Default::default() })
+        .await
+        .expect("ReadAll starts");
     collect(stream.into_inner()).await.expect("ReadAll streams")
 }
 
@@ -419,15 +480,19 @@ pub mod fault {
     pub const APPEND_FULL: u8 = 2;
     /// `sync` fails with an I/O error.
     pub const SYNC_IO: u8 = 3;
-    /// `sync` waits until [`super::Hooked::release_sync`] (saying it started on
+    /// `sync` waits until [`super::Hooked::release`] (saying it started on
     /// [`super::Hooked::syncs_held`]), so that the requests sent meanwhile form one group.
     pub const HELD_SYNC: u8 = 4;
+    /// `append_all` waits until [`super::Hooked::release`] (saying it started on
+    /// [`super::Hooked::appends_held`]) before it writes: the writer has decided its group
+    /// against the log as it stood, and another writer may append meanwhile.
+    pub const HELD_APPEND: u8 = 5;
 }
 
-/// The segment log behind the `EventLog` trait, counting the events read from it and failing on
-/// demand (see [`fault`]).
+/// A log behind the `EventLog` trait, counting the events read from it and failing or holding
+/// on demand (see [`fault`]).
 pub struct Hooked {
-    pub log: Arc<SegmentLog>,
+    pub log: Arc<dyn EventLog>,
     pub events_read: std::sync::atomic::AtomicU64,
     pub fault: std::sync::atomic::AtomicU8,
     /// Reads of the log that reach this position fail (0: none do), so that a rebuild stops
@@ -437,12 +502,14 @@ pub struct Hooked {
     pub writes: std::sync::Mutex<Vec<usize>>,
     /// How many syncs have started waiting under [`fault::HELD_SYNC`].
     pub syncs_held: tokio::sync::watch::Sender<usize>,
-    /// Set to let held syncs go on.
+    /// How many appends have started waiting under [`fault::HELD_APPEND`].
+    pub appends_held: tokio::sync::watch::Sender<usize>,
+    /// Set to let held calls go on.
     released: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
 
 impl Hooked {
-    pub fn new(log: Arc<SegmentLog>) -> Hooked {
+    pub fn new(log: Arc<dyn EventLog>) -> Hooked {
         Hooked {
             log,
             events_read: Default::default(),
@@ -450,19 +517,20 @@ impl Hooked {
             reads_fail_from: Default::default(),
             writes: Default::default(),
             syncs_held: tokio::sync::watch::channel(0).0,
+            appends_held: tokio::sync::watch::channel(0).0,
             released: Default::default(),
         }
     }
 
-    /// Lets every held sync, and every later one, go on.
-    pub fn release_sync(&self) {
+    /// Lets every held call, and every later one, go on.
+    pub fn release(&self) {
         *self.released.0.lock().unwrap() = true;
         self.released.1.notify_all();
     }
 
-    /// Waits (on the writer thread) until the test releases syncs.
-    fn hold_sync(&self) {
-        self.syncs_held.send_modify(|held| *held += 1);
+    /// Counts the call on `held` and waits (on the writer thread) until the test releases it.
+    fn hold(&self, held: &tokio::sync::watch::Sender<usize>) {
+        held.send_modify(|held| *held += 1);
         let mut released = self.released.0.lock().unwrap();
         while !*released {
             released = self.released.1.wait(released).unwrap();
@@ -478,11 +546,15 @@ impl Hooked {
 impl EventLog for Hooked {
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
         self.writes.lock().unwrap().push(batches.len());
-        if self.fault.load(Ordering::SeqCst) == fault::APPEND_FULL {
-            return batches
-                .iter()
-                .map(|_| Err(StoreError::Full("no space left on device (injected)".into())))
-                .collect();
+        match self.fault.load(Ordering::SeqCst) {
+            fault::APPEND_FULL => {
+                return batches
+                    .iter()
+                    .map(|_| Err(StoreError::Full("no space left on device (injected)".into())))
+                    .collect();
+            }
+            fault::HELD_APPEND => self.hold(&self.appends_held),
+            _ => {}
         }
         self.log.append_all(batches)
     }
@@ -491,7 +563,7 @@ impl EventLog for Hooked {
             fault::SYNC_FULL => Err(StoreError::Full("no space left on device (injected)".into())),
             fault::SYNC_IO => Err(StoreError::Io("input/output error (injected)".into())),
             fault::HELD_SYNC => {
-                self.hold_sync();
+                self.hold(&self.syncs_held);
                 self.log.sync()
             }
             _ => self.log.sync(),
@@ -521,6 +593,9 @@ impl EventLog for Hooked {
         direction: Direction,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.log.read_versions(account_id, versions, direction).map(|e| self.count(e))
+    }
+    fn on_foreign_appends(&self, notify: Box<dyn Fn() + Send + Sync>) {
+        self.log.on_foreign_appends(notify)
     }
 }
 

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub rotate_master_key_every: Option<Duration>,
     /// Retention: forget contacts this long after their `ContactLeft`; `None` keeps them.
     pub forget_after_left: Option<Duration>,
+    /// The longest a read asking for a `min_position` this node has not read yet waits for it
+    /// (less, if the request's deadline is sooner) before it answers `UNAVAILABLE`. A node
+    /// behind by more than this is better left for another, or retried later.
+    pub max_read_wait: Duration,
 }
 
 /// See [`ServerConfig::on_append_queued`].
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             rotate_master_key_after_erasure: false,
             rotate_master_key_every: None,
             forget_after_left: None,
+            max_read_wait: Duration::from_secs(5),
         }
     }
 }
@@ -103,6 +108,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("tokens", &self.tokens.as_ref().map(|t| t.len()))
             .field("tls", &self.tls.is_some())
             .field("on_append_queued", &self.on_append_queued.is_some())
+            .field("max_read_wait", &self.max_read_wait)
             .finish_non_exhaustive()
     }
 }

@@ -138,6 +138,20 @@ pub enum ReadError {
         /// The log's durable end.
         end: u64,
     },
+    /// This node has not read the log up to a read's `min_position` within the wait.
+    #[error(
+        "min_position: this node has read the log up to position {read}, {behind} short of position {min_position}, \
+         and did not get there within {waited_ms} ms; retry, or read through the node that took the append",
+        behind = .min_position.saturating_sub(*.read)
+    )]
+    NotReadUpTo {
+        /// The position asked for.
+        min_position: u64,
+        /// The position this node has read (and made visible) up to.
+        read: u64,
+        /// How long the read waited.
+        waited_ms: u128,
+    },
     /// The build being followed was replaced by a rebuild from scratch.
     #[error("the build of {0} was replaced by a rebuild from scratch; run Rebuild again to follow the new one")]
     Replaced(String),

@@ -7,13 +7,14 @@
 //!
 //! Inside: a layer checks every request's bearer token and role when the server has tokens
 //! (`access`); one file per service (`service/`) parses requests through `rapport-wire`,
-//! asks the writer or the projections and renders the answer; appends (`append`) go to the
-//! single writer thread, whose group loop decides them against the account (retries judged
-//! by `idempotency`), appends and syncs them in groups and folds them into the active build
-//! (`writer/`); builds, folding, the build registry and the background projector live in
-//! `projection/`, subscriptions in `subscribe`; personal data (sealing, opening, erasure and
-//! retention) in `privacy`; what the services share is `state`; and every error becomes a
-//! gRPC status in one place (`status`).
+//! waits for a read's `min_position`, asks the writer or the projections and renders the
+//! answer; appends (`append`) go to the server's single writer thread, whose group loop
+//! decides them against the account (retries judged by `idempotency`), appends and syncs them
+//! in groups and folds them into the active build, with every event other writers of a
+//! replicated log append (`writer/`); builds, folding, the build registry and the background
+//! projector live in `projection/`, subscriptions in `subscribe`; personal data (sealing,
+//! opening, erasure and retention) in `privacy`; what the services share is `state`; and every
+//! error becomes a gRPC status in one place (`status`).
 
 mod access;
 mod append;
@@ -97,6 +98,7 @@ pub async fn serve(
         subscriber_stall_timeout: config.subscriber_stall_timeout,
         subscribers: subscribers::Subscribers::new(config.max_subscriptions_per_client),
         personal: PersonalData::new(config.keys.clone(), config.rotate_master_key_after_erasure),
+        max_read_wait: config.max_read_wait,
     });
     let retention = config.forget_after_left.map(|after| tokio::spawn(retention::run(Arc::clone(&state), after)));
     let rotation = match (&config.keys, config.rotate_master_key_every) {

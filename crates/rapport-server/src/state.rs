@@ -34,6 +34,8 @@ pub(crate) struct AppState {
     pub subscribers: Subscribers,
     /// The keys that seal and open personal data, and the erasures under way.
     pub personal: PersonalData,
+    /// The longest a read waits for its `min_position`.
+    pub max_read_wait: Duration,
 }
 
 impl AppState {

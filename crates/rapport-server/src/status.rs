@@ -95,6 +95,20 @@ impl From<ReadError> for Status {
             ReadError::TooManySubscriptions { .. } => Status::resource_exhausted(error.to_string()),
             ReadError::NotCaughtUp { .. } => Status::failed_precondition(error.to_string()),
             ReadError::BeyondEnd { .. } => Status::out_of_range(error.to_string()),
+            ReadError::NotReadUpTo { min_position, read, waited_ms } => Status::with_error_details(
+                Code::Unavailable,
+                error.to_string(),
+                ErrorDetails::with_error_info(
+                    "MIN_POSITION_NOT_REACHED",
+                    DOMAIN,
+                    HashMap::from([
+                        ("min_position".to_owned(), min_position.to_string()),
+                        ("read_position".to_owned(), read.to_string()),
+                        ("behind".to_owned(), min_position.saturating_sub(read).to_string()),
+                        ("waited_ms".to_owned(), waited_ms.to_string()),
+                    ]),
+                ),
+            ),
             ReadError::Replaced(_) => Status::aborted(error.to_string()),
             ReadError::TaskFailed(_) => Status::internal(error.to_string()),
         }
@@ -147,9 +161,13 @@ fn store_status(error: StoreError, advice: &str) -> Status {
         StoreError::Full(_) => Status::resource_exhausted(message),
         StoreError::Io(_) => Status::unavailable(message),
         StoreError::Corrupt(_) => Status::data_loss(format!("{error}; restore the data directory from an export")),
-        // The writer checks versions and ids before it appends: reaching these is a bug.
-        StoreError::WrongVersion { .. } | StoreError::DuplicateEventId { .. } | StoreError::InvalidBatch(_) => {
-            Status::internal(format!("{error}; this is a bug in Rapport, please report it"))
-        }
+        // The writer checks versions and ids before it appends, and stages a request again
+        // when another writer of a replicated log got there first: these come back only when
+        // other writers kept getting there first.
+        StoreError::WrongVersion { .. } | StoreError::DuplicateEventId { .. } => Status::aborted(format!(
+            "{error}; other writers of the log kept appending to this account while this request was decided \
+             again; retry with the same event ids (on a log with one writer this is a bug in Rapport, please report it)"
+        )),
+        StoreError::InvalidBatch(_) => Status::internal(format!("{error}; this is a bug in Rapport, please report it")),
     }
 }

@@ -41,7 +41,7 @@ pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     }
     let what = args.account_id.as_deref().map_or_else(|| "the whole log".to_owned(), |a| format!("account \"{a}\""));
     let report = pb::ledger_client::LedgerClient::new(connect(&args.server).await?)
-        .verify(pb::VerifyRequest { account_id: args.account_id.clone().unwrap_or_default() })
+        .verify(pb::VerifyRequest { account_id: args.account_id.clone().unwrap_or_default(), min_position: 0 })
         .await
         .map_err(|status| refused(&format!("could not verify {what}"), &status))?
         .into_inner();
@@ -64,7 +64,7 @@ pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn digest(args: DigestArgs) -> anyhow::Result<()> {
     let digest = pb::ledger_client::LedgerClient::new(connect(&args.server).await?)
-        .digest(pb::DigestRequest { position: args.at })
+        .digest(pb::DigestRequest { position: args.at, min_position: 0 })
         .await
         .map_err(|status| refused("could not take the digest", &status))?
         .into_inner();
@@ -113,7 +113,7 @@ pub(crate) async fn tail(args: TailArgs) -> anyhow::Result<()> {
         Some(position) => position,
         None => {
             let end = ledger
-                .digest(pb::DigestRequest { position: 0 })
+                .digest(pb::DigestRequest { position: 0, min_position: 0 })
                 .await
                 .map_err(|status| refused("could not find the end of the log", &status))?;
             end.into_inner().position + 1

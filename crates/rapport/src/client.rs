@@ -133,6 +133,7 @@ pub(crate) async fn history(args: HistoryArgs) -> anyhow::Result<()> {
         from_version: args.from,
         backwards: args.backwards,
         limit: args.limit,
+        min_position: 0,
     };
     let mut stream = ledger
         .read_stream(request)

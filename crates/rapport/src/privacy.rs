@@ -85,7 +85,11 @@ pub(crate) async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn subject_report(args: SubjectReportArgs) -> anyhow::Result<()> {
     let mut privacy = pb::privacy_client::PrivacyClient::new(connect(&args.server).await?);
-    let request = pb::SubjectReportRequest { account_id: args.account_id.clone(), contact_id: args.contact_id.clone() };
+    let request = pb::SubjectReportRequest {
+        account_id: args.account_id.clone(),
+        contact_id: args.contact_id.clone(),
+        min_position: 0,
+    };
     let what = format!("could not report on contact \"{}\" of account \"{}\"", args.contact_id, args.account_id);
     let report = privacy.subject_report(request).await.map_err(|status| refused(&what, &status))?.into_inner();
     if args.json {

@@ -269,6 +269,7 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         ascending: args.ascending,
         page_size: args.limit,
         page_token: String::new(),
+        min_position: 0,
     };
     let listed = pb::accounts_client::AccountsClient::new(connect(&args.server).await?)
         .list_accounts(request)
@@ -311,6 +312,7 @@ pub(crate) async fn handover(args: HandoverArgs) -> anyhow::Result<()> {
         .handover(pb::HandoverRequest {
             account_id: args.account_id.clone(),
             rule_set: args.rule_set.unwrap_or_default(),
+            min_position: 0,
         })
         .await
         .map_err(|status| refused(&format!("could not get the handover of \"{}\"", args.account_id), &status))?

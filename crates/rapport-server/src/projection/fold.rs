@@ -139,8 +139,10 @@ fn read_decoded(
 }
 
 /// Folds one recorded event into its account's projection. A retraction replays the stream up
-/// to it, so that the retracted event's effect is gone.
-fn fold(
+/// to it, so that the retracted event's effect is gone. Every fold of a recorded event comes
+/// here or to [`fold_into`]: a build's catch-up, and the writer for events other writers
+/// appended.
+pub(crate) fn fold(
     log: &dyn EventLog,
     rules: &RuleSet,
     current: Option<AccountProjection>,
@@ -164,7 +166,7 @@ fn fold(
 }
 
 /// Folds one recorded event into an account's projection in place.
-fn fold_into(
+pub(crate) fn fold_into(
     log: &dyn EventLog,
     rules: &RuleSet,
     projection: &mut AccountProjection,

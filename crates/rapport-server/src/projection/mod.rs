@@ -9,7 +9,8 @@
 //! write and a checkpoint is repaired the same way.
 //!
 //! [`Projections`] holds every build and which one is active. The writer folds each durable
-//! group into the active build before it replies (so a client reads its own writes); the
+//! group into the active build before it replies (so a client reads its own writes), and
+//! with it every event other writers of a replicated log appended before it; the
 //! projector task ([`follow`]) keeps the other builds caught up behind it. A new rule set is
 //! built from the whole log by the same task, while the active build keeps serving.
 
@@ -19,6 +20,6 @@ mod projector;
 mod registry;
 
 pub(crate) use build::Build;
-pub(crate) use fold::{replay, replay_as_of};
+pub(crate) use fold::{fold, fold_into, replay, replay_as_of};
 pub(crate) use projector::follow;
 pub(crate) use registry::Projections;

@@ -10,7 +10,7 @@ use rapport_wire::views::{account_to_wire, handover_to_wire, portfolio_page_to_w
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::blocking;
+use super::{blocking, read_up_to};
 use crate::error::ReadError;
 use crate::projection::{Build, replay_as_of};
 use crate::state::AppState;
@@ -27,6 +27,7 @@ fn current_view(state: &AppState, build: &Build, projected: &AccountProjection) 
 impl pb::accounts_server::Accounts for AccountsService {
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
     async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Result<Response<pb::AccountView>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let request = request.into_inner();
         let cut = cut(&request).map_err(ReadError::Invalid)?;
         let build = self.0.build(&request.rule_set)?;
@@ -58,6 +59,7 @@ impl pb::accounts_server::Accounts for AccountsService {
         &self,
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let state = Arc::clone(&self.0);
         let request = request.into_inner();
         let query = portfolio_query(&request, (state.clock)()).map_err(ReadError::Invalid)?;
@@ -73,6 +75,7 @@ impl pb::accounts_server::Accounts for AccountsService {
 
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
     async fn handover(&self, request: Request<pb::HandoverRequest>) -> Result<Response<pb::HandoverReport>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let state = Arc::clone(&self.0);
         let request = request.into_inner();
         let report = blocking(move || {
@@ -91,6 +94,7 @@ impl pb::accounts_server::Accounts for AccountsService {
         &self,
         request: Request<pb::GiftRegisterRequest>,
     ) -> Result<Response<pb::GiftRegisterView>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let state = Arc::clone(&self.0);
         let request = request.into_inner();
         let register = blocking(move || {

@@ -11,7 +11,7 @@ use rapport_wire::requests::read_limit;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::{RecordedEventStream, blocking, paged};
+use super::{RecordedEventStream, blocking, paged, read_up_to};
 use crate::access::Caller;
 use crate::append::Append;
 use crate::error::ReadError;
@@ -49,6 +49,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::ReadStreamRequest>,
     ) -> Result<Response<RecordedEventStream>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let request = request.into_inner();
         let account_id = self.0.account_id(&request.account_id)?;
         let projected =
@@ -90,6 +91,7 @@ impl pb::ledger_server::Ledger for LedgerService {
 
     #[instrument(skip_all, fields(from_position = request.get_ref().from_position))]
     async fn read_all(&self, request: Request<pb::ReadAllRequest>) -> Result<Response<RecordedEventStream>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let request = request.into_inner();
         let durable = self.0.projections.durable_position();
         let mut next = request.from_position.max(1);
@@ -122,6 +124,7 @@ impl pb::ledger_server::Ledger for LedgerService {
 
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let state = Arc::clone(&self.0);
         let request = request.into_inner();
         let response = blocking(move || {
@@ -142,6 +145,7 @@ impl pb::ledger_server::Ledger for LedgerService {
 
     #[instrument(skip_all, fields(position = request.get_ref().position))]
     async fn digest(&self, request: Request<pb::DigestRequest>) -> Result<Response<pb::DigestResponse>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let state = Arc::clone(&self.0);
         let requested = request.into_inner().position;
         let durable = state.projections.durable_position();

@@ -11,6 +11,7 @@ use rapport_wire::views::{Opener, contact_to_wire};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::read_up_to;
 use crate::access::Caller;
 use crate::error::{PrivacyError, ReadError};
 use crate::privacy::{ErasureRequest, forget, read_stream};
@@ -57,6 +58,7 @@ impl pb::privacy_server::Privacy for PrivacyService {
         &self,
         request: Request<pb::SubjectReportRequest>,
     ) -> Result<Response<pb::SubjectReportResponse>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let request = request.into_inner();
         let state = &self.0;
         let account_id = state.account_id(&request.account_id)?;

@@ -1,15 +1,20 @@
-//! The writer thread's group loop: each group of queued requests is staged (decided in turn
-//! against the accounts as the requests before it leave them), written in one
-//! `EventLog::append_all`, folded, made durable by one sync and published before any reply.
+//! The writer thread's group loop: before each group, what other writers appended is folded;
+//! then the group's queued requests are staged (decided in turn against the accounts as the
+//! requests before them leave them), written in one `EventLog::append_all`, folded in position
+//! order with whatever other writers put between them, made durable by one sync and published
+//! before any reply. A request the log refused because another writer got there first is
+//! staged again.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rapport_domain::{Account, AccountId, AppendContext, Event, EventBody, EventId, RecordedFacts, Timestamp, decide};
 use rapport_keys::KeysWritten;
-use rapport_projection::{AccountProjection, Folded};
-use rapport_store::{AppendBatch, Appended, EventLog, NewEvent, StoreError};
+use rapport_projection::{AccountProjection, Folded, RuleSet};
+use rapport_store::{AppendBatch, Appended, EventLog, NewEvent, StoreError, StoredEvent};
 use rapport_wire::decode_event;
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
@@ -19,7 +24,29 @@ use crate::append::{Append, AppendOutcome};
 use crate::config::ServerConfig;
 use crate::error::{AppendError, ReadError};
 use crate::idempotency::judge;
-use crate::projection::{Projections, replay};
+use crate::projection::{Projections, fold, fold_into, replay};
+
+/// How many times a request the log refused because another writer got there first (its
+/// version or one of its ids taken meanwhile) is staged again before the refusal is reported.
+/// Each time is one more write, a round trip to the cluster on a replicated log, and it loses
+/// again only if another writer appends to the same account in the short while between the
+/// catch-up and the write: a request that loses this often is on an account several writers
+/// append to without pause, and its client's own retry, later, serves it better than holding
+/// the writer up.
+const MAX_RESTAGES: u32 = 4;
+
+/// Events read from the log at a time while folding what other writers appended.
+const OTHERS_PAGE: u64 = 512;
+
+/// Where each request's outcome goes: one slot per append of the group, in queue order.
+type Outcomes = [Option<Result<AppendOutcome, AppendError>>];
+
+/// A request the log refused because another writer got there first, with its slot and the
+/// refusal.
+type Conflicted = (StagedRequest, usize, StoreError);
+
+/// A written request with where the log put it and its slot.
+type Written = (StagedRequest, Appended, usize);
 
 /// A request that passed every check, waiting to be written with the rest of its group.
 struct StagedRequest {
@@ -56,6 +83,13 @@ struct Staged {
 }
 
 impl Staged {
+    /// Every staged request with its slot, leaving none.
+    fn take(&mut self) -> Vec<(StagedRequest, usize)> {
+        self.accounts.clear();
+        self.ids.clear();
+        std::mem::take(&mut self.requests)
+    }
+
     fn push(&mut self, request: StagedRequest, slot: usize) {
         self.ids.extend(request.append.events.iter().map(|e| e.id));
         self.accounts.insert(request.append.account_id.clone(), self.requests.len());
@@ -82,29 +116,47 @@ pub(super) struct Sequencer {
     log: Arc<dyn EventLog>,
     projections: Arc<Projections>,
     config: ServerConfig,
-    /// Accounts changed by appends whose sync has not succeeded yet, folded under the active
-    /// build's rule set.
+    /// Accounts changed by events folded but not published yet (their sync has not succeeded
+    /// yet), folded under the active build's rule set: this writer's and other writers'.
     unpublished: HashMap<AccountId, Arc<AccountProjection>>,
-    /// The log's last position once `unpublished` is durable.
-    unpublished_position: u64,
-    /// The recording time of the event at `unpublished_position`.
-    unpublished_recorded_at: Timestamp,
+    /// The position through which the log is folded, published or not: every event up to it,
+    /// whoever wrote it, is in the active build or in `unpublished`. What is published never
+    /// passes it.
+    folded_position: u64,
+    /// The recording time of the event at `folded_position`.
+    folded_recorded_at: Timestamp,
+    /// Set while a `Command::CatchUp` waits in the queue (see `Writer::start`).
+    catch_up_queued: Arc<AtomicBool>,
 }
 
 impl Sequencer {
-    pub(super) fn new(log: Arc<dyn EventLog>, projections: Arc<Projections>, config: ServerConfig) -> Sequencer {
+    /// A writer over a log whose durable state `projections` show: folded up to their durable
+    /// position.
+    pub(super) fn new(
+        log: Arc<dyn EventLog>,
+        projections: Arc<Projections>,
+        config: ServerConfig,
+        catch_up_queued: Arc<AtomicBool>,
+    ) -> Sequencer {
         Sequencer {
             log,
+            folded_position: projections.durable_position(),
+            // Published only with a position beyond the durable one, which sets it first.
+            folded_recorded_at: Timestamp::EPOCH,
             projections,
             config,
             unpublished: HashMap::new(),
-            unpublished_position: 0,
-            unpublished_recorded_at: Timestamp::EPOCH,
+            catch_up_queued,
         }
     }
 
     /// Takes groups from the queue until it is closed (see the module's docs).
     pub(super) fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        // Other writers may have appended since the active build caught up at start, before
+        // the log had anyone to notify.
+        if let Err(error) = self.catch_up().and_then(|()| self.sync()) {
+            warn!(%error, "folding what other writers appended failed; the next group retries");
+        }
         let max_group = self.config.max_group_requests.max(1);
         let mut closing = false;
         while !closing {
@@ -117,6 +169,19 @@ impl Sequencer {
                     Err(_) => break,
                 }
             }
+            // A `CatchUp` asks for what the catch-up below does. Cleared first, so that other
+            // writers' appends from here on queue the next one.
+            if group.iter().any(|command| matches!(command, Command::CatchUp)) {
+                self.catch_up_queued.store(false, Ordering::Release);
+            }
+            // Requests are decided against every event the log holds, whoever wrote it. On a
+            // log with one writer (segments, sled) there is nothing to fold, and nothing changes:
+            // the cost is one `last_position` call per group (and one after each write), an
+            // index read under a lock.
+            let caught_up = self.catch_up();
+            if let Err(error) = &caught_up {
+                warn!(%error, "folding what other writers appended failed; this group's appends fail, the next retries");
+            }
             let mut replies = Vec::with_capacity(group.len());
             let mut outcomes: Vec<Option<Result<AppendOutcome, AppendError>>> = Vec::with_capacity(group.len());
             let mut staged = Staged::default();
@@ -128,19 +193,22 @@ impl Sequencer {
                         events += append.events.len();
                         let slot = replies.len();
                         replies.push(reply);
+                        outcomes.push(None);
+                        if let Err(error) = &caught_up {
+                            // Decided against a stale account, it could be refused by the log
+                            // at best; folded, it could not be put in order.
+                            outcomes[slot] = Some(Err(AppendError::Store(error.clone())));
+                            continue;
+                        }
                         // A request that looks up what the staged ones would write (a retry of
                         // one of them, a retraction of one of their events) sees it written.
                         if staged.touches(&append) {
                             self.write(&mut staged, &mut outcomes);
                         }
-                        outcomes.push(None);
-                        match self.stage(append, &staged) {
-                            Ok(Staging::Staged(request)) => staged.push(*request, slot),
-                            Ok(Staging::Done(outcome)) => outcomes[slot] = Some(Ok(outcome)),
-                            Err(error) => outcomes[slot] = Some(Err(error)),
-                        }
+                        self.stage_in_slot(append, slot, &mut staged, &mut outcomes);
                     }
                     Command::Activate { build, reply } => activations.push((build, reply)),
+                    Command::CatchUp => {}
                     Command::Close => closing = true,
                 }
             }
@@ -173,24 +241,26 @@ impl Sequencer {
         }
     }
 
-    /// Makes everything appended so far durable and publishes it.
+    /// Makes everything appended so far durable and publishes what is folded: every event up
+    /// to the folded position.
     fn sync(&mut self) -> Result<(), StoreError> {
-        if self.unpublished.is_empty() {
+        if self.unpublished.is_empty() && self.folded_position <= self.projections.durable_position() {
             return Ok(());
         }
         if let Err(error) = self.log.sync() {
             warn!(%error, "sync failed; the group's appends are not acknowledged");
             return Err(error);
         }
-        self.projections.publish(self.unpublished.drain(), self.unpublished_position, self.unpublished_recorded_at);
+        self.projections.publish(self.unpublished.drain(), self.folded_position, self.folded_recorded_at);
         Ok(())
     }
 
-    fn current(&self, account_id: &AccountId) -> Result<Option<Arc<AccountProjection>>, AppendError> {
+    /// An account as folded so far: unpublished, or as the active build holds it.
+    fn current(&self, account_id: &AccountId) -> Result<Option<Arc<AccountProjection>>, StoreError> {
         if let Some(found) = self.unpublished.get(account_id) {
             return Ok(Some(Arc::clone(found)));
         }
-        self.projections.active().get(account_id).map_err(read_to_append_error)
+        self.projections.active().get(account_id).map_err(read_to_store_error)
     }
 
     /// Checks a request against the account as the log and the requests staged before it
@@ -203,7 +273,7 @@ impl Sequencer {
         let current = match staged.account(&append.account_id) {
             Some(account) => Some(account),
             None => {
-                projected = self.current(&append.account_id)?;
+                projected = self.current(&append.account_id).map_err(AppendError::Store)?;
                 projected.as_ref().map(|p| &p.account)
             }
         };
@@ -235,29 +305,58 @@ impl Sequencer {
         })))
     }
 
-    /// Writes the staged requests to the log in one `append_all`, folds each written one into
-    /// the unpublished projection, and puts every outcome in its slot.
-    fn write(&mut self, staged: &mut Staged, outcomes: &mut [Option<Result<AppendOutcome, AppendError>>]) {
-        if staged.requests.is_empty() {
-            return;
+    /// Stages `append` (see `stage`), or puts its outcome in its slot if it is not to be written.
+    fn stage_in_slot(&self, append: Append, slot: usize, staged: &mut Staged, outcomes: &mut Outcomes) {
+        match self.stage(append, staged) {
+            Ok(Staging::Staged(request)) => staged.push(*request, slot),
+            Ok(Staging::Done(outcome)) => outcomes[slot] = Some(Ok(outcome)),
+            Err(error) => outcomes[slot] = Some(Err(error)),
         }
+    }
+
+    /// Writes the staged requests and puts every outcome in its slot, leaving none staged. A
+    /// request the log refused because another writer got there first is staged again, against
+    /// the log as it then stands, and written again, at most `MAX_RESTAGES` times: a retry of
+    /// the other writer's request then finds it (`duplicate`), an exact expected version that no
+    /// longer holds is refused naming the current one, and any other request is decided again.
+    fn write(&mut self, staged: &mut Staged, outcomes: &mut Outcomes) {
+        let mut restages = 0;
+        while !staged.requests.is_empty() {
+            let conflicted = self.write_once(staged, outcomes);
+            for (request, slot, refusal) in conflicted {
+                if restages == MAX_RESTAGES {
+                    outcomes[slot] = Some(Err(AppendError::Store(refusal)));
+                    continue;
+                }
+                // The conflicted requests were staged together, so none touches another.
+                self.stage_in_slot(request.append, slot, staged, outcomes);
+            }
+            restages += 1;
+        }
+    }
+
+    /// Writes the staged requests to the log in one `append_all`, then folds the log in
+    /// position order up to its last position: each written request at the positions the log
+    /// gave it, every other event as another writer's (they may sit before, between and after
+    /// the group's requests). Puts every outcome in its slot, except for the requests the log
+    /// refused because another writer got there first, which are returned, to be staged again
+    /// against the log now folded.
+    fn write_once(&mut self, staged: &mut Staged, outcomes: &mut Outcomes) -> Vec<Conflicted> {
+        let requests = staged.take();
         // The data keys the events are sealed under go to disk before the events do: one sync
         // for the new keys of the whole group.
-        let keys_written = staged.requests.iter().map(|(request, _)| request.append.keys_written).max();
+        let keys_written = requests.iter().map(|(request, _)| request.append.keys_written).max();
         if let (Some(keys), Some(written)) = (&self.config.keys, keys_written)
             && written > KeysWritten::default()
             && let Err(error) = keys.make_durable(written)
         {
             let why = format!("the data keys of new contacts could not be made durable: {error}");
-            for (_, slot) in std::mem::take(&mut staged.requests) {
+            for (_, slot) in requests {
                 outcomes[slot] = Some(Err(AppendError::Store(StoreError::Io(why.clone()))));
             }
-            staged.accounts.clear();
-            staged.ids.clear();
-            return;
+            return Vec::new();
         }
-        let batches: Vec<AppendBatch<'_>> = staged
-            .requests
+        let batches: Vec<AppendBatch<'_>> = requests
             .iter()
             .map(|(request, _)| AppendBatch {
                 account_id: &request.append.account_id,
@@ -269,20 +368,117 @@ impl Sequencer {
             .collect();
         let results = self.log.append_all(&batches);
         drop(batches);
-        let requests = std::mem::take(&mut staged.requests);
-        staged.accounts.clear();
-        staged.ids.clear();
+        let mut written = BTreeMap::new();
+        let mut conflicted = Vec::new();
         for ((request, slot), result) in requests.into_iter().zip(results) {
-            let outcome = match result {
-                Ok(appended) => self.fold(request, appended),
-                Err(error) => Err(AppendError::Store(error)),
-            };
-            outcomes[slot] = Some(outcome);
+            match result {
+                Ok(appended) => {
+                    written.insert(appended.first_position, (request, appended, slot));
+                }
+                // The request passed the writer's checks: another writer got there first.
+                Err(refusal @ (StoreError::WrongVersion { .. } | StoreError::DuplicateEventId { .. })) => {
+                    conflicted.push((request, slot, refusal));
+                }
+                Err(error) => outcomes[slot] = Some(Err(AppendError::Store(error))),
+            }
         }
+        if let Err(error) = self.fold_written(written, outcomes) {
+            // Decided again against a log not folded to its end, they would only be refused again.
+            for (_, slot, _) in conflicted {
+                outcomes[slot] = Some(Err(AppendError::Store(error.clone())));
+            }
+            return Vec::new();
+        }
+        conflicted
     }
 
-    /// Folds a written request into its account's unpublished projection.
-    fn fold(&mut self, request: StagedRequest, appended: Appended) -> Result<AppendOutcome, AppendError> {
+    /// Folds the log up to its last position, in position order: the `written` requests at
+    /// their positions (reusing what `decide` folded), every other event as another writer's.
+    /// On an error the written requests not folded yet fail with it: their events are in the
+    /// log, where a retry finds them, and the next catch-up folds them as it folds any event.
+    fn fold_written(&mut self, written: BTreeMap<u64, Written>, outcomes: &mut Outcomes) -> Result<(), StoreError> {
+        let mut written = written.into_values();
+        let folded = self.fold_in_order(&mut written, outcomes);
+        if let Err(error) = &folded {
+            for (_, _, slot) in written {
+                outcomes[slot] = Some(Err(AppendError::Store(error.clone())));
+            }
+        }
+        folded
+    }
+
+    /// See `fold_written`; stops at the first error, leaving the rest of `written` unfolded.
+    fn fold_in_order(
+        &mut self,
+        written: &mut impl Iterator<Item = Written>,
+        outcomes: &mut Outcomes,
+    ) -> Result<(), StoreError> {
+        let last = self.log.last_position()?;
+        for (request, appended, slot) in written {
+            let folded = self.fold_others(appended.first_position - 1).and_then(|()| self.fold(request, appended));
+            match folded {
+                Ok(outcome) => outcomes[slot] = Some(Ok(outcome)),
+                Err(error) => {
+                    outcomes[slot] = Some(Err(AppendError::Store(error.clone())));
+                    return Err(error);
+                }
+            }
+        }
+        self.fold_others(last)
+    }
+
+    /// Folds what the log holds beyond the folded position (see `fold_others`).
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let last = self.log.last_position()?;
+        self.fold_others(last)
+    }
+
+    /// Folds the events after the folded position up to `through`, a page at a time, each into
+    /// its account's unpublished projection as a build's catch-up folds it: events this writer
+    /// did not write (or did not fold when it wrote them).
+    fn fold_others(&mut self, through: u64) -> Result<(), StoreError> {
+        while self.folded_position < through {
+            let from = self.folded_position + 1;
+            let limit = (through - self.folded_position).min(OTHERS_PAGE) as usize;
+            let page = self.log.read_all(from, limit)?;
+            if page.is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "the log's last position is at least {through}, but it holds nothing at position {from}"
+                )));
+            }
+            let rules = Arc::clone(&self.projections.active().rules);
+            for record in &page {
+                self.fold_other(record, &rules).map_err(read_to_store_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds one recorded event into its account's unpublished projection.
+    fn fold_other(&mut self, record: &StoredEvent, rules: &RuleSet) -> Result<(), ReadError> {
+        debug_assert_eq!(record.position, self.folded_position + 1, "the log is folded in position order");
+        let event = decode_event(record)?;
+        let log = self.log.as_ref();
+        match self.unpublished.entry(record.account_id.clone()) {
+            // In place: nothing holds an unpublished projection for long (if something does,
+            // `make_mut` folds into a copy).
+            Entry::Occupied(mut unpublished) => {
+                fold_into(log, rules, Arc::make_mut(unpublished.get_mut()), record, &event)?;
+            }
+            Entry::Vacant(vacant) => {
+                let current = self.projections.active().get(&record.account_id)?.map(|p| (*p).clone());
+                vacant.insert(Arc::new(fold(log, rules, current, record, &event)?));
+            }
+        }
+        self.folded_position = record.position;
+        self.folded_recorded_at = record.recorded_at;
+        Ok(())
+    }
+
+    /// Folds a written request into its account's unpublished projection: the next event of
+    /// the log is its first.
+    fn fold(&mut self, request: StagedRequest, appended: Appended) -> Result<AppendOutcome, StoreError> {
+        debug_assert_eq!(appended.first_position, self.folded_position + 1, "the log is folded in position order");
         let StagedRequest { append, account, retracts, .. } = request;
         let count = append.events.len() as u64;
         let last_position = appended.first_position + count - 1;
@@ -296,7 +492,7 @@ impl Sequencer {
         let projection = if retracts {
             // Undoing the retracted events' effects takes a replay of the stream.
             let last_version = appended.first_version + count - 1;
-            Some(replay(self.log.as_ref(), &rules, &append.account_id, last_version).map_err(read_to_append_error)?)
+            Some(replay(self.log.as_ref(), &rules, &append.account_id, last_version).map_err(read_to_store_error)?)
         } else if let Some(current) = self.current(&append.account_id)? {
             // `decide` folded the account already; only the rest of the picture is left.
             let mut projection = current.with_account(account);
@@ -319,8 +515,8 @@ impl Sequencer {
         if let Some(projection) = projection {
             self.unpublished.insert(append.account_id, Arc::new(projection));
         }
-        self.unpublished_position = last_position;
-        self.unpublished_recorded_at = appended.recorded_at;
+        self.folded_position = last_position;
+        self.folded_recorded_at = appended.recorded_at;
         Ok(AppendOutcome {
             first_version: appended.first_version,
             first_position: appended.first_position,
@@ -354,9 +550,11 @@ impl Sequencer {
     }
 }
 
-fn read_to_append_error(error: ReadError) -> AppendError {
+/// A read of the log or of the projection that failed, as the store error an append reports:
+/// a stored event or projection that does not decode is corrupt storage.
+fn read_to_store_error(error: ReadError) -> StoreError {
     match error {
-        ReadError::Store(store) => AppendError::Store(store),
-        other => AppendError::Store(StoreError::Corrupt(other.to_string())),
+        ReadError::Store(store) => store,
+        other => StoreError::Corrupt(other.to_string()),
     }
 }

@@ -1,12 +1,12 @@
-//! The single writer of the log, and its group commit.
+//! The server's single writer of the log, and its group commit.
 //!
 //! Every append goes through one sequencer thread, so the checks an append depends on (the
 //! stream's version, the account's state, whether an event id is taken) cannot race with
-//! another append. The thread takes every request waiting in its queue as one group and
-//! decides each request in turn against the accounts as the requests before it leave them
-//! (staging); it writes the staged requests to the log in one [`EventLog::append_all`] (one
-//! frame on the segment log, one batch on sled: far cheaper to write and to sync than one per
-//! request), folds them into the projection, makes the whole group durable with one
+//! another append of this server. The thread takes every request waiting in its queue as one
+//! group and decides each request in turn against the accounts as the requests before it leave
+//! them (staging); it writes the staged requests to the log in one [`EventLog::append_all`]
+//! (one frame on the segment log, one batch on sled: far cheaper to write and to sync than one
+//! per request), folds them into the projection, makes the whole group durable with one
 //! [`EventLog::sync`] and only then replies. A request that would look up an event a staged
 //! request holds (a retry of it, a retraction of it) first has the staged ones written, so it
 //! sees them in the log. While a sync runs, new requests queue up and form the next group, so
@@ -18,9 +18,19 @@
 //! crash); their events stay in the log, unpublished, and become durable and visible with the
 //! next successful sync. A retry with the same event ids then finds them and gets the original
 //! versions and positions.
+//!
+//! On a replicated log this thread is one writer of several (one per node). It folds every
+//! event of the log, in position order, whoever wrote it: before each group it folds what the
+//! others appended since, and after a write the events they put before, between and after the
+//! group's own requests; the log's notification of other writers' appends queues a
+//! `Command::CatchUp`, so that an idle node follows too. A published position never passes an
+//! event not folded. The checks it makes can then race with another node's append, and the log
+//! settles the race: it refuses the later batch (`WrongVersion`, `DuplicateEventId`), and the
+//! writer stages that request again against the log as it now stands (`group.rs`).
 
 mod group;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -48,6 +58,8 @@ pub(super) enum Command {
         build: Arc<Build>,
         reply: oneshot::Sender<Result<String, ReadError>>,
     },
+    /// Fold what other writers appended and publish it (see `Writer::start`).
+    CatchUp,
     Close,
 }
 
@@ -60,14 +72,31 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread over a log whose durable state `projections` show.
+    /// Starts the writer thread over a log whose durable state `projections` show, and asks
+    /// the log to tell it of other writers' appends.
     pub fn start(
         log: Arc<dyn EventLog>,
         projections: Arc<Projections>,
         config: &ServerConfig,
     ) -> std::io::Result<Writer> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let sequencer = Sequencer::new(log, projections, config.clone());
+        let catch_up_queued = Arc::new(AtomicBool::new(false));
+        let (queued, weak_commands) = (Arc::clone(&catch_up_queued), commands.downgrade());
+        // Called by the log, maybe on its own task or on another writer's thread: it never
+        // blocks. One `CatchUp` waiting in the queue covers every append until it is taken, so
+        // notifications are coalesced. A full queue holds appends, and every group catches up
+        // before it stages. The sender is weak: the log, which may outlive this server, does
+        // not hold its queue open.
+        log.on_foreign_appends(Box::new(move || {
+            if queued.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let sent = weak_commands.upgrade().is_some_and(|commands| commands.try_send(Command::CatchUp).is_ok());
+            if !sent {
+                queued.store(false, Ordering::Release);
+            }
+        }));
+        let sequencer = Sequencer::new(log, projections, config.clone(), catch_up_queued);
         let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
         Ok(Writer { commands, thread: Mutex::new(Some(thread)), queued: config.on_append_queued.clone() })
     }
