@@ -2,14 +2,16 @@
 //! whole batch at a time, checking each event as the log's invariants require, and tells the
 //! watchers of every batch it adds.
 //!
-//! It is an ordered consumer (ephemeral, without acknowledgements, made again by the client at
-//! any gap); when it fails outright (the cluster lost its quorum, say) it is made again from
-//! the position after the last one read, so the node never skips or repeats an event.
+//! It is an ephemeral pull consumer without acknowledgements, on the stream's leader, with idle
+//! heartbeats every [`HEARTBEAT`]: when it fails, falls silent (its leader died, say) or skips
+//! a sequence, it is made again from the position after the last one read, so the node never
+//! skips or repeats an event and a new leader is found within two heartbeats. (The client's own
+//! ordered consumer does the same, but notices a dead leader only after 30 s.)
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
 use rapport_domain::Limits;
 use rapport_envelope::decode_envelope;
@@ -22,12 +24,32 @@ use crate::stream::account_of_subject;
 /// How long the consumer waits before it is made again after a failure.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
+/// How often the servers tell an idle consumer they are there; two missed, and it is made again.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Times the same sequence may be found missing before the stream is taken to have a hole (a
+/// consumer's delivery can drop a message; a stream that denies deletes cannot).
+const GAPS_BEFORE_BROKEN: u32 = 3;
+
 /// Reads the stream into `node` until the stream holds what no Rapport log can.
 pub(crate) async fn follow(node: Arc<Node>) {
+    // The sequence last found missing, and how many times in a row.
+    let mut gaps = (0, 0);
     loop {
         match read(&node).await {
             Ok(()) => warn!(stream = %node.stream, "the NATS consumer ended; reading on"),
             Err(Stop::Retry(why)) => warn!(stream = %node.stream, %why, "the NATS consumer failed; reading on"),
+            Err(Stop::Gap(missing)) if gaps.0 != missing || gaps.1 + 1 < GAPS_BEFORE_BROKEN => {
+                gaps = (missing, if gaps.0 == missing { gaps.1 + 1 } else { 1 });
+                warn!(stream = %node.stream, missing, "the NATS consumer skipped a sequence; reading on from it");
+            }
+            Err(Stop::Gap(missing)) => {
+                let broken = StoreError::Corrupt(format!("the stream has no message at sequence {missing}"));
+                error!(stream = %node.stream, error = %broken, "the NATS stream holds what a Rapport log cannot; this node stopped reading it");
+                *node.broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(broken);
+                node.read_up_to.send_modify(|_| ());
+                return;
+            }
             Err(Stop::Broken(broken)) => {
                 error!(stream = %node.stream, error = %broken, "the NATS stream holds what a Rapport log cannot; this node stopped reading it");
                 *node.broken.lock().unwrap_or_else(PoisonError::into_inner) = Some(broken);
@@ -42,6 +64,8 @@ pub(crate) async fn follow(node: Arc<Node>) {
 enum Stop {
     /// The consumer failed; make it again.
     Retry(String),
+    /// The consumer skipped this sequence; make it again from there.
+    Gap(u64),
     /// An event does not hold together: stop reading.
     Broken(StoreError),
 }
@@ -52,13 +76,25 @@ async fn read(node: &Node) -> Result<(), Stop> {
     let retry = |e: &dyn std::fmt::Display| Stop::Retry(e.to_string());
     let stream = node.js.get_stream_no_info(&node.stream).await.map_err(|e| retry(&e))?;
     let consumer = stream
-        .create_consumer(OrderedConfig {
+        .create_consumer(pull::Config {
             deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
-            ..OrderedConfig::default()
+            ack_policy: AckPolicy::None,
+            // Gone by itself soon after this node stops asking (a replacement, a node stopped).
+            inactive_threshold: Duration::from_secs(30),
+            num_replicas: 1,
+            memory_storage: true,
+            ..pull::Config::default()
         })
         .await
         .map_err(|e| retry(&e))?;
-    let mut messages = consumer.messages().await.map_err(|e| retry(&e))?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(512)
+        .heartbeat(HEARTBEAT)
+        .expires(HEARTBEAT * 10)
+        .messages()
+        .await
+        .map_err(|e| retry(&e))?;
     let limits = Limits::for_recorded_events();
     // The events of an atomic batch read so far, shown once the batch is whole.
     let mut batch: Vec<StoredEvent> = Vec::new();
@@ -69,7 +105,8 @@ async fn read(node: &Node) -> Result<(), Stop> {
             |what: String| Stop::Broken(StoreError::Corrupt(format!("the message at sequence {sequence} {what}")));
         let expected = node.events().last_position() + batch.len() as u64 + 1;
         if sequence != expected {
-            return Err(corrupt(format!("comes where sequence {expected} should: the stream has a gap")));
+            // What was read of an unfinished batch is read again with the rest of it.
+            return Err(Stop::Gap(expected));
         }
         let event = decode_envelope(sequence, message.payload.clone()).map_err(Stop::Broken)?;
         if account_of_subject(&node.stream, &message.subject, &limits).as_ref() != Some(&event.account_id) {
