@@ -45,6 +45,11 @@ pub(crate) const BATCH_LEFT: &str = "Rapport-Batch-Left";
 /// limit of batches in flight per stream (50 by default).
 const BATCHES_IN_FLIGHT: usize = 32;
 
+/// Times a batch refused for another node's publish in flight, which then did not land, is
+/// sent again; and the pause before the first resend (doubled, tripled, ... for the next).
+const RESENDS: u32 = 5;
+const RESEND_AFTER: Duration = Duration::from_millis(10);
+
 /// Where and how a node reaches its cluster.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -336,13 +341,56 @@ impl Node {
 
     /// Appends `batches[wave]`, which go to different accounts: stamped against what the node
     /// has read, sent back to back, their acknowledgements awaited together, then read back.
+    ///
+    /// A batch the servers refuse though it passed the node's checks is explained by reading
+    /// the stream on: another node's events make the checks fail now, with the error the
+    /// embedded engines give. If they still pass, another node's publish to the account was in
+    /// flight when this one arrived (the servers refuse an expected sequence while one is) and
+    /// did not land: the batch is stamped and sent again, a few times.
     async fn append_wave(
         &self,
         batches: &[AppendBatch<'_>],
         wave: std::ops::Range<usize>,
         results: &mut [Result<Appended, StoreError>],
     ) {
-        let outgoing = self.stage(batches, wave, results);
+        let mut pending: Vec<usize> = wave.collect();
+        for round in 0..=RESENDS {
+            let refused = self.send_all(batches, &pending, results).await;
+            if refused.is_empty() {
+                return;
+            }
+            let caught_up = match self.stream_end().await {
+                Ok(end) => self.read_up_to(end).await,
+                Err(error) => Err(error),
+            };
+            pending.clear();
+            for (index, why) in refused {
+                results[index] = match (&caught_up, self.recheck(&batches[index])) {
+                    (Err(error), _) => Err(error.clone()),
+                    (Ok(()), Err(error)) => Err(error),
+                    (Ok(()), Ok(())) if round < RESENDS => {
+                        pending.push(index);
+                        continue;
+                    }
+                    (Ok(()), Ok(())) => Err(StoreError::Io(format!("the NATS cluster refused the append: {why}"))),
+                };
+            }
+            if pending.is_empty() {
+                return;
+            }
+            tokio::time::sleep(RESEND_AFTER * (round + 1)).await;
+        }
+    }
+
+    /// Stamps and sends `batches[pending]`, awaits their acknowledgements and reads the stored
+    /// ones back; returns the ones the servers refused, with why.
+    async fn send_all(
+        &self,
+        batches: &[AppendBatch<'_>],
+        pending: &[usize],
+        results: &mut [Result<Appended, StoreError>],
+    ) -> Vec<(usize, String)> {
+        let outgoing = self.stage(batches, pending, results);
         let mut sent = Vec::with_capacity(outgoing.len());
         for batch in outgoing {
             match self.send(&batch).await {
@@ -351,12 +399,14 @@ impl Node {
             }
         }
         let mut last_stored = 0;
+        let mut stored = Vec::new();
         let mut refused = Vec::new();
         for (batch, ack) in sent {
             match self.acked(ack).await {
                 Acked::Stored(last) => {
                     last_stored = last_stored.max(last);
                     let count = batch.messages.len() as u64;
+                    stored.push(batch.index);
                     results[batch.index] = Ok(Appended {
                         first_version: batch.first_version,
                         first_position: last + 1 - count,
@@ -371,28 +421,11 @@ impl Node {
             && let Err(error) = self.read_up_to(last_stored).await
         {
             // Recorded, and durable; this node just cannot show them yet.
-            for result in results.iter_mut().filter(|r| r.is_ok()) {
-                *result = Err(error.clone());
+            for index in stored {
+                results[index] = Err(error.clone());
             }
         }
-        if refused.is_empty() {
-            return;
-        }
-        // Another node's events explain the refusal once this node has read them: the check
-        // that passed before then fails with the error the embedded engines give.
-        let caught_up = match self.stream_end().await {
-            Ok(end) => self.read_up_to(end).await,
-            Err(error) => Err(error),
-        };
-        for (index, why) in refused {
-            results[index] = Err(match &caught_up {
-                Err(error) => error.clone(),
-                Ok(()) => self
-                    .recheck(&batches[index])
-                    .err()
-                    .unwrap_or(StoreError::Io(format!("the NATS cluster refused the append: {why}"))),
-            });
-        }
+        refused
     }
 
     /// Checks and stamps the wave's batches against what the node has read: the contract's
@@ -400,7 +433,7 @@ impl Node {
     fn stage(
         &self,
         batches: &[AppendBatch<'_>],
-        wave: std::ops::Range<usize>,
+        wave: &[usize],
         results: &mut [Result<Appended, StoreError>],
     ) -> Vec<Outgoing> {
         let events = self.events();
@@ -408,7 +441,7 @@ impl Node {
             rapport_store::Staging::new(events.last_position(), events.latest_recorded_at()).unpositioned();
         let mut published: &MemoryEvents = &events;
         let mut outgoing = Vec::with_capacity(wave.len());
-        for index in wave {
+        for &index in wave {
             let batch = &batches[index];
             let subject_sequence = match events.head(batch.account_id) {
                 Ok(head) => head.map_or(0, |h| h.position),
