@@ -45,9 +45,9 @@ pub(crate) const BATCH_LEFT: &str = "Rapport-Batch-Left";
 /// limit of batches in flight per stream (50 by default).
 const BATCHES_IN_FLIGHT: usize = 32;
 
-/// Times a batch refused for another node's publish in flight, which then did not land, is
-/// sent again; and the pause before the first resend (doubled, tripled, ... for the next).
-const RESENDS: u32 = 5;
+/// The pause before a batch is sent again (doubled, tripled, ... up to twenty times for the
+/// next tries), when the servers refused it for another node's publish in flight or the stream
+/// had no leader.
 const RESEND_AFTER: Duration = Duration::from_millis(10);
 
 /// Where and how a node reaches its cluster.
@@ -319,6 +319,8 @@ enum Acked {
     /// Refused or dropped by the servers, though it passed the node's checks: another node got
     /// there first (a moved subject, a duplicate id), or something else the error says.
     Refused(String),
+    /// No server took it: the stream has no leader at the moment. Not stored.
+    NoLeader,
     /// No answer: stored or not.
     Unknown(StoreError),
 }
@@ -346,50 +348,67 @@ impl Node {
     /// the stream on: another node's events make the checks fail now, with the error the
     /// embedded engines give. If they still pass, another node's publish to the account was in
     /// flight when this one arrived (the servers refuse an expected sequence while one is) and
-    /// did not land: the batch is stamped and sent again, a few times.
+    /// did not land: the batch is stamped and sent again. So is a batch no server took because
+    /// the stream had no leader (one is being elected). Both for at most the acknowledgement
+    /// timeout.
     async fn append_wave(
         &self,
         batches: &[AppendBatch<'_>],
         wave: std::ops::Range<usize>,
         results: &mut [Result<Appended, StoreError>],
     ) {
+        let deadline = tokio::time::Instant::now() + self.ack_timeout;
         let mut pending: Vec<usize> = wave.collect();
-        for round in 0..=RESENDS {
-            let refused = self.send_all(batches, &pending, results).await;
-            if refused.is_empty() {
-                return;
-            }
-            let caught_up = match self.stream_end().await {
-                Ok(end) => self.read_up_to(end).await,
-                Err(error) => Err(error),
-            };
+        for round in 1u32.. {
+            let (refused, unled) = self.send_all(batches, &pending, results).await;
+            let last_round = tokio::time::Instant::now() >= deadline;
             pending.clear();
-            for (index, why) in refused {
-                results[index] = match (&caught_up, self.recheck(&batches[index])) {
-                    (Err(error), _) => Err(error.clone()),
-                    (Ok(()), Err(error)) => Err(error),
-                    (Ok(()), Ok(())) if round < RESENDS => {
-                        pending.push(index);
-                        continue;
-                    }
-                    (Ok(()), Ok(())) => Err(StoreError::Io(format!("the NATS cluster refused the append: {why}"))),
+            if !refused.is_empty() {
+                let caught_up = match self.stream_end().await {
+                    Ok(end) => self.read_up_to(end).await,
+                    Err(error) => Err(error),
                 };
+                for (index, why) in refused {
+                    results[index] = match (&caught_up, self.recheck(&batches[index])) {
+                        (Err(error), _) => Err(error.clone()),
+                        (Ok(()), Err(error)) => Err(error),
+                        (Ok(()), Ok(())) if !last_round => {
+                            pending.push(index);
+                            continue;
+                        }
+                        (Ok(()), Ok(())) => {
+                            Err(StoreError::Io(format!("the NATS cluster refused the append: {why}; retry")))
+                        }
+                    };
+                }
+            }
+            for index in unled {
+                if last_round {
+                    results[index] = Err(StoreError::Io(format!(
+                        "the NATS stream {} has had no leader for {:?} (is a quorum of its servers up?); nothing was \
+                         recorded; retry",
+                        self.stream, self.ack_timeout
+                    )));
+                } else {
+                    pending.push(index);
+                }
             }
             if pending.is_empty() {
                 return;
             }
-            tokio::time::sleep(RESEND_AFTER * (round + 1)).await;
+            tokio::time::sleep(RESEND_AFTER.saturating_mul(round).min(RESEND_AFTER * 20)).await;
         }
     }
 
     /// Stamps and sends `batches[pending]`, awaits their acknowledgements and reads the stored
-    /// ones back; returns the ones the servers refused, with why.
+    /// ones back; returns the ones the servers refused, with why, and the ones no server took
+    /// (the stream had no leader).
     async fn send_all(
         &self,
         batches: &[AppendBatch<'_>],
         pending: &[usize],
         results: &mut [Result<Appended, StoreError>],
-    ) -> Vec<(usize, String)> {
+    ) -> (Vec<(usize, String)>, Vec<usize>) {
         let outgoing = self.stage(batches, pending, results);
         let mut sent = Vec::with_capacity(outgoing.len());
         for batch in outgoing {
@@ -400,7 +419,7 @@ impl Node {
         }
         let mut last_stored = 0;
         let mut stored = Vec::new();
-        let mut refused = Vec::new();
+        let (mut refused, mut unled) = (Vec::new(), Vec::new());
         for (batch, ack) in sent {
             match self.acked(ack).await {
                 Acked::Stored(last) => {
@@ -414,6 +433,7 @@ impl Node {
                     });
                 }
                 Acked::Refused(why) => refused.push((batch.index, why)),
+                Acked::NoLeader => unled.push(batch.index),
                 Acked::Unknown(error) => results[batch.index] = Err(error),
             }
         }
@@ -425,7 +445,7 @@ impl Node {
                 results[index] = Err(error.clone());
             }
         }
-        refused
+        (refused, unled)
     }
 
     /// Checks and stamps the wave's batches against what the node has read: the contract's
@@ -536,10 +556,8 @@ impl Node {
                      recorded; a retry with the same event ids is safe",
                     self.ack_timeout
                 ))),
-                PublishErrorKind::StreamNotFound => Acked::Unknown(StoreError::Io(format!(
-                    "the NATS stream {} has no leader at the moment ({error}); retry",
-                    self.stream
-                ))),
+                // "No responders": no server listens for the stream's subjects just now.
+                PublishErrorKind::StreamNotFound => Acked::NoLeader,
                 _ => Acked::Refused(error.to_string()),
             },
         }
