@@ -9,7 +9,13 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::{
+    self,
+    consumer::{
+        DeliverPolicy,
+        pull::{Ordered, OrderedConfig},
+    },
+};
 use futures::StreamExt;
 use rapport_domain::Limits;
 use rapport_envelope::decode_envelope;
@@ -19,8 +25,8 @@ use tracing::{error, warn};
 use crate::log::{BATCH_LEFT, Node};
 use crate::stream::account_of_subject;
 
-/// How long the consumer waits before it is made again after a failure.
-const RETRY_AFTER: Duration = Duration::from_millis(250);
+/// How long a consumer waits before it is made again after a failure.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// Reads the stream into `node` until the stream holds what no Rapport log can.
 pub(crate) async fn follow(node: Arc<Node>) {
@@ -50,15 +56,7 @@ enum Stop {
 async fn read(node: &Node) -> Result<(), Stop> {
     let from = node.events().last_position() + 1;
     let retry = |e: &dyn std::fmt::Display| Stop::Retry(e.to_string());
-    let stream = node.js.get_stream_no_info(&node.stream).await.map_err(|e| retry(&e))?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
-            ..OrderedConfig::default()
-        })
-        .await
-        .map_err(|e| retry(&e))?;
-    let mut messages = consumer.messages().await.map_err(|e| retry(&e))?;
+    let mut messages = ordered(&node.js, &node.stream, from).await.map_err(Stop::Retry)?;
     let limits = Limits::for_recorded_events();
     // The events of an atomic batch read so far, shown once the batch is whole.
     let mut batch: Vec<StoredEvent> = Vec::new();
@@ -88,6 +86,20 @@ async fn read(node: &Node) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// The messages of `stream` from sequence `from` on, in order: an ordered consumer (ephemeral,
+/// without acknowledgements), which the client makes again at any gap.
+pub(crate) async fn ordered(js: &jetstream::Context, stream: &str, from: u64) -> Result<Ordered, String> {
+    let stream = js.get_stream_no_info(stream).await.map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
+            ..OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer.messages().await.map_err(|e| e.to_string())
 }
 
 /// Adds a whole batch to what the node has read, after checking each event's chain: its hash

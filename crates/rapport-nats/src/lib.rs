@@ -4,9 +4,11 @@
 //!   check a node makes of the stream it finds before it writes to it;
 //! - `log.rs`: the `EventLog` (see [`NatsLog`] for how the stream holds the log);
 //! - `follow.rs`: the consumer that reads the stream into the node, in order;
+//! - `client.rs`: the client's runtime and connection;
 //! - [`cluster`] (feature `cluster`): a cluster of real `nats-server`s on loopback ports for
 //!   tests.
 
+mod client;
 mod follow;
 mod log;
 pub mod stream;
