@@ -1,12 +1,12 @@
-//! The small tokio runtime a blocking handle on the cluster owns for its client, which lets
-//! its blocking methods wait for the network, and the connection to the cluster.
+//! What the log and the key stream share: the small tokio runtime each owns for its client,
+//! which lets their blocking methods wait for the network, and the connection to the cluster.
 
 use async_nats::jetstream;
 
 use crate::{NatsOptions, OpenError};
 
-/// A runtime owned by a blocking handle on the cluster ([`crate::NatsLog`]): its methods
-/// `block_on` it, so they can be called from any thread
+/// A runtime owned by a blocking handle on the cluster ([`crate::NatsLog`],
+/// [`crate::KeyStream`]): its methods `block_on` it, so they can be called from any thread
 /// that is not a runtime's worker (the server calls them from its writer thread and its
 /// blocking pool). Shut down, without waiting, when dropped.
 pub(crate) struct ClientRuntime(Option<tokio::runtime::Runtime>);

@@ -108,6 +108,32 @@ pub enum OpenError {
     /// The stream holds what is not a Rapport log.
     #[error(transparent)]
     Corrupt(StoreError),
+    /// The node's key store could not follow the cluster's key stream.
+    #[error("the key stream {stream} could not be followed into this node's key store: {why}")]
+    KeyStream {
+        /// The key stream.
+        stream: String,
+        /// What failed, and what to do.
+        why: String,
+    },
+    /// The node's key store holds keys that differ from the key stream's for the same
+    /// contacts: made on each side before keys were shared, so fields may be sealed under
+    /// either, and neither can replace the other.
+    #[error(
+        "this node's key store holds keys for {count} contacts (the first: subject {first}) that differ from the keys the \
+         key stream {stream} holds for them: each was made before keys were shared across the cluster, and fields may \
+         be sealed under either, so neither can replace the other; keep this key store (only it opens what was sealed \
+         under its keys), and to join the node anyway, start it on an empty data directory: fields sealed under its \
+         own keys for these contacts then read as forgotten"
+    )]
+    KeyConflict {
+        /// The key stream.
+        stream: String,
+        /// How many subjects differ.
+        count: usize,
+        /// The first of them.
+        first: rapport_keys::SubjectId,
+    },
 }
 
 /// Rapport's log on a JetStream stream: see the module's docs.
