@@ -11,6 +11,7 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ("rapport-domain", &["tokio", "tonic", "prost", "sled", "toml"], "the domain is pure: no I/O, wire or runtime"),
     ("rapport-projection", &["tokio", "tonic", "prost", "sled"], "projections are pure: rules, folds and scores"),
     ("rapport-store", &["tokio", "tonic", "prost", "sled"], "the storage contract knows no engine and no wire"),
+    ("rapport-keys", &["tokio", "async-nats", "tonic"], "the key store uses no network: its cluster is a trait"),
     ("rapport-wire", &["tokio", "tonic", "sled"], "conversion does no I/O and knows no transport"),
     ("rapport-server", &["sled", "tokio-postgres"], "the service is a library over the storage traits"),
     ("rapport", &["tokio-postgres"], "nothing of the product depends on the benchmark's peer"),

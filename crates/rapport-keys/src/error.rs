@@ -66,6 +66,22 @@ pub enum KeyError {
         /// The earlier failure.
         why: String,
     },
+    /// The cluster the store shares its keys with ([`crate::KeyCluster`]) could not agree on
+    /// keys or forget a subject: it was unreachable, too slow or broken. Its implementation
+    /// writes the message: which cluster, what failed and what to do.
+    #[error("{why}")]
+    Cluster {
+        /// The whole message.
+        why: String,
+    },
+    /// [`crate::KeyStore::rotate`] on a store that shares its keys with a cluster.
+    #[error(
+        "the master key cannot be rotated while the key store shares its keys with a cluster: the cluster holds every \
+         key wrapped under the master key all its nodes are given, so a node with a new one could no longer open \
+         them, nor the others its new keys; keep the master key (no scheduled rotation, no rotation after erasures \
+         on a node of a cluster): rotating a cluster's master key is not supported yet"
+    )]
+    SharedMasterKey,
     /// The operating system gave no random bytes for a key or a nonce.
     #[error("the operating system gave no random bytes for a new key: {source}")]
     Randomness {

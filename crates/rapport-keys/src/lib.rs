@@ -101,11 +101,34 @@
 //! matches `keyring.next` instead, the rotation committed and step 3 is finished; otherwise
 //! the master key is the wrong one and opening is refused.
 //!
+//! # Clusters
+//!
+//! Nodes that share one replicated log share their keys too, through a [`KeyCluster`]
+//! installed on each node's store ([`KeyStore::share_with`]; `rapport-nats` implements it on a
+//! JetStream stream). What travels is a key wrapped under the master key ([`WrappedKey`],
+//! the 60 bytes of a keyring slot), never the key: so every node of a cluster must be given
+//! the same master key file, and none of them may rotate it ([`KeyStore::rotate`] is refused
+//! while keys are shared). Each node keeps its own keyring, in the format above.
+//!
+//! - A key for a new subject is offered to the cluster before it is written
+//!   ([`KeyCluster::agree`]), and the key written is the one the cluster answers: the first
+//!   any node offered. Until it has answered, nothing is written and nothing handed out, so
+//!   two nodes making a key for one subject at once end with one key, and no crash leaves a
+//!   key here that the cluster does not hold.
+//! - A subject is forgotten in the cluster first ([`KeyCluster::forget`]), then here; a
+//!   failure of the cluster leaves the erasure pending here, to be retried.
+//! - A node follows the cluster into its store with [`KeyStore::adopt`]: keys it has not got
+//!   are written (checked under the master key first), tombstones forget. Keys a store held
+//!   before it shared them are offered with [`KeyStore::subjects`] and [`KeyStore::wrapped`].
+//!
+//! With no cluster installed, nothing of this happens, and the store's files are as they were.
+//!
 //! # Logs
 //!
 //! Logs name subjects, slots and paths, never key material: no type here that holds a key
 //! prints it.
 
+mod cluster;
 mod error;
 mod format;
 mod master;
@@ -113,8 +136,9 @@ mod seal;
 mod store;
 mod subject;
 
+pub use cluster::{KeyCluster, SharedKey};
 pub use error::KeyError;
-pub use master::MasterKey;
+pub use master::{MasterKey, WrappedKey};
 pub use seal::{FieldKey, SCHEME, Unreadable, open, seal};
 #[doc(hidden)]
 pub use store::RotationStep;

@@ -17,6 +17,38 @@ use crate::{DataKey, KeyError, SubjectId};
 /// A wrapped data key: nonce (12) ‖ ciphertext (32) ‖ tag (16).
 pub(crate) const WRAPPED_LEN: usize = 12 + 32 + 16;
 
+/// A data key wrapped under the master key, byte for byte as a keyring slot holds it: nonce
+/// (12) ‖ AES-256-GCM-SIV ciphertext of the key and its tag (48), the subject's id as the
+/// associated data.
+///
+/// It opens only under the master key that wrapped it, and only for its subject. That is what
+/// lets it travel: the nodes of a cluster, all given the same master key file, share their keys
+/// as wrapped keys ([`crate::KeyCluster`]), and never as the keys themselves. Its `Debug` shows
+/// no bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct WrappedKey(pub(crate) [u8; WRAPPED_LEN]);
+
+impl WrappedKey {
+    /// A wrapped key's length in bytes.
+    pub const LEN: usize = WRAPPED_LEN;
+
+    /// A wrapped key from its bytes (as another node sent them).
+    pub fn from_bytes(bytes: [u8; WrappedKey::LEN]) -> WrappedKey {
+        WrappedKey(bytes)
+    }
+
+    /// Its bytes, to send to other nodes.
+    pub fn as_bytes(&self) -> &[u8; WrappedKey::LEN] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WrappedKey(..)")
+    }
+}
+
 /// The longest master key file read: 64 digits with room for whitespace around them. A longer
 /// file is not a master key file, and is not read into memory.
 const MAX_FILE_LEN: u64 = 4096;

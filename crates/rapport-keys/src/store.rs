@@ -16,8 +16,8 @@ use tracing::{info, warn};
 
 use crate::error::io_error;
 use crate::format::{self, Decoded, HEADER_LEN, SLOT_LEN, Slot, SlotKind, slot_offset};
-use crate::master::sync_directory;
-use crate::{DataKey, KeyError, MasterKey, SubjectId};
+use crate::master::{WRAPPED_LEN, sync_directory};
+use crate::{DataKey, KeyCluster, KeyError, MasterKey, SubjectId};
 
 const LOCK_FILE: &str = "LOCK";
 const KEYRING_FILE: &str = "keyring";
@@ -102,13 +102,18 @@ pub struct KeyStore {
     syncs: Mutex<Syncs>,
     /// Slots written to the keyring so far (synced or not): what a sync started now covers.
     written: AtomicU64,
+    /// The cluster the keys are shared with, if any ([`KeyStore::share_with`]).
+    cluster: RwLock<Option<Arc<dyn KeyCluster>>>,
     /// Held (locked) while the store is open.
     _lock: File,
 }
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("KeyStore")
+            .field("dir", &self.dir)
+            .field("shared", &self.cluster().is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -220,6 +225,7 @@ impl KeyStore {
                 failed: None,
                 unsynced: HashMap::new(),
             }),
+            cluster: RwLock::new(None),
             _lock: lock,
         };
         let counts = store.counts();
@@ -260,6 +266,14 @@ impl KeyStore {
     /// of the returned mark has returned. Nothing sealed under them may be made durable before
     /// that: a log writer calls it before it writes the events, so that one sync covers the
     /// keys of a whole group of appends.
+    ///
+    /// With a cluster installed ([`KeyStore::share_with`]), the keys of subjects new to this
+    /// store are agreed with it first ([`KeyCluster::agree`]), without holding the store's
+    /// locks while it answers, and the key written is the one it answered, which may be
+    /// another node's. A key is written here, or handed out, only once the cluster holds it, so
+    /// no node ever seals under a key another node does not get, and a crash at any point
+    /// leaves nothing to reconcile. A subject the cluster has forgotten is refused as a
+    /// forgotten one is here.
     pub fn keys_or_create_unsynced(
         &self,
         subjects: &[SubjectId],
@@ -267,58 +281,77 @@ impl KeyStore {
         if let Lookup::Found(keys) = self.lookup(subjects)? {
             return Ok((keys, KeysWritten(0)));
         }
-        let (keys, durable_at) = {
-            let mut writer = self.writer();
-            writer.refuse_if_failed(&self.dir)?;
-            // Looked up again under the writer, with the keys written and not yet synced: a
-            // caller before this one may have made some of these keys while this one waited,
-            // and they must not get a second key.
-            let mut found: Vec<Option<Arc<DataKey>>> = Vec::with_capacity(subjects.len());
-            let mut durable_at = 0;
-            let mut missing = Vec::new();
-            {
-                let keys = self.keys();
-                for (index, subject) in subjects.iter().enumerate() {
-                    match (keys.subjects.get(subject), writer.unsynced.get(subject)) {
-                        (Some(Entry::Live { key, .. }), _) => found.push(Some(Arc::clone(key))),
-                        (Some(Entry::Forgotten), _) => return Err(KeyError::Forgotten { index }),
-                        (None, Some((key, slot))) => {
-                            durable_at = durable_at.max(slot + 1);
-                            found.push(Some(Arc::clone(key)));
-                        }
-                        (None, None) => {
-                            if !missing.contains(subject) {
-                                missing.push(*subject);
-                            }
-                            found.push(None);
-                        }
-                    }
-                }
-            }
-            let mut made = Vec::with_capacity(missing.len());
-            let mut bytes = Vec::with_capacity(missing.len() * SLOT_LEN as usize);
-            for subject in missing {
+        match self.cluster() {
+            None => self.create(subjects, |writer, subject| {
                 let key = Arc::new(DataKey::generate()?);
-                let wrapped = writer.master.wrap(&subject, &key)?;
-                bytes.extend_from_slice(&format::encode_slot(SlotKind::Live, &subject, Some(&wrapped)));
-                made.push((subject, key));
+                let wrapped = writer.master.wrap(subject, &key)?;
+                Ok((key, wrapped))
+            }),
+            Some(cluster) => {
+                let mut agreed = self.agree(cluster.as_ref(), subjects)?;
+                self.create(subjects, |writer, subject| agreed.take(&writer.master, &self.master_path, subject))
             }
-            if !made.is_empty() {
-                let first = writer.write(&self.keyring_path, &bytes)?;
-                self.written.store(writer.slots, Ordering::Release);
-                durable_at = writer.slots;
-                for (slot, (subject, key)) in (first..).zip(made) {
-                    writer.unsynced.insert(subject, (key, slot));
+        }
+    }
+
+    /// Writes a key for each of `subjects` that has none yet, `make` giving it (the key and its
+    /// wrapped bytes), in one write to the keyring; returns every subject's key.
+    fn create(
+        &self,
+        subjects: &[SubjectId],
+        mut make: impl FnMut(&Writer, &SubjectId) -> Result<(Arc<DataKey>, [u8; WRAPPED_LEN]), KeyError>,
+    ) -> Result<(Vec<Arc<DataKey>>, KeysWritten), KeyError> {
+        let mut writer = self.writer();
+        writer.refuse_if_failed(&self.dir)?;
+        let Resolved { found, mut durable_at, missing } = self.resolve(&writer, subjects)?;
+        let mut made = Vec::with_capacity(missing.len());
+        let mut bytes = Vec::with_capacity(missing.len() * SLOT_LEN as usize);
+        for subject in missing {
+            let (key, wrapped) = make(&writer, &subject)?;
+            bytes.extend_from_slice(&format::encode_slot(SlotKind::Live, &subject, Some(&wrapped)));
+            made.push((subject, key));
+        }
+        if !made.is_empty() {
+            let first = writer.write(&self.keyring_path, &bytes)?;
+            self.written.store(writer.slots, Ordering::Release);
+            durable_at = writer.slots;
+            for (slot, (subject, key)) in (first..).zip(made) {
+                writer.unsynced.insert(subject, (key, slot));
+            }
+        }
+        let keys: Vec<Arc<DataKey>> = subjects
+            .iter()
+            .zip(found)
+            .filter_map(|(subject, key)| key.or_else(|| writer.unsynced.get(subject).map(|(k, _)| Arc::clone(k))))
+            .collect();
+        Ok((keys, KeysWritten(durable_at)))
+    }
+
+    /// Looks `subjects` up again under the writer, with the keys written and not yet synced: a
+    /// caller before this one may have made some of these keys while this one waited, and they
+    /// must not get a second key. A forgotten subject is `Err(KeyError::Forgotten { index })`.
+    fn resolve(&self, writer: &Writer, subjects: &[SubjectId]) -> Result<Resolved, KeyError> {
+        let mut found: Vec<Option<Arc<DataKey>>> = Vec::with_capacity(subjects.len());
+        let mut durable_at = 0;
+        let mut missing = Vec::new();
+        let keys = self.keys();
+        for (index, subject) in subjects.iter().enumerate() {
+            match (keys.subjects.get(subject), writer.unsynced.get(subject)) {
+                (Some(Entry::Live { key, .. }), _) => found.push(Some(Arc::clone(key))),
+                (Some(Entry::Forgotten), _) => return Err(KeyError::Forgotten { index }),
+                (None, Some((key, slot))) => {
+                    durable_at = durable_at.max(slot + 1);
+                    found.push(Some(Arc::clone(key)));
+                }
+                (None, None) => {
+                    if !missing.contains(subject) {
+                        missing.push(*subject);
+                    }
+                    found.push(None);
                 }
             }
-            let keys: Vec<Arc<DataKey>> = subjects
-                .iter()
-                .zip(found)
-                .filter_map(|(subject, key)| key.or_else(|| writer.unsynced.get(subject).map(|(k, _)| Arc::clone(k))))
-                .collect();
-            (keys, durable_at)
-        };
-        Ok((keys, KeysWritten(durable_at)))
+        }
+        Ok(Resolved { found, durable_at, missing })
     }
 
     /// Makes the keys behind `written` durable, and visible to readers. Callers that wrote
@@ -409,29 +442,68 @@ impl KeyStore {
     /// [`KeyStore::keys_or_create`] refuses the subject from then on. Any intent for the
     /// subject is settled. Idempotent; an Unknown subject gets a tombstone, so it can never
     /// get a key later.
+    ///
+    /// With a cluster installed, the subject is forgotten on every node first
+    /// ([`KeyCluster::forget`]), and only then here: if the cluster fails, nothing here has
+    /// changed, an intent [`KeyStore::begin_forget`] recorded stays pending, and a retry (or
+    /// the settling of pending erasures at the next start) runs both again. The other way
+    /// round, the retry would find the subject forgotten here and stop, and the other nodes
+    /// would keep the key.
     pub fn forget(&self, subject: &SubjectId) -> Result<(), KeyError> {
+        if let Some(cluster) = self.cluster() {
+            cluster.forget(subject)?;
+        }
         let mut writer = self.writer();
         self.settle_unsynced(&mut writer)?;
         if matches!(self.keys().subjects.get(subject), Some(Entry::Forgotten)) {
             return Ok(());
         }
         writer.refuse_if_failed(&self.dir)?;
-        let tombstone = format::encode_slot(SlotKind::Forgotten, subject, None);
-        writer.append(&self.keyring_path, &tombstone)?;
-        let previous = {
-            let mut keys = self.keys_mut();
-            keys.pending.remove(subject);
-            keys.subjects.insert(*subject, Entry::Forgotten)
-        };
-        let mut slots: Vec<u64> =
-            writer.superseded.iter().filter(|(s, _)| s == subject).map(|&(_, slot)| slot).collect();
-        writer.superseded.retain(|(s, _)| s != subject);
-        if let Some(Entry::Live { slot, .. }) = previous {
-            slots.push(slot);
+        self.record(&mut writer, Vec::new(), &[*subject])
+    }
+
+    /// Records new keys (`live`: each subject, its key and its wrapped bytes) and deletes the
+    /// keys of `forgotten` subjects, as [`KeyStore::forget`] does: the new Live slots and the
+    /// tombstones appended in one write and synced, published to readers, and then the old Live
+    /// slots of the forgotten subjects overwritten in place and synced. No subject is in both.
+    fn record(
+        &self,
+        writer: &mut Writer,
+        live: Vec<(SubjectId, Arc<DataKey>, [u8; WRAPPED_LEN])>,
+        forgotten: &[SubjectId],
+    ) -> Result<(), KeyError> {
+        let tombstones: Vec<[u8; SLOT_LEN as usize]> =
+            forgotten.iter().map(|subject| format::encode_slot(SlotKind::Forgotten, subject, None)).collect();
+        let mut bytes = Vec::with_capacity((live.len() + forgotten.len()) * SLOT_LEN as usize);
+        for (subject, _, wrapped) in &live {
+            bytes.extend_from_slice(&format::encode_slot(SlotKind::Live, subject, Some(wrapped)));
         }
-        // `previous` holds the key: dropped here, zeroed unless a caller still holds it.
+        for tombstone in &tombstones {
+            bytes.extend_from_slice(tombstone);
+        }
+        let first = writer.append(&self.keyring_path, &bytes)?;
+        let mut stale: Vec<(u64, [u8; SLOT_LEN as usize])> = Vec::new();
+        let mut previous = Vec::new();
+        {
+            let mut keys = self.keys_mut();
+            for (slot, (subject, key, _)) in (first..).zip(live) {
+                keys.subjects.insert(subject, Entry::Live { key, slot });
+            }
+            for (subject, tombstone) in forgotten.iter().zip(&tombstones) {
+                keys.pending.remove(subject);
+                if let Some(Entry::Live { key, slot }) = keys.subjects.insert(*subject, Entry::Forgotten) {
+                    stale.push((slot, *tombstone));
+                    previous.push(key);
+                }
+            }
+        }
+        for (subject, tombstone) in forgotten.iter().zip(&tombstones) {
+            stale.extend(writer.superseded.iter().filter(|(s, _)| s == subject).map(|&(_, slot)| (slot, *tombstone)));
+            writer.superseded.retain(|(s, _)| s != subject);
+        }
+        // `previous` holds the keys: dropped here, each zeroed unless a caller still holds it.
         drop(previous);
-        writer.overwrite(&self.keyring_path, &slots, &tombstone)
+        writer.overwrite(&self.keyring_path, &stale)
     }
 
     /// Drops an intent without forgetting (the erasure was never recorded): an IntentSettled
@@ -459,7 +531,9 @@ impl KeyStore {
     /// master key, which replaces the old one's file; tombstones and pending intents are kept.
     /// Returns the path the new master key was written to: the file the master key came from,
     /// the operator's `--master-key-file` included, which must be backed up again. Key
-    /// creation and erasure wait meanwhile; readers do not.
+    /// creation and erasure wait meanwhile; readers do not. Refused with
+    /// [`KeyError::SharedMasterKey`] while the store shares its keys with a cluster
+    /// ([`KeyStore::share_with`]), whose nodes all unwrap them with the same master key.
     pub fn rotate(&self) -> Result<PathBuf, KeyError> {
         self.rotate_until(RotationStep::Done)
     }
@@ -468,6 +542,9 @@ impl KeyStore {
     /// tests; a store stopped early takes no more changes and must be reopened.
     #[doc(hidden)]
     pub fn rotate_until(&self, stop: RotationStep) -> Result<PathBuf, KeyError> {
+        if self.cluster().is_some() {
+            return Err(KeyError::SharedMasterKey);
+        }
         let mut writer = self.writer();
         self.settle_unsynced(&mut writer)?;
         writer.refuse_if_failed(&self.dir)?;
@@ -645,6 +722,16 @@ enum Lookup {
     Missing,
 }
 
+/// `subjects` looked up under the writer ([`KeyStore::resolve`]).
+struct Resolved {
+    /// Each subject's key, if it has one (durable or not).
+    found: Vec<Option<Arc<DataKey>>>,
+    /// How far the keyring must be durable for the keys found unsynced.
+    durable_at: u64,
+    /// The subjects that have no key, each once.
+    missing: Vec<SubjectId>,
+}
+
 impl Writer {
     fn refuse_if_failed(&self, dir: &Path) -> Result<(), KeyError> {
         match &self.failed {
@@ -684,13 +771,13 @@ impl Writer {
         Ok(first)
     }
 
-    /// Overwrites `slots` in place with `slot` and syncs them (nothing when there are none).
-    /// A failure fails the store.
-    fn overwrite(&mut self, path: &Path, slots: &[u64], slot: &[u8; SLOT_LEN as usize]) -> Result<(), KeyError> {
+    /// Overwrites each of `slots` in place with its new bytes and syncs them (nothing when
+    /// there are none). A failure fails the store.
+    fn overwrite(&mut self, path: &Path, slots: &[(u64, [u8; SLOT_LEN as usize])]) -> Result<(), KeyError> {
         if slots.is_empty() {
             return Ok(());
         }
-        let written = overwrite_slots(&self.file, path, slots, slot);
+        let written = overwrite_slots(&self.file, path, slots);
         if let Err(e) = written {
             self.failed = Some(e.to_string());
             return Err(e);
@@ -699,9 +786,9 @@ impl Writer {
     }
 }
 
-fn overwrite_slots(file: &File, path: &Path, slots: &[u64], slot: &[u8; SLOT_LEN as usize]) -> Result<(), KeyError> {
-    for &index in slots {
-        file.write_all_at(slot, slot_offset(index)).map_err(io_error(path, "overwriting a slot of"))?;
+fn overwrite_slots(file: &File, path: &Path, slots: &[(u64, [u8; SLOT_LEN as usize])]) -> Result<(), KeyError> {
+    for (index, slot) in slots {
+        file.write_all_at(slot, slot_offset(*index)).map_err(io_error(path, "overwriting a slot of"))?;
     }
     file.sync_data().map_err(io_error(path, "syncing"))
 }
@@ -984,5 +1071,6 @@ impl Scan {
     }
 }
 
+mod shared;
 #[cfg(test)]
 mod tests;

@@ -156,6 +156,12 @@ impl Cluster {
         self.nodes.iter().position(|n| n.name == leader)
     }
 
+    /// The directory that holds every node's configuration, log and JetStream store
+    /// (`<dir>/n1`, …), for tests that read what the servers keep on disk.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The node's log, for a failing test to show.
     pub fn log(&self, index: usize) -> String {
         fs::read_to_string(&self.nodes[index].log).unwrap_or_default()

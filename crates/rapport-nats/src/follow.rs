@@ -2,17 +2,19 @@
 //! whole batch at a time, checking each event as the log's invariants require, and tells the
 //! watchers of every batch it adds.
 //!
-//! It is an ephemeral pull consumer without acknowledgements, on the stream's leader, with idle
-//! heartbeats every [`HEARTBEAT`]: when it fails, falls silent (its leader died, say) or skips
-//! a sequence, it is made again from the position after the last one read, so the node never
-//! skips or repeats an event and a new leader is found within two heartbeats. (The client's own
-//! ordered consumer does the same, but notices a dead leader only after 30 s.)
+//! It reads through [`ordered`], which the key stream's follower shares: when the consumer
+//! fails, falls silent (its leader died, say) or skips a sequence, it is made again from the
+//! position after the last one read, so the node never skips or repeats an event and a new
+//! leader is found within two heartbeats.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-use futures::StreamExt;
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+};
+use futures::{Stream, StreamExt};
 use rapport_domain::Limits;
 use rapport_envelope::decode_envelope;
 use rapport_store::{GENESIS_HASH, StoreError, StoredEvent};
@@ -21,8 +23,8 @@ use tracing::{error, warn};
 use crate::log::{BATCH_LEFT, Node};
 use crate::stream::account_of_subject;
 
-/// How long the consumer waits before it is made again after a failure.
-const RETRY_AFTER: Duration = Duration::from_millis(250);
+/// How long a consumer waits before it is made again after a failure.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// How often the servers tell an idle consumer they are there; two missed, and it is made again.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -74,32 +76,12 @@ enum Stop {
 async fn read(node: &Node) -> Result<(), Stop> {
     let from = node.events().last_position() + 1;
     let retry = |e: &dyn std::fmt::Display| Stop::Retry(e.to_string());
-    let stream = node.js.get_stream_no_info(&node.stream).await.map_err(|e| retry(&e))?;
-    let consumer = stream
-        .create_consumer(pull::Config {
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
-            ack_policy: AckPolicy::None,
-            // Gone by itself soon after this node stops asking (a replacement, a node stopped).
-            inactive_threshold: Duration::from_secs(30),
-            num_replicas: 1,
-            memory_storage: true,
-            ..pull::Config::default()
-        })
-        .await
-        .map_err(|e| retry(&e))?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(512)
-        .heartbeat(HEARTBEAT)
-        .expires(HEARTBEAT * 10)
-        .messages()
-        .await
-        .map_err(|e| retry(&e))?;
+    let mut messages = ordered(&node.js, &node.stream, from).await.map_err(Stop::Retry)?;
     let limits = Limits::for_recorded_events();
     // The events of an atomic batch read so far, shown once the batch is whole.
     let mut batch: Vec<StoredEvent> = Vec::new();
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| retry(&e))?;
+        let message = message.map_err(Stop::Retry)?;
         let sequence = message.info().map_err(|e| retry(&e))?.stream_sequence;
         let corrupt =
             |what: String| Stop::Broken(StoreError::Corrupt(format!("the message at sequence {sequence} {what}")));
@@ -125,6 +107,50 @@ async fn read(node: &Node) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// The messages of `stream` from sequence `from` on, in order: an ephemeral pull consumer
+/// without acknowledgements, on the stream's leader, with idle heartbeats every [`HEARTBEAT`].
+/// It ends with an error when it fails, when two heartbeats go missing (a dead leader) or when
+/// its own delivery sequence skips (a message dropped on the way), and the caller makes it
+/// again from where it stopped. (The client's ordered consumer does the same, but notices a
+/// dead leader only after 30 s.)
+pub(crate) async fn ordered(
+    js: &jetstream::Context,
+    stream: &str,
+    from: u64,
+) -> Result<impl Stream<Item = Result<jetstream::Message, String>> + Unpin, String> {
+    let stream = js.get_stream_no_info(stream).await.map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
+            ack_policy: AckPolicy::None,
+            // Gone by itself soon after this node stops asking (a replacement, a node stopped).
+            inactive_threshold: Duration::from_secs(30),
+            num_replicas: 1,
+            memory_storage: true,
+            ..pull::Config::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(512)
+        .heartbeat(HEARTBEAT)
+        .expires(HEARTBEAT * 10)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut delivered = 0;
+    Ok(messages.map(move |message| {
+        let message = message.map_err(|e| e.to_string())?;
+        let sequence = message.info().map_err(|e| e.to_string())?.consumer_sequence;
+        if sequence != delivered + 1 {
+            return Err(format!("the consumer skipped from delivery {delivered} to {sequence}"));
+        }
+        delivered = sequence;
+        Ok(message)
+    }))
 }
 
 /// Adds a whole batch to what the node has read, after checking each event's chain: its hash

@@ -34,6 +34,7 @@ use rapport_store::{AppendBatch, Appended, Direction, EventLog, MemoryEvents, St
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::client::{self, ClientRuntime};
 use crate::follow::follow;
 use crate::stream::{self, DEFAULT_STREAM, MIN_REPLICAS, UnsafeStream, account_subject};
 
@@ -85,6 +86,11 @@ impl NatsOptions {
             ack_timeout: Duration::from_secs(5),
         }
     }
+
+    /// The cluster could not be reached or did not answer: `why`.
+    pub(crate) fn unreachable(&self, why: String) -> OpenError {
+        OpenError::Unreachable { servers: self.servers.join(","), why }
+    }
 }
 
 /// Why a node could not start on its cluster.
@@ -107,6 +113,32 @@ pub enum OpenError {
     /// The stream holds what is not a Rapport log.
     #[error(transparent)]
     Corrupt(StoreError),
+    /// The node's key store could not follow the cluster's key stream.
+    #[error("the key stream {stream} could not be followed into this node's key store: {why}")]
+    KeyStream {
+        /// The key stream.
+        stream: String,
+        /// What failed, and what to do.
+        why: String,
+    },
+    /// The node's key store holds keys that differ from the key stream's for the same
+    /// contacts: made on each side before keys were shared, so fields may be sealed under
+    /// either, and neither can replace the other.
+    #[error(
+        "this node's key store holds keys for {count} contacts (the first: subject {first}) that differ from the keys the \
+         key stream {stream} holds for them: each was made before keys were shared across the cluster, and fields may \
+         be sealed under either, so neither can replace the other; keep this key store (only it opens what was sealed \
+         under its keys), and to join the node anyway, start it on an empty data directory: fields sealed under its \
+         own keys for these contacts then read as forgotten"
+    )]
+    KeyConflict {
+        /// The key stream.
+        stream: String,
+        /// How many subjects differ.
+        count: usize,
+        /// The first of them.
+        first: rapport_keys::SubjectId,
+    },
 }
 
 /// Rapport's log on a JetStream stream: see the module's docs.
@@ -115,7 +147,7 @@ pub enum OpenError {
 /// `EventLog` methods, which are blocking, can be called from any thread that is not a
 /// runtime's worker (the server calls them from its writer thread and its blocking pool).
 pub struct NatsLog {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: ClientRuntime,
     node: Arc<Node>,
 }
 
@@ -190,17 +222,10 @@ impl NatsLog {
     /// could lose events, and reads it to its end before it returns. Blocks: call it from a
     /// thread that is not a runtime's worker.
     pub fn open(options: &NatsOptions) -> Result<NatsLog, OpenError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("rapport-nats")
-            .enable_all()
-            .build()
-            .map_err(|e| OpenError::Options(format!("could not start the NATS client's runtime: {e}")))?;
+        let runtime = ClientRuntime::new("rapport-nats")?;
         let node = runtime.block_on(connect(options))?;
         let node = Arc::new(node);
-        let stream_end = runtime
-            .block_on(node.stream_end())
-            .map_err(|e| OpenError::Unreachable { servers: options.servers.join(","), why: e.to_string() })?;
+        let stream_end = runtime.block_on(node.stream_end()).map_err(|e| options.unreachable(e.to_string()))?;
         runtime.spawn(follow(Arc::clone(&node)));
         // Reading a long stream takes a while; a consumer that stops making progress is waited
         // for no longer than an acknowledgement.
@@ -215,15 +240,14 @@ impl NatsLog {
                     return Err(OpenError::Corrupt(broken));
                 }
                 if tokio::time::timeout(options.ack_timeout, read.changed()).await.is_err() && *read.borrow() == at {
-                    return Err(OpenError::Unreachable {
-                        servers: options.servers.join(","),
-                        why: format!("the stream could not be read past position {at} of {stream_end}"),
-                    });
+                    return Err(
+                        options.unreachable(format!("the stream could not be read past position {at} of {stream_end}"))
+                    );
                 }
             }
         })?;
         info!(stream = %node.stream, events = stream_end, "read the NATS stream");
-        Ok(NatsLog { runtime: Some(runtime), node })
+        Ok(NatsLog { runtime, node })
     }
 
     /// The stream's name and when it was made, as the servers report them: another stream, or
@@ -231,61 +255,15 @@ impl NatsLog {
     pub fn stream_identity(&self) -> String {
         self.node.identity.clone()
     }
-
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        match &self.runtime {
-            Some(runtime) => runtime.block_on(future),
-            // Only `drop` takes the runtime.
-            None => unreachable!("the NATS log's runtime is gone before the log"),
-        }
-    }
-}
-
-impl Drop for NatsLog {
-    fn drop(&mut self) {
-        // The log may be dropped on a runtime's thread, where a runtime cannot be waited for.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
 }
 
 async fn connect(options: &NatsOptions) -> Result<Node, OpenError> {
-    if options.servers.is_empty() {
-        return Err(OpenError::Options("--nats-url names no server (nats://host:port, comma-separated)".into()));
-    }
-    let servers: Vec<async_nats::ServerAddr> = options
-        .servers
-        .iter()
-        .map(|url| url.parse().map_err(|e| OpenError::Options(format!("--nats-url: {url:?} is not a server URL: {e}"))))
-        .collect::<Result<_, _>>()?;
-    let unreachable = |why: String| OpenError::Unreachable { servers: options.servers.join(","), why };
-    let mut connect = async_nats::ConnectOptions::new().name("rapport").retry_on_initial_connect();
-    if let Some(credentials) = &options.credentials {
-        connect = connect.credentials_file(credentials).await.map_err(|e| {
-            OpenError::Options(format!("--nats-creds {}: the credentials do not load: {e}", credentials.display()))
-        })?;
-    }
-    if let Some(ca) = &options.tls_ca {
-        connect = connect.add_root_certificates(ca.clone()).require_tls(true);
-    }
-    if let Some((cert, key)) = &options.tls_client {
-        connect = connect.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
-    }
-    let client = tokio::time::timeout(options.ack_timeout * 4, connect.connect(servers))
-        .await
-        .map_err(|_| unreachable("no server answered".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let js = jetstream::context::ContextBuilder::new()
-        .timeout(options.ack_timeout)
-        .max_ack_inflight(16_384)
-        .backpressure_on_inflight(true)
-        .build(client.clone());
+    let (client, js) = client::connect(options).await?;
     let mut stream = js
         .get_or_create_stream(stream::config(&options.stream, options.replicas))
         .await
-        .map_err(|e| unreachable(format!("the stream {} could not be found or made: {e}", options.stream)))?;
-    let info = stream.info().await.map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| options.unreachable(format!("the stream {} could not be found or made: {e}", options.stream)))?;
+    let info = stream.info().await.map_err(|e| options.unreachable(e.to_string()))?;
     stream::check(&info.config)?;
     let (read_up_to, _) = watch::channel(0);
     Ok(Node {
@@ -589,7 +567,7 @@ fn wave_end(batches: &[AppendBatch<'_>], start: usize) -> usize {
 
 impl EventLog for NatsLog {
     fn append_all(&self, batches: &[AppendBatch<'_>]) -> Vec<Result<Appended, StoreError>> {
-        self.block_on(self.node.append_all(batches))
+        self.runtime.block_on(self.node.append_all(batches))
     }
 
     /// Nothing to do: an append returns once a quorum of the servers has acknowledged it, and

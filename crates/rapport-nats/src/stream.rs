@@ -91,38 +91,49 @@ pub struct UnsafeStream {
 
 /// Checks a stream's configuration (as the server reports it) before Rapport writes to it.
 pub fn check(config: &Config) -> Result<(), UnsafeStream> {
-    let unsafe_stream = |setting, found: String, needed: &str, why| UnsafeStream {
-        stream: config.name.clone(),
-        setting,
-        found,
-        needed: needed.to_owned(),
-        why,
-    };
+    check_kept(config)?;
+    if !config.deny_delete {
+        return Err(unsafe_setting(config, "deny_delete", "false", "true", "a deleted message would be a lost event"));
+    }
+    if !config.deny_purge {
+        return Err(unsafe_setting(config, "deny_purge", "false", "true", "a purge would remove events"));
+    }
+    if !config.allow_atomic_publish {
+        return Err(unsafe_setting(
+            config,
+            "allow_atomic",
+            "false",
+            "true",
+            "a multi-event append would not be all or nothing",
+        ));
+    }
+    check_subjects(config, &subjects(&config.name), "Rapport's appends would not land in it")
+}
+
+/// The checks every stream Rapport keeps something in must pass (its log, its keys): on
+/// files, replicated, kept whatever is consumed, without limits or rollups, and writable.
+pub(crate) fn check_kept(config: &Config) -> Result<(), UnsafeStream> {
     // A limit the server reports as -1 (or 0, before it normalises it) is no limit.
     let limited = |value: i64| value > 0;
     if config.storage != StorageType::File {
-        return Err(unsafe_stream("storage", "memory".into(), "file", "a restart of the servers loses every event"));
+        return Err(unsafe_setting(config, "storage", "memory", "file", "a restart of the servers loses all it holds"));
     }
     if config.num_replicas < MIN_REPLICAS {
-        return Err(unsafe_stream(
+        return Err(unsafe_setting(
+            config,
             "num_replicas",
-            config.num_replicas.to_string(),
+            &config.num_replicas.to_string(),
             "3 or more",
-            "the loss of one server's disk can lose acknowledged events",
+            "the loss of one server's disk can lose acknowledged writes",
         ));
     }
-    if !config.deny_delete {
-        return Err(unsafe_stream("deny_delete", "false".into(), "true", "a deleted message would be a lost event"));
-    }
-    if !config.deny_purge {
-        return Err(unsafe_stream("deny_purge", "false".into(), "true", "a purge would remove events"));
-    }
     if config.retention != RetentionPolicy::Limits {
-        return Err(unsafe_stream(
+        return Err(unsafe_setting(
+            config,
             "retention",
-            format!("{:?}", config.retention).to_lowercase(),
+            &format!("{:?}", config.retention).to_lowercase(),
             "limits",
-            "the server would remove events once consumed",
+            "the server would remove messages once consumed",
         ));
     }
     let limits = [
@@ -133,36 +144,44 @@ pub fn check(config: &Config) -> Result<(), UnsafeStream> {
     ];
     for (setting, value, found) in limits {
         if limited(value) {
-            return Err(unsafe_stream(setting, found, "no limit", "the server would remove the oldest events"));
+            return Err(unsafe_setting(
+                config,
+                setting,
+                &found,
+                "no limit",
+                "the server would remove the oldest messages",
+            ));
         }
     }
     if config.allow_rollup {
-        return Err(unsafe_stream("allow_rollup", "true".into(), "false", "a rollup purges a subject's events"));
+        return Err(unsafe_setting(config, "allow_rollup", "true", "false", "a rollup purges a subject's messages"));
     }
     if config.sealed {
-        return Err(unsafe_stream("sealed", "true".into(), "false", "a sealed stream takes no appends"));
+        return Err(unsafe_setting(config, "sealed", "true", "false", "a sealed stream takes no writes"));
     }
     if config.mirror.is_some() {
-        return Err(unsafe_stream("mirror", "set".into(), "none", "a mirror cannot be written to"));
-    }
-    if !config.allow_atomic_publish {
-        return Err(unsafe_stream(
-            "allow_atomic",
-            "false".into(),
-            "true",
-            "a multi-event append would not be all or nothing",
-        ));
-    }
-    if !config.subjects.iter().any(|s| s == &subjects(&config.name)) {
-        return Err(UnsafeStream {
-            stream: config.name.clone(),
-            setting: "subjects",
-            found: format!("{:?}", config.subjects),
-            needed: format!("to hold \"{}\"", subjects(&config.name)),
-            why: "Rapport's appends would not land in it",
-        });
+        return Err(unsafe_setting(config, "mirror", "set", "none", "a mirror cannot be written to"));
     }
     Ok(())
+}
+
+/// Refuses a stream whose subjects do not hold `subjects`, the ones Rapport writes to.
+pub(crate) fn check_subjects(config: &Config, subjects: &str, why: &'static str) -> Result<(), UnsafeStream> {
+    if config.subjects.iter().any(|s| s == subjects) {
+        return Ok(());
+    }
+    Err(unsafe_setting(config, "subjects", &format!("{:?}", config.subjects), &format!("to hold \"{subjects}\""), why))
+}
+
+/// The stream's `setting` is `found`, and Rapport needs `needed`, since otherwise `why`.
+pub(crate) fn unsafe_setting(
+    config: &Config,
+    setting: &'static str,
+    found: &str,
+    needed: &str,
+    why: &'static str,
+) -> UnsafeStream {
+    UnsafeStream { stream: config.name.clone(), setting, found: found.to_owned(), needed: needed.to_owned(), why }
 }
 
 #[cfg(test)]

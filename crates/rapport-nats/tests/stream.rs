@@ -53,9 +53,12 @@ async fn an_atomic_batch_lands_whole_or_not_at_all_and_checks_the_subjects_seque
     use async_nats::HeaderMap;
     use async_nats::jetstream::message::PublishMessage;
 
-    let (cluster, js, mut stream) = cluster_with_stream("BATCHES").await;
+    let (cluster, _, mut stream) = cluster_with_stream("BATCHES").await;
     let servers: Vec<async_nats::ServerAddr> = cluster.urls().split(',').map(|url| url.parse().unwrap()).collect();
+    // A batch's messages and its commit on one connection, in order, as the engine sends them:
+    // on two, the commit may overtake them.
     let client = async_nats::connect(servers).await.unwrap();
+    let js = jetstream::new(client.clone());
     let subject = "BATCHES.a.acme";
     let batch = |id: &'static str, expected: u64, size: usize| {
         let (js, client) = (js.clone(), client.clone());

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Barrier;
+use std::sync::{Barrier, Mutex};
 
 use super::*;
 use crate::master::WRAPPED_LEN;
+use crate::{KeyCluster, SharedKey, WrappedKey};
 
 fn subject(n: u8) -> SubjectId {
     SubjectId::from_bytes([n; 32])
@@ -709,4 +710,307 @@ fn keys_made_unsynced_are_invisible_until_made_durable() {
     assert_eq!(nothing, KeysWritten::default(), "keys that are durable need no sync");
     drop(store);
     assert_eq!(live(&open(dir.path()), &subject(1)), bytes_of(&keys[0]));
+}
+
+/// A master key file two stores share, as the nodes of a cluster do.
+fn shared_master(dir: &Path) -> PathBuf {
+    let path = dir.join("cluster.key");
+    MasterKey::generate().unwrap().write(&path).unwrap();
+    path
+}
+
+fn node(dir: &Path, master: &Path) -> KeyStore {
+    KeyStore::open(dir, MasterKeySource::File(master.to_owned())).unwrap().store
+}
+
+/// The wrapped key in the one Live slot of `subject`.
+fn live_slot(dir: &Path, subject: &SubjectId) -> [u8; WRAPPED_LEN] {
+    let live: Vec<[u8; WRAPPED_LEN]> = slots(dir)
+        .into_iter()
+        .filter_map(|decoded| match decoded {
+            Decoded::Slot(slot) if slot.kind == SlotKind::Live && slot.subject == *subject => Some(slot.wrapped),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(live.len(), 1, "{subject:?} has one Live slot");
+    live[0]
+}
+
+/// A cluster in memory, as the key stream behaves: the first key offered for a subject is the
+/// one every node gets, a forgotten subject is refused, and it can be made to fail.
+#[derive(Default)]
+struct MemoryCluster {
+    held: Mutex<HashMap<SubjectId, SharedKey>>,
+    offered: std::sync::atomic::AtomicUsize,
+    forgets: std::sync::atomic::AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryCluster {
+    fn refuse_if_down(&self) -> Result<(), KeyError> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(KeyError::Cluster { why: "the test cluster is down".into() }),
+            false => Ok(()),
+        }
+    }
+
+    fn offered(&self) -> usize {
+        self.offered.load(Ordering::SeqCst)
+    }
+}
+
+impl KeyCluster for MemoryCluster {
+    fn agree(&self, made: &[(SubjectId, WrappedKey)]) -> Result<Vec<WrappedKey>, KeyError> {
+        self.refuse_if_down()?;
+        self.offered.fetch_add(made.len(), Ordering::SeqCst);
+        let mut held = self.held.lock().unwrap();
+        made.iter()
+            .enumerate()
+            .map(|(index, (subject, wrapped))| match held.entry(*subject).or_insert(SharedKey::Wrapped(*wrapped)) {
+                SharedKey::Wrapped(agreed) => Ok(*agreed),
+                SharedKey::Forgotten => Err(KeyError::Forgotten { index }),
+            })
+            .collect()
+    }
+
+    fn forget(&self, subject: &SubjectId) -> Result<(), KeyError> {
+        self.refuse_if_down()?;
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.held.lock().unwrap().insert(*subject, SharedKey::Forgotten);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_wrapped_key_is_its_slots_bytes_and_adopted_elsewhere_it_is_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let (s, t, unknown) = (subject(1), subject(2), subject(3));
+    a.keys_or_create(&[s, t]).unwrap();
+    let wrapped = a.wrapped(&s).unwrap().unwrap();
+    assert_eq!(wrapped.as_bytes(), &live_slot(&a_dir, &s), "the slot's bytes, exactly");
+    assert_eq!(format!("{wrapped:?}"), "WrappedKey(..)");
+    assert_eq!(a.wrapped(&unknown).unwrap(), None);
+    a.forget(&t).unwrap();
+    assert_eq!(a.wrapped(&t).unwrap(), None, "a forgotten subject has no key to give");
+    assert_eq!(a.subjects(), [s, t], "keys and tombstones");
+
+    assert_eq!(b.adopt(&[(s, SharedKey::Wrapped(wrapped))]).unwrap(), []);
+    assert_eq!(live(&b, &s), live(&a, &s), "the same key on both");
+    assert_eq!(live_slot(&b_dir, &s), *wrapped.as_bytes(), "written byte for byte");
+    let before = keyring(&b_dir);
+    assert_eq!(b.adopt(&[(s, SharedKey::Wrapped(wrapped))]).unwrap(), []);
+    assert_eq!(keyring(&b_dir), before, "a key held already is not written again");
+    drop(b);
+    assert_eq!(live(&node(&b_dir, &master), &s), live(&a, &s), "durable");
+}
+
+#[test]
+fn an_adopted_tombstone_forgets_and_a_forgotten_subject_takes_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let (s, t, u) = (subject(1), subject(2), subject(3));
+    a.keys_or_create(&[s, t]).unwrap();
+    let (wrapped_s, wrapped_t) = (a.wrapped(&s).unwrap().unwrap(), a.wrapped(&t).unwrap().unwrap());
+    b.adopt(&[(s, SharedKey::Wrapped(wrapped_s))]).unwrap();
+    b.begin_forget(&s).unwrap();
+
+    // In the cluster's order: s forgotten; t's key, then its tombstone; u, never known here.
+    let read = [
+        (s, SharedKey::Forgotten),
+        (t, SharedKey::Wrapped(wrapped_t)),
+        (t, SharedKey::Forgotten),
+        (u, SharedKey::Forgotten),
+    ];
+    assert_eq!(b.adopt(&read).unwrap(), []);
+    assert!(is_forgotten(&b, &s) && is_forgotten(&b, &t) && is_forgotten(&b, &u));
+    assert!(b.pending_forgets().is_empty(), "the tombstone settles the intent");
+    let file = keyring(&b_dir);
+    for wrapped in [wrapped_s, wrapped_t] {
+        assert!(!file.windows(48).any(|w| w == &wrapped.as_bytes()[12..]), "no key bytes are left in the keyring");
+    }
+    for decoded in slots(&b_dir) {
+        let Decoded::Slot(slot) = decoded else { panic!("every slot is whole: {decoded:?}") };
+        assert!(slot.kind != SlotKind::Live, "{:?} has a Live slot", slot.subject);
+    }
+
+    let before = keyring(&b_dir);
+    assert_eq!(b.adopt(&[(s, SharedKey::Wrapped(wrapped_s))]).unwrap(), []);
+    assert_eq!(keyring(&b_dir), before, "a forgotten subject takes no key, and nothing is written");
+    assert!(matches!(b.keys_or_create(&[t]), Err(KeyError::Forgotten { index: 0 })));
+    drop(b);
+    let b = node(&b_dir, &master);
+    assert!(is_forgotten(&b, &s) && is_forgotten(&b, &t) && is_forgotten(&b, &u));
+}
+
+#[test]
+fn a_key_that_differs_from_the_clusters_is_reported_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let s = subject(1);
+    // Each made its own before they shared keys.
+    a.keys_or_create(&[s]).unwrap();
+    b.keys_or_create(&[s]).unwrap();
+    let own = live(&b, &s);
+    let before = keyring(&b_dir);
+    assert_eq!(b.adopt(&[(s, SharedKey::Wrapped(a.wrapped(&s).unwrap().unwrap()))]).unwrap(), [s]);
+    assert_eq!(live(&b, &s), own, "what was sealed under it stays readable");
+    assert_eq!(keyring(&b_dir), before);
+}
+
+#[test]
+fn a_key_wrapped_under_another_master_key_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let a = node(&dir.path().join("a"), &master);
+    let other_dir = dir.path().join("other");
+    let other = open(&other_dir);
+    let s = subject(1);
+    a.keys_or_create(&[s]).unwrap();
+    let before = keyring(&other_dir);
+    let error =
+        other.adopt(&[(subject(2), SharedKey::Forgotten), (s, SharedKey::Wrapped(a.wrapped(&s).unwrap().unwrap()))]);
+    let message = error.unwrap_err().to_string();
+    assert!(message.contains(&other_dir.join(MASTER_FILE).display().to_string()), "{message}");
+    assert!(message.contains("same master key file") && message.contains(&s.to_string()), "{message}");
+    assert_eq!(keyring(&other_dir), before, "nothing of the call is written");
+}
+
+#[test]
+fn with_a_cluster_new_keys_are_agreed_first_and_the_clusters_key_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let cluster = Arc::new(MemoryCluster::default());
+    a.share_with(cluster.clone());
+    b.share_with(cluster.clone());
+    let (s, t, u) = (subject(1), subject(2), subject(3));
+
+    let through_a = a.keys_or_create(&[s, t, s]).unwrap();
+    assert_eq!(cluster.offered(), 2, "each new subject offered once");
+    assert!(Arc::ptr_eq(&through_a[0], &through_a[2]));
+    let through_b = b.keys_or_create(&[s]).unwrap();
+    assert_eq!(bytes_of(&through_b[0]), bytes_of(&through_a[0]), "B offered its own and was given A's");
+    assert_eq!(live_slot(&b_dir, &s), live_slot(&a_dir, &s), "B wrote the cluster's bytes, and only them");
+    assert_eq!(slots(&b_dir).len(), 1);
+
+    b.keys_or_create(&[s]).unwrap();
+    a.keys_or_create(&[t, s]).unwrap();
+    assert_eq!(cluster.offered(), 3, "a key held here is not offered again");
+
+    let (keys, written) = b.keys_or_create_unsynced(&[u]).unwrap();
+    assert!(matches!(b.key(&u), KeyState::Unknown), "agreed, written, and invisible until durable");
+    b.make_durable(written).unwrap();
+    assert_eq!(live(&b, &u), bytes_of(&keys[0]));
+    assert_eq!(a.keys_or_create(&[u]).unwrap()[0].as_bytes(), keys[0].as_bytes());
+}
+
+#[test]
+fn a_subject_the_cluster_forgot_is_refused_with_its_index_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let cluster = Arc::new(MemoryCluster::default());
+    a.share_with(cluster.clone());
+    b.share_with(cluster.clone());
+    let (s, t) = (subject(1), subject(2));
+    a.keys_or_create(&[s]).unwrap();
+    a.forget(&s).unwrap();
+    // B has not heard of the erasure: the cluster refuses it.
+    assert!(matches!(b.key(&s), KeyState::Unknown));
+    let before = keyring(&b_dir);
+    assert!(matches!(b.keys_or_create(&[t, s]), Err(KeyError::Forgotten { index: 1 })));
+    assert_eq!(keyring(&b_dir), before);
+    assert!(matches!(b.key(&t), KeyState::Unknown));
+}
+
+#[test]
+fn forget_asks_the_cluster_first_and_its_failure_changes_nothing_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let a_dir = dir.path().join("a");
+    let a = node(&a_dir, &master);
+    let cluster = Arc::new(MemoryCluster::default());
+    a.share_with(cluster.clone());
+    let (s, t) = (subject(1), subject(2));
+    a.keys_or_create(&[s]).unwrap();
+    a.begin_forget(&s).unwrap();
+    let before = keyring(&a_dir);
+
+    cluster.down.store(true, Ordering::SeqCst);
+    let error = a.forget(&s).unwrap_err();
+    assert!(matches!(error, KeyError::Cluster { .. }), "{error}");
+    assert!(matches!(a.key(&s), KeyState::Live(_)), "not forgotten here while the cluster still has it");
+    assert_eq!(a.pending_forgets(), [s], "the erasure stays pending, for a retry or the next start");
+    assert!(matches!(a.keys_or_create(&[t]), Err(KeyError::Cluster { .. })), "no key without the cluster");
+    assert_eq!(keyring(&a_dir), before, "nothing was written");
+    assert!(matches!(a.key(&t), KeyState::Unknown));
+
+    cluster.down.store(false, Ordering::SeqCst);
+    a.forget(&s).unwrap();
+    assert_eq!(cluster.held.lock().unwrap().get(&s), Some(&SharedKey::Forgotten));
+    assert!(is_forgotten(&a, &s) && a.pending_forgets().is_empty());
+    let after = keyring(&a_dir);
+    a.forget(&s).unwrap();
+    assert_eq!(cluster.forgets.load(Ordering::SeqCst), 2, "forgetting again asks the cluster again, to finish it");
+    assert_eq!(keyring(&a_dir), after, "and writes nothing here");
+}
+
+#[test]
+fn the_master_key_is_not_rotated_while_keys_are_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let a_dir = dir.path().join("a");
+    let a = node(&a_dir, &master);
+    a.keys_or_create(&[subject(1)]).unwrap();
+    a.share_with(Arc::new(MemoryCluster::default()));
+    let (check, before) = (MasterKey::read(&master).unwrap().check(), keyring(&a_dir));
+    let error = a.rotate().unwrap_err();
+    assert!(matches!(error, KeyError::SharedMasterKey), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("cannot be rotated") && message.contains("not supported yet"), "{message}");
+    assert_eq!(MasterKey::read(&master).unwrap().check(), check);
+    assert_eq!(keyring(&a_dir), before);
+    assert!(format!("{a:?}").contains("shared: true"));
+}
+
+#[test]
+fn callers_racing_for_a_new_subject_through_a_cluster_get_one_key_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let cluster = Arc::new(MemoryCluster::default());
+    a.share_with(cluster.clone());
+    b.share_with(cluster.clone());
+    let rounds = 20u8;
+    let threads = 4;
+    for round in 0..rounds {
+        let shared = subject(100 + round);
+        let barrier = Barrier::new(threads);
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|i| {
+                    let (store, barrier) = (if i % 2 == 0 { &a } else { &b }, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        bytes_of(&store.keys_or_create(&[shared]).unwrap()[0])
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|key| *key == keys[0]), "round {round}: one key for every caller on both nodes");
+        assert_eq!(live_slot(&a_dir, &shared), live_slot(&b_dir, &shared), "round {round}: the cluster's bytes");
+    }
+    assert_eq!(slots(&a_dir).len(), usize::from(rounds), "each subject written once however many offered it");
+    assert_eq!(slots(&b_dir).len(), usize::from(rounds));
 }
