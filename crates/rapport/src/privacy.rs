@@ -144,6 +144,14 @@ pub(crate) fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Rotate { data_dir, master_key_file } => {
             let dir = crate::store::keys_dir(&data_dir);
+            if crate::store::is_cluster_node(&data_dir) {
+                anyhow::bail!(
+                    "{} is a node of a NATS cluster, whose nodes share their data keys wrapped under one master key; \
+                     rotating it on one node would leave the others unable to read the keys it makes, so a \
+                     cluster's master key cannot be rotated yet",
+                    data_dir.display()
+                );
+            }
             if !dir.join("keyring").exists() {
                 anyhow::bail!("{} holds no key store; is {} a data directory?", dir.display(), data_dir.display());
             }

@@ -33,6 +33,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     )?;
     info!(data_dir = %args.data_dir.display(), engine = %store.engine, "opened the log");
+    if store.engine == crate::store::LogEngine::Nats
+        && (args.rotate_master_key_after_erasure || args.rotate_master_key_every_hours > 0)
+    {
+        bail!(
+            "--rotate-master-key-after-erasure and --rotate-master-key-every-hours do not work on a NATS cluster yet: \
+             its nodes share their data keys wrapped under one master key, which one node cannot rotate alone"
+        );
+    }
     if let Some(master) = &store.created_master {
         warn!(
             master_key = %master.display(),

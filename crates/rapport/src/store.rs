@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rapport_keys::{KeyStore, MasterKeySource};
-use rapport_nats::{NatsLog, NatsOptions};
+use rapport_nats::{KeyStream, NatsLog, NatsOptions};
 use rapport_segments::SegmentLog;
 use rapport_sled::{SledLog, SledProjections};
 use rapport_store::{EventLog, ProjectionStore, StoreError};
@@ -170,6 +170,9 @@ pub(crate) enum OpenError {
     Keys(rapport_keys::KeyError),
     /// The directory is a NATS node's, and no `--nats-url` says where its cluster is.
     NoCluster { dir: PathBuf },
+    /// The directory is a NATS node's, and no `--master-key-file` gives the master key every
+    /// node of the cluster shares.
+    NoSharedMasterKey { dir: PathBuf },
     /// The cluster could not be reached, or its stream is unsafe or damaged.
     Cluster(rapport_nats::OpenError),
     /// The directory's projections are of another stream than the one reached.
@@ -211,6 +214,13 @@ impl fmt::Display for OpenError {
                 f,
                 "{} is the data directory of a node on a NATS cluster; say where the cluster is with --nats-url \
                  (RAPPORT_NATS_URL)",
+                dir.display()
+            ),
+            OpenError::NoSharedMasterKey { dir } => write!(
+                f,
+                "{} is the data directory of a node on a NATS cluster, whose nodes share their contacts' data keys \
+                 wrapped under one master key: give every node the same --master-key-file \
+                 (RAPPORT_MASTER_KEY_FILE), for example one made with `openssl rand -hex 32`",
                 dir.display()
             ),
             OpenError::Cluster(error) => write!(f, "{error}"),
@@ -274,14 +284,25 @@ pub(crate) fn open(
         Layout::Recorded(LogEngine::Sled) | Layout::SledUnrecorded => sled_stores(&dir.join("sled"))?,
         Layout::SledAtTop => sled_stores(dir)?,
         Layout::Recorded(LogEngine::Nats) => {
-            let options = nats.ok_or_else(|| OpenError::NoCluster { dir: dir.to_owned() })?;
-            let log = NatsLog::open(&options).map_err(OpenError::Cluster)?;
+            let options = nats.as_ref().ok_or_else(|| OpenError::NoCluster { dir: dir.to_owned() })?;
+            if matches!(master, MasterKeySource::Default) {
+                return Err(OpenError::NoSharedMasterKey { dir: dir.to_owned() });
+            }
+            let log = NatsLog::open(options).map_err(OpenError::Cluster)?;
             check_stream(dir, &log.stream_identity())?;
             (Arc::new(log), Arc::new(SledProjections::open(&dir.join("projections"))?))
         }
     };
     let opened = KeyStore::open(&keys_dir(dir), master).map_err(OpenError::Keys)?;
-    Ok(Store { log, projections, keys: Arc::new(opened.store), created_master: opened.created_master, engine })
+    let keys = Arc::new(opened.store);
+    if engine == LogEngine::Nats
+        && let Some(options) = &nats
+    {
+        // The nodes of a cluster share their data keys through the key stream: read to its end
+        // and installed on the store before anything is sealed or forgotten.
+        KeyStream::open(options, Arc::clone(&keys)).map_err(OpenError::Cluster)?;
+    }
+    Ok(Store { log, projections, keys, created_master: opened.created_master, engine })
 }
 
 /// A log and a projection store.
@@ -289,6 +310,12 @@ type Stores = (Arc<dyn EventLog>, Arc<dyn ProjectionStore>);
 
 /// The file of a NATS node's data directory that names the stream its projections are of.
 const STREAM_FILE: &str = "nats.toml";
+
+/// Whether `dir` is the data directory of a node on a NATS cluster (its `nats.toml` says which
+/// stream it serves).
+pub(crate) fn is_cluster_node(dir: &Path) -> bool {
+    dir.join(STREAM_FILE).exists()
+}
 
 /// Records the stream a NATS node's projections are of on its first start, and refuses
 /// another stream afterwards (one of another name, or one deleted and made again under the

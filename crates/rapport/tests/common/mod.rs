@@ -70,6 +70,8 @@ impl Server {
             .spawn()
             .expect("rapport serve starts");
         let (found, address) = std::sync::mpsc::channel();
+        // The server's last lines, for the message of a server that never says where it listens.
+        let said = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));
         for output in [
             child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
             child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
@@ -77,10 +79,16 @@ impl Server {
         .into_iter()
         .flatten()
         {
-            let found = found.clone();
+            let (found, said) = (found.clone(), std::sync::Arc::clone(&said));
             // Keeps draining the pipe for the server's whole life, so that it never blocks on it.
             std::thread::spawn(move || {
                 for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    if let Ok(mut said) = said.lock() {
+                        said.push_back(line.clone());
+                        if said.len() > 20 {
+                            said.pop_front();
+                        }
+                    }
                     if let Some(at) = line.find("address=") {
                         let address: String = line[at + 8..]
                             .chars()
@@ -91,7 +99,10 @@ impl Server {
                 }
             });
         }
-        let address = address.recv_timeout(Duration::from_secs(20)).expect("the server logs its address within 20 s");
+        let Ok(address) = address.recv_timeout(Duration::from_secs(20)) else {
+            let said: Vec<String> = said.lock().map(|said| said.iter().cloned().collect()).unwrap_or_default();
+            panic!("the server did not log its address within 20 s; it said:\n{}", said.join("\n"));
+        };
         Server { child, url: format!("http://{address}") }
     }
 
