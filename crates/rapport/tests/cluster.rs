@@ -399,3 +399,108 @@ async fn without_a_quorum_appends_are_unavailable_and_reads_keep_working() {
         sent.tries
     );
 }
+
+/// Two nodes taking appends at once, to accounts each client has to itself and to accounts
+/// clients of both nodes share: positions gap-free, each account's versions 1..n, every
+/// acknowledged event once, the same through either node; a contact added through one node
+/// shows by name through the other (the nodes share their data keys); and of two appends with
+/// the same exact expected version through the two nodes, one lands and the other is refused
+/// with the current version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_take_concurrent_appends_to_shared_and_own_accounts() {
+    let deployment = tokio::task::spawn_blocking(|| Deployment::start(2)).await.unwrap();
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::new()));
+    // The shared accounts, opened through node 1.
+    let mut opener = rapport_demo::Workload::new(77, 3, NOW, "shared");
+    let mut client = Client::new(&deployment.urls, 0);
+    let mut opened = Vec::new();
+    for account in 0..3 {
+        let request = opener.next_request_for(account, 4);
+        let sent = client.append(&request).await;
+        record(&mut *acknowledged.lock().await, &request, &sent.reply);
+        opened.push(request);
+    }
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let mut client = Client::new(&deployment.urls, (c % 2) as usize);
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                let mut own = rapport_demo::Workload::new(c + 10, 3, NOW, &format!("own{c}"));
+                let mut touches = rapport_demo::Workload::new(c + 20, 1, NOW, "touches");
+                for n in 0..40u64 {
+                    let request = if n % 2 == 0 {
+                        own.next_request(1 + (n % 5) as usize)
+                    } else {
+                        pb::AppendRequest {
+                            account_id: format!("shared-{}", n % 3),
+                            expected: None,
+                            events: touches.touches(1 + (n % 3) as usize),
+                        }
+                    };
+                    let sent = client.append(&request).await;
+                    record(&mut *acknowledged.lock().await, &request, &sent.reply);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().await.clone();
+    let end = acknowledged.values().map(|(_, _, position)| *position).max().unwrap();
+    for node in 0..2 {
+        read_up_to(deployment.node(node), end).await;
+        check(deployment.node(node), &acknowledged, 0).await;
+    }
+    assert_same_accounts(&deployment).await;
+    // Versions 1..n per account, through the node that did not open the shared ones.
+    let mut ledger = pb::ledger_client::LedgerClient::new(common::checks::channel(deployment.node(1)).await);
+    let mut versions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut read = ledger.read_all(pb::ReadAllRequest::default()).await.unwrap().into_inner();
+    while let Some(event) = read.message().await.unwrap() {
+        versions.entry(event.account_id.clone()).or_default().push(event.version);
+    }
+    for (account, versions) in &versions {
+        assert_eq!(versions, &(1..=versions.len() as u64).collect::<Vec<_>>(), "{account}");
+    }
+    assert_eq!(versions.len(), 3 + 4 * 3, "three shared accounts and three of each client's own");
+
+    // Names sealed through node 1 open through node 2.
+    let mut accounts = pb::accounts_client::AccountsClient::new(common::checks::channel(deployment.node(1)).await);
+    let shared = accounts
+        .get_account(pb::GetAccountRequest { account_id: "shared-0".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let added: Vec<String> = opened[0]
+        .events
+        .iter()
+        .filter_map(|event| match &event.body {
+            Some(pb::event::Body::ContactAdded(added)) => Some(added.name.clone()),
+            _ => None,
+        })
+        .collect();
+    let shown: Vec<String> = shared.contacts.iter().map(|contact| contact.name.clone()).collect();
+    assert!(!added.is_empty() && added.iter().all(|name| shown.contains(name)), "{added:?} shown as {shown:?}");
+
+    // The same exact expected version through both nodes at once: one lands, one is refused.
+    let head = *versions["shared-1"].last().unwrap();
+    let race = |node: usize, seed: u64| {
+        let url = deployment.node(node).url.clone();
+        let events = rapport_demo::Workload::new(seed, 1, NOW, "race").touches(2);
+        async move {
+            let mut ledger =
+                pb::ledger_client::LedgerClient::new(Endpoint::from_shared(url).unwrap().connect().await.unwrap());
+            let expected = pb::ExpectedVersion { kind: Some(pb::expected_version::Kind::Exact(head)) };
+            ledger.append(pb::AppendRequest { account_id: "shared-1".into(), expected: Some(expected), events }).await
+        }
+    };
+    let (first, second) = tokio::join!(race(0, 101), race(1, 102));
+    let (landed, refused) = match (first, second) {
+        (Ok(landed), Err(refused)) | (Err(refused), Ok(landed)) => (landed.into_inner(), refused),
+        other => panic!("exactly one of two racing appends lands: {other:?}"),
+    };
+    assert_eq!(landed.first_version, head + 1);
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
+    assert!(refused.message().contains(&format!("version {}", head + 2)), "names the current version: {refused}");
+}
