@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use rapport_nats::{NatsLog, NatsOptions};
+use rapport_nats::{KeyStream, NatsLog, NatsOptions};
 use rapport_proto::v1 as pb;
 use rapport_segments::SegmentLog;
 use rapport_server::ServerConfig;
@@ -64,7 +64,14 @@ impl Rapport {
             };
             let log: Arc<dyn EventLog> = match log {
                 Log::Segments => Arc::new(SegmentLog::open(&path.join("log"))?),
-                Log::Nats(options) => Arc::new(NatsLog::open(&options)?),
+                Log::Nats(options) => {
+                    // As `rapport serve` runs on a cluster: the data keys shared through the
+                    // key stream, so a new contact's key is agreed with the cluster.
+                    if let Some(keys) = &keys {
+                        KeyStream::open(&options, Arc::clone(keys))?;
+                    }
+                    Arc::new(NatsLog::open(&options)?)
+                }
             };
             anyhow::Ok((log, Arc::new(SledProjections::open(&path.join("projections"))?), keys))
         })

@@ -85,3 +85,29 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<(async_nats::Client
         .build(client.clone());
     Ok((client, js))
 }
+
+/// The stream `config` names, made if missing, with its info as it was just read: asked again
+/// for a while when the cluster cannot answer yet (a cluster started with its Rapport nodes may
+/// still be electing its metadata leader or placing replicas), then refused with why.
+pub(crate) async fn stream_made(
+    js: &jetstream::Context,
+    config: jetstream::stream::Config,
+    options: &NatsOptions,
+) -> Result<jetstream::stream::Stream, OpenError> {
+    let name = config.name.clone();
+    let deadline = tokio::time::Instant::now() + options.ack_timeout * 4;
+    loop {
+        let made = async {
+            let mut stream = js.get_or_create_stream(config.clone()).await.map_err(|e| e.to_string())?;
+            stream.info().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        };
+        match made.await {
+            Ok(stream) => return Ok(stream),
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                return Err(options.unreachable(format!("the stream {name} could not be found or made: {why}")));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+}

@@ -359,13 +359,9 @@ impl KeyCluster for KeyStream {
 /// sequence.
 async fn connect(options: &NatsOptions, name: &str, store: &Arc<KeyStore>) -> Result<(Node, u64), OpenError> {
     let (_, js) = client::connect(options).await?;
-    let mut stream = js
-        .get_or_create_stream(config(name, options.replicas))
-        .await
-        .map_err(|e| options.unreachable(format!("the key stream {name} could not be found or made: {e}")))?;
-    let info = stream.info().await.map_err(|e| options.unreachable(e.to_string()))?;
-    check(&info.config)?;
-    let end = info.state.last_sequence;
+    let stream = client::stream_made(&js, config(name, options.replicas), options).await?;
+    check(&stream.cached_info().config)?;
+    let end = stream.cached_info().state.last_sequence;
     let (read_up_to, _) = watch::channel(0);
     let node = Node {
         js,

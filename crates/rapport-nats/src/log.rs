@@ -259,11 +259,8 @@ impl NatsLog {
 
 async fn connect(options: &NatsOptions) -> Result<Node, OpenError> {
     let (client, js) = client::connect(options).await?;
-    let mut stream = js
-        .get_or_create_stream(stream::config(&options.stream, options.replicas))
-        .await
-        .map_err(|e| options.unreachable(format!("the stream {} could not be found or made: {e}", options.stream)))?;
-    let info = stream.info().await.map_err(|e| options.unreachable(e.to_string()))?;
+    let made = client::stream_made(&js, stream::config(&options.stream, options.replicas), options).await?;
+    let info = made.cached_info();
     stream::check(&info.config)?;
     let (read_up_to, _) = watch::channel(0);
     Ok(Node {

@@ -503,4 +503,36 @@ async fn two_nodes_take_concurrent_appends_to_shared_and_own_accounts() {
     assert_eq!(landed.first_version, head + 1);
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
     assert!(refused.message().contains(&format!("version {}", head + 2)), "names the current version: {refused}");
+
+    // A contact forgotten through node 1 is forgotten through node 2: its key is gone there too.
+    let contact_id = opened[0]
+        .events
+        .iter()
+        .find_map(|event| match &event.body {
+            Some(pb::event::Body::ContactAdded(added)) => Some(added.contact_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let mut privacy = pb::privacy_client::PrivacyClient::new(common::checks::channel(deployment.node(0)).await);
+    let erasure = privacy
+        .forget_contact(pb::ForgetContactRequest {
+            account_id: "shared-0".into(),
+            contact_id: contact_id.clone(),
+            reason: "DSR-2026-0142".into(),
+            requested_by: "dpo@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let through_other = accounts
+        .get_account(pb::GetAccountRequest {
+            account_id: "shared-0".into(),
+            min_position: erasure.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let contact = through_other.contacts.iter().find(|c| c.contact_id == contact_id).unwrap();
+    assert!(contact.forgotten && !added.contains(&contact.name), "forgotten through the other node: {contact:?}");
 }
