@@ -723,6 +723,27 @@ fn node(dir: &Path, master: &Path) -> KeyStore {
     KeyStore::open(dir, MasterKeySource::File(master.to_owned())).unwrap().store
 }
 
+/// Two stores, `a` and `b`, with one master key file, sharing their keys through one cluster.
+struct SharingPair {
+    _dir: tempfile::TempDir,
+    a_dir: PathBuf,
+    b_dir: PathBuf,
+    a: KeyStore,
+    b: KeyStore,
+    cluster: Arc<MemoryCluster>,
+}
+
+fn sharing_pair() -> SharingPair {
+    let dir = tempfile::tempdir().unwrap();
+    let master = shared_master(dir.path());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
+    let cluster = Arc::new(MemoryCluster::default());
+    a.share_with(cluster.clone());
+    b.share_with(cluster.clone());
+    SharingPair { _dir: dir, a_dir, b_dir, a, b, cluster }
+}
+
 /// The wrapped key in the one Live slot of `subject`.
 fn live_slot(dir: &Path, subject: &SubjectId) -> [u8; WRAPPED_LEN] {
     let live: Vec<[u8; WRAPPED_LEN]> = slots(dir)
@@ -884,13 +905,7 @@ fn a_key_wrapped_under_another_master_key_is_refused_and_nothing_is_written() {
 
 #[test]
 fn with_a_cluster_new_keys_are_agreed_first_and_the_clusters_key_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = shared_master(dir.path());
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
-    let cluster = Arc::new(MemoryCluster::default());
-    a.share_with(cluster.clone());
-    b.share_with(cluster.clone());
+    let SharingPair { _dir, a_dir, b_dir, a, b, cluster } = sharing_pair();
     let (s, t, u) = (subject(1), subject(2), subject(3));
 
     let through_a = a.keys_or_create(&[s, t, s]).unwrap();
@@ -914,13 +929,7 @@ fn with_a_cluster_new_keys_are_agreed_first_and_the_clusters_key_is_written() {
 
 #[test]
 fn a_subject_the_cluster_forgot_is_refused_with_its_index_and_nothing_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = shared_master(dir.path());
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
-    let cluster = Arc::new(MemoryCluster::default());
-    a.share_with(cluster.clone());
-    b.share_with(cluster.clone());
+    let SharingPair { _dir, b_dir, a, b, .. } = sharing_pair();
     let (s, t) = (subject(1), subject(2));
     a.keys_or_create(&[s]).unwrap();
     a.forget(&s).unwrap();
@@ -984,13 +993,7 @@ fn the_master_key_is_not_rotated_while_keys_are_shared() {
 
 #[test]
 fn callers_racing_for_a_new_subject_through_a_cluster_get_one_key_written_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = shared_master(dir.path());
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let (a, b) = (node(&a_dir, &master), node(&b_dir, &master));
-    let cluster = Arc::new(MemoryCluster::default());
-    a.share_with(cluster.clone());
-    b.share_with(cluster.clone());
+    let SharingPair { _dir, a_dir, b_dir, a, b, .. } = sharing_pair();
     let rounds = 20u8;
     let threads = 4;
     for round in 0..rounds {
