@@ -150,6 +150,8 @@ fn history() -> Vec<(&'static str, pb::Event)> {
                 B::TeamMemberJoined(pb::TeamMemberJoined {
                     member: "omar.rahim".into(),
                     role: pb::TeamRole::Solution as i32,
+                    // Added after this fixture set: unset, as then.
+                    business_unit: String::new(),
                 }),
             ),
         ),
@@ -407,4 +409,158 @@ fn sealed_events_decode_and_open_with_their_keys_forever() {
         open_event(&mut without, &account, &rapport_wire::sealing::NoKeys);
         assert_eq!(without.body.is_forgotten(), personal > 0, "{kind} without its keys shows forgotten");
     }
+}
+
+fn practice_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events-v3")
+}
+
+/// The events of the practice (plans, competitors, the staff directory, a team member's unit),
+/// every field set, as the log stores them: personal fields sealed under the fixture keys.
+/// They must decode, re-encode to the same bytes, open with the same keys and fold, forever.
+#[test]
+fn practice_events_decode_open_and_fold_forever() {
+    use pb::event::Body as B;
+    use rapport_wire::sealing::{Keys, open_event, seal_event, subjects_of};
+    let limits = rapport_domain::Limits::for_recorded_events();
+    let account = rapport_domain::AccountId::parse("acme", &limits).unwrap();
+    let event = |n: u8, day: i64, body: B| pb::Event {
+        event_id: format!("00000000-0000-4000-8000-0000000003{n:02x}"),
+        occurred_at: at(day),
+        actor: "li.wei".into(),
+        source: "crm".into(),
+        body: Some(body),
+        sealed: None,
+    };
+    let cases = [
+        (
+            "relationship_planned",
+            event(
+                1,
+                20,
+                B::RelationshipPlanned(pb::RelationshipPlanned {
+                    plan_id: "plan-2026-1".into(),
+                    contact_id: "k.hartmann".into(),
+                    target_support: 2,
+                    target_intimacy: 3,
+                    due_at: at(110),
+                    owner: "li.wei".into(),
+                    actions: "Quarterly steering reviews; a reference visit in Lyon".into(),
+                    goal: "Renew the 2027 framework".into(),
+                    goal_reference: "crm:opp-4471".into(),
+                }),
+            ),
+        ),
+        (
+            "plan_revised",
+            event(
+                2,
+                30,
+                B::PlanRevised(pb::PlanRevised {
+                    plan_id: "plan-2026-1".into(),
+                    target_support: Some(1),
+                    target_intimacy: Some(2),
+                    due_at: at(140),
+                    reason: "the tender moved to Q2".into(),
+                }),
+            ),
+        ),
+        (
+            "plan_closed",
+            event(
+                3,
+                90,
+                B::PlanClosed(pb::PlanClosed {
+                    plan_id: "plan-2026-1".into(),
+                    outcome: pb::PlanOutcome::Achieved as i32,
+                    reason: "coach signal after the reference visit".into(),
+                }),
+            ),
+        ),
+        (
+            "competitor_signal",
+            event(
+                4,
+                40,
+                B::CompetitorSignal(pb::CompetitorSignal {
+                    competitor: "Globex".into(),
+                    contact_id: "k.hartmann".into(),
+                    stance: 1,
+                    evidence: "praised Globex's roadmap in the steering meeting".into(),
+                }),
+            ),
+        ),
+        (
+            "competitor_signal_organisation",
+            event(
+                5,
+                41,
+                B::CompetitorSignal(pb::CompetitorSignal {
+                    competitor: "Initech".into(),
+                    contact_id: String::new(),
+                    stance: -1,
+                    evidence: "procurement listed Initech as not qualified".into(),
+                }),
+            ),
+        ),
+        (
+            "staff_assigned",
+            event(
+                6,
+                5,
+                B::StaffAssigned(pb::StaffAssigned { staff: "zoe.kim".into(), business_unit: "Energy".into() }),
+            ),
+        ),
+        (
+            "team_member_joined",
+            event(
+                7,
+                6,
+                B::TeamMemberJoined(pb::TeamMemberJoined {
+                    member: "sam.lee".into(),
+                    role: pb::TeamRole::Delivery as i32,
+                    business_unit: "Cloud".into(),
+                }),
+            ),
+        ),
+    ];
+    let write = std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some();
+    let mut recorded = Vec::new();
+    for (n, (kind, wire)) in cases.iter().enumerate() {
+        let clear = rapport_wire::event_from_wire(wire, "event", &limits).unwrap();
+        let mut sealed = clear.clone();
+        let keys: Vec<_> = subjects_of(&account, &clear)
+            .iter()
+            .map(|subject| match FixtureKeys.key(subject) {
+                rapport_keys::KeyState::Live(key) => key,
+                _ => panic!("the fixture events concern k.hartmann only"),
+            })
+            .collect();
+        seal_event(&mut sealed, &account, &keys);
+        let path = practice_dir().join(format!("{:02}-{kind}.bin", n + 1));
+        if write && !path.exists() {
+            std::fs::create_dir_all(practice_dir()).unwrap();
+            std::fs::write(&path, rapport_wire::encode_event(&sealed)).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(rapport_wire::encode_event(&sealed).as_ref(), bytes.as_slice(), "{kind}: sealing is deterministic");
+        let mut stored = rapport_wire::event_from_bytes(&bytes).unwrap();
+        assert_eq!(rapport_wire::encode_event(&stored).as_ref(), bytes.as_slice(), "{kind} re-encodes to its bytes");
+        let sealed_fields = stored.body.personal_fields().len();
+        assert_eq!(sealed_fields > 0, matches!(*kind, "relationship_planned" | "competitor_signal"), "{kind}");
+        open_event(&mut stored, &account, &FixtureKeys);
+        assert_eq!(stored, clear, "{kind} opens to what was sealed");
+        recorded.push(stored);
+    }
+    // They fold: after an opening and the contact, into a plan achieved and a unit per person.
+    let mut stream = vec![
+        rapport_wire::event_from_wire(&history()[0].1, "event", &limits).unwrap(),
+        rapport_wire::event_from_wire(&history()[2].1, "event", &limits).unwrap(),
+    ];
+    stream.extend(recorded);
+    let folded = rapport_domain::Account::replay(account, &stream).unwrap();
+    let plan = folded.plans.values().next().unwrap();
+    assert_eq!(plan.closed.map(|(outcome, _)| outcome), Some(rapport_domain::PlanOutcome::Achieved));
+    assert_eq!((plan.target.support.value(), plan.target.intimacy.value()), (1, 2), "as revised");
+    assert_eq!(folded.team.values().next().unwrap().business_unit.as_str(), "Cloud");
 }

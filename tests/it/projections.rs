@@ -73,14 +73,20 @@ async fn scores_of_hand_built_accounts() {
     assert_eq!(value(&solo.personalisation_risk), 100.0, "every key contact hangs on alice");
     close(value(&solo.general_relationship), 100.0 * (0.6 * 4.0 / 4.0 + 0.4 * 1.0 / 5.0));
     assert_eq!(value(&solo.key_relationship), 100.0 * 0.6 * 0.5, "never assessed: neutral strangers");
-    assert_eq!(value(&solo.organisational_relationship), 4.0, "four visits, no tier");
-    close(value(&solo.health), 0.35 * 30.0 + 0.25 * 68.0 + 0.2 * 4.0 + 0.2 * 0.0);
+    // Rule format 2 adds a third of the 10 iron-triangle points (the owner covers sales), and a
+    // coordination score of 100 (every touch is the owner's) weighted 0.1 in health.
+    close(value(&solo.organisational_relationship), 4.0 + 10.0 / 3.0);
+    assert_eq!(value(&solo.coordination), 100.0);
+    close(value(&solo.health), (0.35 * 30.0 + 0.25 * 68.0 + 0.2 * 7.33 + 0.2 * 0.0 + 0.1 * 100.0) / 1.1);
     assert_eq!(solo.at_risk.len(), 1, "{:?}", solo.at_risk);
 
     let team = scores_of(&mut accounts, "team").await;
     assert_eq!(value(&team.personalisation_risk), 0.0);
     assert_eq!(value(&team.general_relationship), 100.0);
-    close(value(&team.health), 0.35 * 30.0 + 0.25 * 100.0 + 0.2 * 3.0 + 0.2 * 100.0);
+    // Of the twelve touches (two of ours by two contacts a meeting) four are the owner's; the
+    // others bypass the team: coordination 0.6 × 4/12 + 0.4 × 1 (no business unit known).
+    close(value(&team.coordination), 100.0 * (0.6 * 4.0 / 12.0 + 0.4));
+    close(value(&team.health), (0.35 * 30.0 + 0.25 * 100.0 + 0.2 * 6.33 + 0.2 * 100.0 + 0.1 * 60.0) / 1.1);
     assert!(team.at_risk.is_empty());
     let risk = team.personalisation_risk.as_ref().unwrap();
     let k3 = risk.factors.iter().find(|f| f.key == "contact:k3").expect("a factor per key contact");

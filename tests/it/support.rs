@@ -389,7 +389,11 @@ pub fn tier(tier: pb::Tier) -> pb::Event {
 }
 
 pub fn joined(member: &str, role: pb::TeamRole) -> pb::Event {
-    event(Body::TeamMemberJoined(pb::TeamMemberJoined { member: member.into(), role: role as i32 }))
+    event(Body::TeamMemberJoined(pb::TeamMemberJoined {
+        member: member.into(),
+        role: role as i32,
+        business_unit: String::new(),
+    }))
 }
 
 pub fn left_team(member: &str) -> pb::Event {

@@ -99,7 +99,11 @@ pub(crate) fn owner_changed(from: &str, to: &str, reason: &str, note: &str) -> B
 }
 
 pub(crate) fn joined(member: &str, role: pb::TeamRole) -> Body {
-    Body::TeamMemberJoined(pb::TeamMemberJoined { member: member.into(), role: role as i32 })
+    Body::TeamMemberJoined(pb::TeamMemberJoined {
+        member: member.into(),
+        role: role as i32,
+        business_unit: String::new(),
+    })
 }
 
 pub(crate) fn left_team(member: &str, reason: &str) -> Body {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
-    AccountId, ContactId, ContactRole, Event, EventBody, EventId, Intimacy, Label, Personal, StaffId, Support,
-    TeamRole, Tier, Timestamp,
+    AccountId, ContactId, ContactRole, Event, EventBody, EventId, Intimacy, Label, Personal, PlanId, PlanOutcome,
+    PlanTarget, StaffId, Support, TeamRole, Tier, Timestamp,
 };
 
 /// An account as its stream tells it.
@@ -33,6 +33,8 @@ pub struct Account {
     pub team: BTreeMap<StaffId, TeamMember>,
     /// Every contact ever added, current and former.
     pub contacts: BTreeMap<ContactId, Contact>,
+    /// Every relationship plan ever made, open and closed.
+    pub plans: BTreeMap<PlanId, Plan>,
     /// Events of this stream retracted by later corrections, with the version of the
     /// retraction that names each.
     pub retracted: BTreeMap<EventId, u64>,
@@ -73,6 +75,32 @@ pub struct TeamMember {
     pub role: TeamRole,
     /// When they joined.
     pub since: Timestamp,
+    /// Their business unit, as they joined; empty when not given.
+    pub business_unit: Label,
+}
+
+/// A relationship plan as it stands: its target and date after every revision, and how it
+/// was closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The plan's id.
+    pub id: PlanId,
+    /// The contact it is about.
+    pub contact_id: ContactId,
+    /// Who of ours owns it.
+    pub owner: StaffId,
+    /// When it was made (business time): where its progress is measured from.
+    pub planned_at: Timestamp,
+    /// The stance and closeness aimed at.
+    pub target: PlanTarget,
+    /// When the target should be reached.
+    pub due_at: Timestamp,
+    /// The business goal it serves.
+    pub goal: Label,
+    /// The goal's reference elsewhere; may be empty.
+    pub goal_reference: Label,
+    /// How and when it was closed; `None` while it is open.
+    pub closed: Option<(PlanOutcome, Timestamp)>,
 }
 
 /// A person at the customer.
@@ -161,6 +189,7 @@ impl Account {
             tier: None,
             team: BTreeMap::new(),
             contacts: BTreeMap::new(),
+            plans: BTreeMap::new(),
             retracted: BTreeMap::new(),
             version: 1,
             last_activity_at: event.occurred_at,
@@ -261,13 +290,52 @@ impl Account {
                 self.owner = change.to_owner.clone();
             }
             EventBody::TeamMemberJoined(joined) => {
-                self.team.insert(joined.member.clone(), TeamMember { role: joined.role, since: at });
+                let member = TeamMember { role: joined.role, since: at, business_unit: joined.business_unit.clone() };
+                self.team.insert(joined.member.clone(), member);
             }
             EventBody::TeamMemberLeft(left) => {
                 self.team.remove(&left.member);
             }
-            // Feedback and outcomes do not shape the account picture yet; they count as activity.
-            EventBody::FeedbackReceived(_) | EventBody::OutcomeRecorded(_) => {}
+            EventBody::RelationshipPlanned(planned) => {
+                self.plans.insert(
+                    planned.plan_id.clone(),
+                    Plan {
+                        id: planned.plan_id.clone(),
+                        contact_id: planned.contact_id.clone(),
+                        owner: planned.owner.clone(),
+                        planned_at: at,
+                        target: planned.target,
+                        due_at: planned.due_at,
+                        goal: planned.goal.clone(),
+                        goal_reference: planned.goal_reference.clone(),
+                        closed: None,
+                    },
+                );
+            }
+            EventBody::PlanRevised(revision) => {
+                if let Some(plan) = self.plans.get_mut(&revision.plan_id) {
+                    if let Some(support) = revision.target_support {
+                        plan.target.support = support;
+                    }
+                    if let Some(intimacy) = revision.target_intimacy {
+                        plan.target.intimacy = intimacy;
+                    }
+                    if let Some(due_at) = revision.due_at {
+                        plan.due_at = due_at;
+                    }
+                }
+            }
+            EventBody::PlanClosed(closing) => {
+                if let Some(plan) = self.plans.get_mut(&closing.plan_id) {
+                    plan.closed = Some((closing.outcome, at));
+                }
+            }
+            // Feedback, outcomes, competitors and the staff directory do not shape the account
+            // picture; the projection keeps them. They count as activity.
+            EventBody::FeedbackReceived(_)
+            | EventBody::OutcomeRecorded(_)
+            | EventBody::CompetitorSignal(_)
+            | EventBody::StaffAssigned(_) => {}
             EventBody::EventRetracted(retraction) => {
                 self.retracted.insert(retraction.target, self.version);
             }

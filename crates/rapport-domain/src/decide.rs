@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
-    Account, AccountId, ContactId, Event, EventBody, EventId, EventKind, Limits, RecordedFacts, StaffId, Timestamp,
-    Violation, check_occurred_at,
+    Account, AccountId, ContactId, Event, EventBody, EventId, EventKind, Limits, Plan, PlanId, RecordedFacts, StaffId,
+    Timestamp, Violation, check_occurred_at,
 };
 
 /// What [`decide`] needs besides the account and the batch. All of it is input: the domain
@@ -115,6 +115,21 @@ fn check_event_shape(event: &Event, limits: &Limits) -> Result<(), Violation> {
                 "changes nothing; set at least one of name, title, department, role, key",
             ));
         }
+        EventBody::RelationshipPlanned(planned) if planned.due_at <= event.occurred_at => {
+            return Err(Violation::new(
+                "relationship_planned.due_at",
+                format!(
+                    "is {}, not after the plan's occurred_at {}; a plan is due after it is made",
+                    planned.due_at, event.occurred_at
+                ),
+            ));
+        }
+        EventBody::PlanRevised(revision) if revision.is_empty() => {
+            return Err(Violation::new(
+                "plan_revised",
+                "changes nothing; set at least one of target_support, target_intimacy, due_at",
+            ));
+        }
         EventBody::OwnerChanged(change) if change.from_owner == change.to_owner => {
             return Err(Violation::new(
                 "owner_changed.to_owner",
@@ -205,7 +220,39 @@ fn check_against_state(account: &Account, event: &Event, context: &AppendContext
             None => Ok(()),
         },
         EventBody::TeamMemberLeft(left) => require_team_member(account, &left.member),
-        EventBody::OutcomeRecorded(_) => Ok(()),
+        EventBody::OutcomeRecorded(_) | EventBody::StaffAssigned(_) => Ok(()),
+        EventBody::RelationshipPlanned(planned) => {
+            if let Some(plan) = account.plans.get(&planned.plan_id) {
+                return Err(Violation::new(
+                    "relationship_planned.plan_id",
+                    format!(
+                        "plan \"{}\" already exists in account \"{id}\" (made on {}); give a new plan a new id, or revise this one with plan_revised",
+                        planned.plan_id, plan.planned_at
+                    ),
+                ));
+            }
+            require_contact(account, "relationship_planned.contact_id", &planned.contact_id)
+        }
+        EventBody::PlanRevised(revision) => {
+            let plan = require_open_plan(account, "plan_revised.plan_id", &revision.plan_id)?;
+            match revision.due_at {
+                Some(due_at) if due_at <= plan.planned_at => Err(Violation::new(
+                    "plan_revised.due_at",
+                    format!(
+                        "is {due_at}, not after the plan was made ({}); a plan is due after it is made",
+                        plan.planned_at
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        }
+        EventBody::PlanClosed(closing) => {
+            require_open_plan(account, "plan_closed.plan_id", &closing.plan_id).map(|_| ())
+        }
+        EventBody::CompetitorSignal(signal) => match &signal.contact_id {
+            Some(contact_id) => require_contact(account, "competitor_signal.contact_id", contact_id),
+            None => Ok(()),
+        },
         EventBody::EventRetracted(retraction) => check_retraction(account, retraction.target, context),
         EventBody::ContactForgotten(erasure) => match account.contacts.get(&erasure.contact_id) {
             Some(contact) if contact.forgotten => {
@@ -244,6 +291,25 @@ fn require_contact(account: &Account, field: &str, contact_id: &ContactId) -> Re
         None => Err(Violation::new(
             field,
             format!("contact \"{contact_id}\" is not a contact of account \"{id}\"; record contact_added first"),
+        )),
+    }
+}
+
+fn require_open_plan<'a>(account: &'a Account, field: &str, plan_id: &PlanId) -> Result<&'a Plan, Violation> {
+    let id = &account.id;
+    match account.plans.get(plan_id) {
+        Some(plan) => match plan.closed {
+            Some((outcome, at)) => Err(Violation::new(
+                field,
+                format!(
+                    "plan \"{plan_id}\" of account \"{id}\" was closed as {outcome} on {at}; make a new plan instead"
+                ),
+            )),
+            None => Ok(plan),
+        },
+        None => Err(Violation::new(
+            field,
+            format!("plan \"{plan_id}\" is not a plan of account \"{id}\"; record relationship_planned first"),
         )),
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::{
     AccountId, ContactId, ContactRole, EventId, Intimacy, Label, MeetingKind, Money, Note, OutcomeKind, Personal,
-    PersonalField, SatisfactionScore, SourceSystem, StaffId, Support, TeamRole, Tier, Timestamp,
+    PersonalField, PlanId, PlanOutcome, SatisfactionScore, SourceSystem, StaffId, Support, TeamRole, Tier, Timestamp,
 };
 
 /// One fact about a customer relationship, as the client states it. Immutable once recorded.
@@ -42,6 +42,11 @@ pub enum EventBody {
     OutcomeRecorded(OutcomeRecorded),
     EventRetracted(EventRetracted),
     ContactForgotten(ContactForgotten),
+    RelationshipPlanned(RelationshipPlanned),
+    PlanRevised(PlanRevised),
+    PlanClosed(PlanClosed),
+    CompetitorSignal(CompetitorSignal),
+    StaffAssigned(StaffAssigned),
 }
 
 impl EventBody {
@@ -63,6 +68,11 @@ impl EventBody {
             EventBody::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
             EventBody::EventRetracted(_) => EventKind::EventRetracted,
             EventBody::ContactForgotten(_) => EventKind::ContactForgotten,
+            EventBody::RelationshipPlanned(_) => EventKind::RelationshipPlanned,
+            EventBody::PlanRevised(_) => EventKind::PlanRevised,
+            EventBody::PlanClosed(_) => EventKind::PlanClosed,
+            EventBody::CompetitorSignal(_) => EventKind::CompetitorSignal,
+            EventBody::StaffAssigned(_) => EventKind::StaffAssigned,
         }
     }
 
@@ -77,6 +87,8 @@ impl EventBody {
             EventBody::GiftGiven(g) => vec![g.recipient.clone()],
             EventBody::SupportSignal(s) => vec![s.contact_id.clone()],
             EventBody::FeedbackReceived(f) => f.contact_id.iter().cloned().collect(),
+            EventBody::RelationshipPlanned(p) => vec![p.contact_id.clone()],
+            EventBody::CompetitorSignal(c) => c.contact_id.iter().cloned().collect(),
             _ => Vec::new(),
         };
         subjects.sort();
@@ -104,6 +116,10 @@ impl EventBody {
             EventBody::GiftGiven(g) => fields.push((PersonalField::Description, &g.description)),
             EventBody::SupportSignal(s) => fields.push((PersonalField::Evidence, &s.evidence)),
             EventBody::FeedbackReceived(f) if f.contact_id.is_some() => fields.push((PersonalField::Text, &f.text)),
+            EventBody::RelationshipPlanned(p) => fields.push((PersonalField::Actions, &p.actions)),
+            EventBody::CompetitorSignal(c) if c.contact_id.is_some() => {
+                fields.push((PersonalField::Evidence, &c.evidence));
+            }
             _ => {}
         }
         fields
@@ -130,6 +146,10 @@ impl EventBody {
             EventBody::FeedbackReceived(f) if f.contact_id.is_some() => {
                 fields.push((PersonalField::Text, &mut f.text));
             }
+            EventBody::RelationshipPlanned(p) => fields.push((PersonalField::Actions, &mut p.actions)),
+            EventBody::CompetitorSignal(c) if c.contact_id.is_some() => {
+                fields.push((PersonalField::Evidence, &mut c.evidence));
+            }
             _ => {}
         }
         fields
@@ -146,6 +166,8 @@ impl EventBody {
             EventBody::GiftGiven(g) => &g.recipient == contact,
             EventBody::SupportSignal(s) => &s.contact_id == contact,
             EventBody::FeedbackReceived(f) => f.contact_id.as_ref() == Some(contact),
+            EventBody::RelationshipPlanned(p) => &p.contact_id == contact,
+            EventBody::CompetitorSignal(c) => c.contact_id.as_ref() == Some(contact),
             _ => false,
         }
     }
@@ -226,7 +248,8 @@ impl EventBody {
             EventBody::OwnerChanged(o) => {
                 format!("{} -> {} ({}): {}", o.from_owner, o.to_owner, o.reason, o.handover_note.as_str())
             }
-            EventBody::TeamMemberJoined(t) => format!("{} joins as {}", t.member, t.role),
+            EventBody::TeamMemberJoined(t) if t.business_unit.is_empty() => format!("{} joins as {}", t.member, t.role),
+            EventBody::TeamMemberJoined(t) => format!("{} of {} joins as {}", t.member, t.business_unit, t.role),
             EventBody::TeamMemberLeft(t) => format!("{} leaves: {}", t.member, t.reason),
             EventBody::FeedbackReceived(f) => format!(
                 "{}/10 from {}: {}",
@@ -243,6 +266,44 @@ impl EventBody {
             EventBody::ContactForgotten(f) => {
                 format!("{} forgotten at the request of {}: {}", f.contact_id, f.requested_by, f.reason)
             }
+            EventBody::RelationshipPlanned(p) => {
+                let reference =
+                    if p.goal_reference.is_empty() { String::new() } else { format!(" ({})", p.goal_reference) };
+                format!(
+                    "plan {} for {}: {} and {} by {}, owner {}, for \"{}\"{reference}: {}",
+                    p.plan_id,
+                    p.contact_id,
+                    p.target.support.name(),
+                    p.target.intimacy.name(),
+                    p.due_at,
+                    p.owner,
+                    p.goal,
+                    text(&p.actions)
+                )
+            }
+            EventBody::PlanRevised(r) => {
+                let mut changes = Vec::new();
+                if let Some(support) = r.target_support {
+                    changes.push(format!("target stance {}", support.name()));
+                }
+                if let Some(intimacy) = r.target_intimacy {
+                    changes.push(format!("target closeness {}", intimacy.name()));
+                }
+                if let Some(due_at) = r.due_at {
+                    changes.push(format!("due {due_at}"));
+                }
+                format!("plan {} revised: {}: {}", r.plan_id, changes.join(", "), r.reason)
+            }
+            EventBody::PlanClosed(c) => format!("plan {} closed, {}: {}", c.plan_id, c.outcome, c.reason),
+            EventBody::CompetitorSignal(c) => format!(
+                "{} towards {}: {} ({:+}): {}",
+                c.contact_id.as_ref().map_or_else(|| "the organisation".to_owned(), ToString::to_string),
+                c.competitor,
+                c.stance.name(),
+                c.stance.value(),
+                text(&c.evidence)
+            ),
+            EventBody::StaffAssigned(a) => format!("{} belongs to {}", a.staff, a.business_unit),
         }
     }
 }
@@ -288,6 +349,11 @@ event_kinds! {
     OutcomeRecorded => "outcome_recorded",
     EventRetracted => "event_retracted",
     ContactForgotten => "contact_forgotten",
+    RelationshipPlanned => "relationship_planned",
+    PlanRevised => "plan_revised",
+    PlanClosed => "plan_closed",
+    CompetitorSignal => "competitor_signal",
+    StaffAssigned => "staff_assigned",
 }
 
 impl fmt::Display for EventKind {
@@ -407,6 +473,8 @@ pub struct OwnerChanged {
 pub struct TeamMemberJoined {
     pub member: StaffId,
     pub role: TeamRole,
+    /// Their business unit; empty when not given.
+    pub business_unit: Label,
 }
 
 /// One of our people leaves the account team.
@@ -455,6 +523,81 @@ pub struct ContactForgotten {
     pub reason: Label,
     /// Who asked.
     pub requested_by: StaffId,
+}
+
+/// The stance and closeness a plan aims a contact at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[allow(missing_docs)]
+pub struct PlanTarget {
+    pub support: Support,
+    pub intimacy: Intimacy,
+}
+
+/// A plan to move one contact's stance and closeness to a target by a date, for a goal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct RelationshipPlanned {
+    pub plan_id: PlanId,
+    pub contact_id: ContactId,
+    pub target: PlanTarget,
+    pub due_at: Timestamp,
+    /// Who of ours owns the plan.
+    pub owner: StaffId,
+    /// What we plan to do (personal: about the contact).
+    pub actions: Personal,
+    /// The business goal it serves.
+    pub goal: Label,
+    /// The goal's reference elsewhere; may be empty.
+    pub goal_reference: Label,
+}
+
+/// A new target or date for an open plan; `None` leaves a field as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct PlanRevised {
+    pub plan_id: PlanId,
+    pub target_support: Option<Support>,
+    pub target_intimacy: Option<Intimacy>,
+    pub due_at: Option<Timestamp>,
+    pub reason: Label,
+}
+
+impl PlanRevised {
+    /// True when the revision changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.target_support.is_none() && self.target_intimacy.is_none() && self.due_at.is_none()
+    }
+}
+
+/// An open plan is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct PlanClosed {
+    pub plan_id: PlanId,
+    pub outcome: PlanOutcome,
+    pub reason: Label,
+}
+
+/// A contact's (or the organisation's) stance towards one of our competitors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct CompetitorSignal {
+    /// The competitor, by name or id, spelled alike across signals.
+    pub competitor: Label,
+    /// `None` for the customer organisation as a whole.
+    pub contact_id: Option<ContactId>,
+    /// Their stance towards the competitor, on our scale.
+    pub stance: Support,
+    /// What it rests on (personal when a contact is named).
+    pub evidence: Personal,
+}
+
+/// The staff directory: one of our people belongs to a business unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct StaffAssigned {
+    pub staff: StaffId,
+    pub business_unit: Label,
 }
 
 /// Where a recorded event lives: used to judge a retraction without reading history.

@@ -81,6 +81,11 @@ identifier!(
     "staff id"
 );
 identifier!(
+    /// A relationship plan, unique within its account.
+    PlanId,
+    "plan id"
+);
+identifier!(
     /// The system an event came from (`crm`, `calendar`, `hr`, `cli`).
     SourceSystem,
     "source"

@@ -19,23 +19,25 @@ mod text;
 mod time;
 mod values;
 
-pub use account::{Account, Contact, ContactAssessment, TeamMember, Tenure, TierState, Touch, TouchKind};
+pub use account::{Account, Contact, ContactAssessment, Plan, TeamMember, Tenure, TierState, Touch, TouchKind};
 pub use decide::{AppendContext, decide};
 pub use error::{InvalidValue, Violation};
 pub use event::{
-    AccountOpened, ContactAdded, ContactForgotten, ContactLeft, ContactUpdated, Event, EventBody, EventKind,
-    EventRetracted, FeedbackReceived, GiftGiven, MeetingHeld, OutcomeRecorded, OwnerChanged, RecordedFacts,
-    SupportSignal, TeamMemberJoined, TeamMemberLeft, TierAssigned,
+    AccountOpened, CompetitorSignal, ContactAdded, ContactForgotten, ContactLeft, ContactUpdated, Event, EventBody,
+    EventKind, EventRetracted, FeedbackReceived, GiftGiven, MeetingHeld, OutcomeRecorded, OwnerChanged, PlanClosed,
+    PlanRevised, PlanTarget, RecordedFacts, RelationshipPlanned, StaffAssigned, SupportSignal, TeamMemberJoined,
+    TeamMemberLeft, TierAssigned,
 };
 pub use expected::ExpectedVersion;
 pub use filter::EventFilter;
-pub use ids::{AccountId, ContactId, EventId, SourceSystem, StaffId};
+pub use ids::{AccountId, ContactId, EventId, PlanId, SourceSystem, StaffId};
 pub use limits::Limits;
 pub use personal::{FORGOTTEN_NAME, Personal, PersonalField, Sealed};
 pub use text::{Label, Note};
 pub use time::{Timestamp, check_occurred_at};
 pub use values::{
-    ContactRole, Currency, Intimacy, MeetingKind, Money, OutcomeKind, SatisfactionScore, Support, TeamRole, Tier,
+    ContactRole, Currency, Intimacy, MeetingKind, Money, OutcomeKind, PlanOutcome, SatisfactionScore, Support,
+    TeamRole, Tier,
 };
 
 #[cfg(test)]

@@ -91,10 +91,12 @@ pub enum PersonalField {
     Notes,
     /// `GiftGiven.description`.
     Description,
-    /// `SupportSignal.evidence`.
+    /// `SupportSignal.evidence`, and `CompetitorSignal.evidence` when it names a contact.
     Evidence,
     /// `FeedbackReceived.text`, when a contact gave it.
     Text,
+    /// `RelationshipPlanned.actions`.
+    Actions,
 }
 
 /// What a reader shows for a forgotten contact's name.

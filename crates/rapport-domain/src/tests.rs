@@ -108,7 +108,51 @@ fn owner_changed(from: &str, to: &str) -> EventBody {
 }
 
 fn joined(member: &str) -> EventBody {
-    EventBody::TeamMemberJoined(TeamMemberJoined { member: staff(member), role: TeamRole::Solution })
+    EventBody::TeamMemberJoined(TeamMemberJoined {
+        member: staff(member),
+        role: TeamRole::Solution,
+        business_unit: Label::default(),
+    })
+}
+
+fn planned(plan: &str, contact: &str, due: i64) -> EventBody {
+    EventBody::RelationshipPlanned(RelationshipPlanned {
+        plan_id: PlanId::parse(plan, &Limits::default()).unwrap(),
+        contact_id: contact_id(contact),
+        target: PlanTarget { support: Support::new(2).unwrap(), intimacy: Intimacy::new(3).unwrap() },
+        due_at: day(due),
+        owner: staff("li.wei"),
+        actions: Personal::clear("monthly reviews"),
+        goal: label("renewal"),
+        goal_reference: label(""),
+    })
+}
+
+fn revised(plan: &str, due: Option<i64>) -> EventBody {
+    EventBody::PlanRevised(PlanRevised {
+        plan_id: PlanId::parse(plan, &Limits::default()).unwrap(),
+        target_support: None,
+        target_intimacy: None,
+        due_at: due.map(day),
+        reason: label("budget moved"),
+    })
+}
+
+fn closed(plan: &str) -> EventBody {
+    EventBody::PlanClosed(PlanClosed {
+        plan_id: PlanId::parse(plan, &Limits::default()).unwrap(),
+        outcome: PlanOutcome::Abandoned,
+        reason: label("deal lost"),
+    })
+}
+
+fn competitor(contact: Option<&str>) -> EventBody {
+    EventBody::CompetitorSignal(CompetitorSignal {
+        competitor: label("Globex"),
+        contact_id: contact.map(contact_id),
+        stance: Support::new(1).unwrap(),
+        evidence: Personal::clear("prefers their roadmap"),
+    })
 }
 
 fn team_left(member: &str) -> EventBody {
@@ -404,6 +448,66 @@ fn decide_cases() -> Vec<Case> {
         ),
         ("retraction of the opening", true, vec![ev(10, 4, retract(91))], Some("events[0].event_retracted.event_id")),
         ("retraction of a retraction", true, vec![ev(10, 4, retract(92))], Some("events[0].event_retracted.event_id")),
+        (
+            "a plan, revised, closed",
+            true,
+            vec![ev(10, 4, planned("p1", "c1", 60)), ev(11, 5, revised("p1", Some(90))), ev(12, 6, closed("p1"))],
+            None,
+        ),
+        (
+            "a plan due when it is made",
+            true,
+            vec![ev(10, 4, planned("p1", "c1", 4))],
+            Some("events[0].relationship_planned.due_at"),
+        ),
+        (
+            "a plan for a contact who left",
+            true,
+            vec![ev(10, 4, planned("p1", "c3", 60))],
+            Some("events[0].relationship_planned.contact_id"),
+        ),
+        (
+            "a plan id used twice",
+            true,
+            vec![ev(10, 4, planned("p1", "c1", 60)), ev(11, 5, planned("p1", "c1", 70))],
+            Some("events[1].relationship_planned.plan_id"),
+        ),
+        (
+            "a revision that changes nothing",
+            true,
+            vec![ev(10, 4, planned("p1", "c1", 60)), ev(11, 5, revised("p1", None))],
+            Some("events[1].plan_revised"),
+        ),
+        (
+            "a revision due before the plan",
+            true,
+            vec![ev(10, 4, planned("p1", "c1", 60)), ev(11, 5, revised("p1", Some(3)))],
+            Some("events[1].plan_revised.due_at"),
+        ),
+        (
+            "a revision of an unknown plan",
+            true,
+            vec![ev(10, 4, revised("p9", Some(90)))],
+            Some("events[0].plan_revised.plan_id"),
+        ),
+        (
+            "a closed plan closed again",
+            true,
+            vec![ev(10, 4, planned("p1", "c1", 60)), ev(11, 5, closed("p1")), ev(12, 6, closed("p1"))],
+            Some("events[2].plan_closed.plan_id"),
+        ),
+        (
+            "competitor signals about a contact and the organisation",
+            true,
+            vec![ev(10, 4, competitor(Some("c1"))), ev(11, 4, competitor(None))],
+            None,
+        ),
+        (
+            "a competitor signal about an unknown contact",
+            true,
+            vec![ev(10, 4, competitor(Some("c9")))],
+            Some("events[0].competitor_signal.contact_id"),
+        ),
         (
             "same event retracted twice",
             true,

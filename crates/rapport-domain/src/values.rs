@@ -274,6 +274,16 @@ named_enum!(
 );
 
 named_enum!(
+    /// How a relationship plan was closed.
+    PlanOutcome {
+        /// Its target was reached.
+        Achieved => "achieved",
+        /// It was given up.
+        Abandoned => "abandoned",
+    }
+);
+
+named_enum!(
     /// The kind of a relationship outcome.
     OutcomeKind {
         /// A deal we won.

@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rapport_domain::{
-    Account, AccountId, ContactAssessment, ContactId, Event, EventBody, EventId, MeetingKind, Money, OutcomeKind,
-    Personal, SatisfactionScore, StaffId, TierState, Timestamp, Touch, TouchKind,
+    Account, AccountId, ContactAssessment, ContactId, Event, EventBody, EventId, Label, MeetingKind, Money,
+    OutcomeKind, Personal, SatisfactionScore, StaffId, Support, TeamRole, TierState, Timestamp, Touch, TouchKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,69 @@ pub struct AccountProjection {
     pub feedback: Vec<FeedbackRecord>,
     /// The note left with the latest owner change.
     pub handover_note: Option<String>,
+    /// Every time one of our people was on the account team beyond the owner, by when it began.
+    pub team_history: Vec<TeamTenure>,
+    /// The business unit of each of our people, as the staff directory (`StaffAssigned`) and
+    /// team joins give it: the latest by business time.
+    pub staff_units: BTreeMap<StaffId, StaffUnit>,
+    /// The first touch of each department of the customer: who of ours opened it, and when.
+    pub departments_opened: BTreeMap<Label, DepartmentOpened>,
+    /// The organisation's stance towards each competitor (signals naming no contact).
+    pub competitors: BTreeMap<Label, CompetitorStance>,
+    /// The latest executive visit ever, for the executive cadence beyond the horizon.
+    pub last_executive_visit: Option<Timestamp>,
+}
+
+/// A time one of our people was on the account team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamTenure {
+    /// Who.
+    pub member: StaffId,
+    /// In which role.
+    pub role: TeamRole,
+    /// From when.
+    pub from: Timestamp,
+    /// Until when; `None` while they are on the team.
+    pub to: Option<Timestamp>,
+}
+
+/// One of our people's business unit, and since when the records say so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffUnit {
+    /// The unit.
+    pub unit: Label,
+    /// When it was recorded as happening.
+    pub at: Timestamp,
+    /// The version that recorded it, which orders records of equal time.
+    pub version: u64,
+}
+
+/// The first touch of one of the customer's departments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepartmentOpened {
+    /// Who of ours touched it first (a meeting's lead, a gift's giver).
+    pub by: StaffId,
+    /// When.
+    pub at: Timestamp,
+    /// The version of that touch, which orders touches of equal time.
+    pub version: u64,
+}
+
+/// The latest stance towards one competitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompetitorStance {
+    /// The stance, on our scale.
+    pub stance: Support,
+    /// When it was observed.
+    pub at: Timestamp,
+    /// The version of the signal, which orders signals of equal time.
+    pub version: u64,
+}
+
+impl CompetitorStance {
+    fn later_than(&self, other: &CompetitorStance) -> bool {
+        (self.at, self.version) > (other.at, other.version)
+    }
 }
 
 /// What one contact did with us.
@@ -77,6 +140,10 @@ pub struct ContactActivity {
     pub assessments: Vec<Assessment>,
     /// The latest touch by each of our people.
     pub touched_by: BTreeMap<StaffId, LastTouch>,
+    /// When they were last added (business time): the start of their cadence while untouched.
+    pub added_at: Option<Timestamp>,
+    /// Their latest stance towards each competitor.
+    pub competitors: BTreeMap<Label, CompetitorStance>,
 }
 
 impl ContactActivity {
@@ -111,8 +178,9 @@ pub struct Assessment {
     pub version: u64,
 }
 
-/// A meeting as the projection keeps it: what the organisational score counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A meeting as the projection keeps it: what the organisational score counts, and who met
+/// whom for coordination, contribution and the playbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingRecord {
     /// When it took place.
     pub at: Timestamp,
@@ -120,6 +188,10 @@ pub struct MeetingRecord {
     pub version: u64,
     /// What kind of meeting.
     pub kind: MeetingKind,
+    /// Our people present, the lead first.
+    pub staff: Vec<StaffId>,
+    /// The account's contacts present (those that were its contacts when it was folded).
+    pub contacts: Vec<ContactId>,
 }
 
 /// A gift as the register keeps it.
@@ -190,6 +262,11 @@ impl AccountProjection {
             outcomes: Vec::new(),
             feedback: Vec::new(),
             handover_note: None,
+            team_history: Vec::new(),
+            staff_units: BTreeMap::new(),
+            departments_opened: BTreeMap::new(),
+            competitors: BTreeMap::new(),
+            last_executive_visit: None,
         })
     }
 
@@ -230,6 +307,11 @@ impl AccountProjection {
             outcomes: self.outcomes.clone(),
             feedback: self.feedback.clone(),
             handover_note: self.handover_note.clone(),
+            team_history: self.team_history.clone(),
+            staff_units: self.staff_units.clone(),
+            departments_opened: self.departments_opened.clone(),
+            competitors: self.competitors.clone(),
+            last_executive_visit: self.last_executive_visit,
         }
     }
 
@@ -279,23 +361,28 @@ impl AccountProjection {
             }
             EventBody::MeetingHeld(meeting) => {
                 *self.meetings_by_kind.entry(meeting.kind).or_default() += 1;
-                insert_sorted(&mut self.meetings, MeetingRecord { at, version, kind: meeting.kind }, |m| {
-                    (m.at, m.version)
-                });
-                for contact_id in &meeting.contact_ids {
-                    if !self.account.contacts.contains_key(contact_id) {
-                        continue;
-                    }
+                if meeting.kind == MeetingKind::ExecutiveVisit {
+                    self.last_executive_visit = Some(self.last_executive_visit.map_or(at, |last| last.max(at)));
+                }
+                let contacts: Vec<ContactId> =
+                    meeting.contact_ids.iter().filter(|c| self.account.contacts.contains_key(*c)).cloned().collect();
+                for contact_id in &contacts {
                     let activity = self.contacts.entry(contact_id.clone()).or_default();
                     for person in &meeting.staff {
                         touch(activity, person, LastTouch { at, kind: TouchKind::Meeting });
                     }
+                    if let Some(lead) = meeting.staff.first() {
+                        self.open_department(contact_id, lead, at, version);
+                    }
                 }
+                let record = MeetingRecord { at, version, kind: meeting.kind, staff: meeting.staff.clone(), contacts };
+                insert_sorted(&mut self.meetings, record, |m| (m.at, m.version));
             }
             EventBody::GiftGiven(gift) => {
                 if self.account.contacts.contains_key(&gift.recipient) {
                     let activity = self.contacts.entry(gift.recipient.clone()).or_default();
                     touch(activity, &gift.giver, LastTouch { at, kind: TouchKind::Gift });
+                    self.open_department(&gift.recipient, &gift.giver, at, version);
                 }
                 let total = self
                     .gift_totals
@@ -361,13 +448,73 @@ impl AccountProjection {
                     feedback.text = Personal::Forgotten;
                 }
             }
+            EventBody::ContactAdded(added) => {
+                let activity = self.contacts.entry(added.contact_id.clone()).or_default();
+                activity.added_at = Some(activity.added_at.map_or(at, |added_at| added_at.max(at)));
+            }
+            EventBody::TeamMemberJoined(joined) => {
+                // The domain fold replaces a member who joins again; so does the history.
+                close_tenure(&mut self.team_history, &joined.member, at);
+                let tenure = TeamTenure { member: joined.member.clone(), role: joined.role, from: at, to: None };
+                insert_sorted(&mut self.team_history, tenure, |t| t.from);
+                if !joined.business_unit.is_empty() {
+                    self.assign_unit(&joined.member, &joined.business_unit, at, version);
+                }
+            }
+            EventBody::TeamMemberLeft(left) => close_tenure(&mut self.team_history, &left.member, at),
+            EventBody::StaffAssigned(assigned) => {
+                self.assign_unit(&assigned.staff, &assigned.business_unit, at, version);
+            }
+            EventBody::CompetitorSignal(signal) => {
+                let stance = CompetitorStance { stance: signal.stance, at, version };
+                let stances = match &signal.contact_id {
+                    Some(contact_id) => &mut self.contacts.entry(contact_id.clone()).or_default().competitors,
+                    None => &mut self.competitors,
+                };
+                match stances.get_mut(&signal.competitor) {
+                    Some(latest) if !stance.later_than(latest) => {}
+                    Some(latest) => *latest = stance,
+                    None => {
+                        stances.insert(signal.competitor.clone(), stance);
+                    }
+                }
+            }
+            // Plans live in the domain's account (their state decides later events); their
+            // progress is read from the support signals.
             EventBody::AccountOpened(_)
-            | EventBody::ContactAdded(_)
             | EventBody::ContactUpdated(_)
             | EventBody::ContactLeft(_)
-            | EventBody::TeamMemberJoined(_)
-            | EventBody::TeamMemberLeft(_)
-            | EventBody::EventRetracted(_) => {}
+            | EventBody::EventRetracted(_)
+            | EventBody::RelationshipPlanned(_)
+            | EventBody::PlanRevised(_)
+            | EventBody::PlanClosed(_) => {}
+        }
+    }
+
+    /// Records `person` as the opener of the contact's department if this touch is its first.
+    fn open_department(&mut self, contact_id: &ContactId, person: &StaffId, at: Timestamp, version: u64) {
+        let Some(contact) = self.account.contacts.get(contact_id) else { return };
+        if contact.department.is_empty() {
+            return;
+        }
+        let opened = DepartmentOpened { by: person.clone(), at, version };
+        match self.departments_opened.get_mut(&contact.department) {
+            Some(first) if (first.at, first.version) <= (at, version) => {}
+            Some(first) => *first = opened,
+            None => {
+                self.departments_opened.insert(contact.department.clone(), opened);
+            }
+        }
+    }
+
+    fn assign_unit(&mut self, person: &StaffId, unit: &Label, at: Timestamp, version: u64) {
+        let assigned = StaffUnit { unit: unit.clone(), at, version };
+        match self.staff_units.get_mut(person) {
+            Some(latest) if (latest.at, latest.version) > (at, version) => {}
+            Some(latest) => *latest = assigned,
+            None => {
+                self.staff_units.insert(person.clone(), assigned);
+            }
         }
     }
 
@@ -382,6 +529,12 @@ impl AccountProjection {
         let old = self.outcomes.partition_point(|o| o.at < cutoff);
         let keep_old = OUTCOME_HISTORY.saturating_sub(self.outcomes.len() - old);
         self.outcomes.drain(..old.saturating_sub(keep_old));
+    }
+}
+
+fn close_tenure(history: &mut [TeamTenure], member: &StaffId, at: Timestamp) {
+    for tenure in history.iter_mut().filter(|t| &t.member == member && t.to.is_none()) {
+        tenure.to = Some(at.max(tenure.from));
     }
 }
 

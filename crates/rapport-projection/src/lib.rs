@@ -16,36 +16,48 @@
 mod account;
 mod calendar;
 mod compare;
+mod contribution;
 mod decay;
 mod digest;
 mod past;
 mod portfolio;
+mod practice;
 mod register;
 mod rules;
 mod scores;
 
 pub use account::{
-    ASSESSMENT_HISTORY, AccountProjection, Assessment, ContactActivity, FEEDBACK_HISTORY, FeedbackRecord, Folded,
-    GiftRecord, LastTouch, MeetingRecord, OUTCOME_HISTORY, OutcomeRecord,
+    ASSESSMENT_HISTORY, AccountProjection, Assessment, CompetitorStance, ContactActivity, DepartmentOpened,
+    FEEDBACK_HISTORY, FeedbackRecord, Folded, GiftRecord, LastTouch, MeetingRecord, OUTCOME_HISTORY, OutcomeRecord,
+    StaffUnit, TeamTenure,
 };
 pub use calendar::date_of;
 pub use compare::{Movement, compare};
+pub use contribution::{
+    Contribution, Contributions, Playbook, PlaybookRow, PlaybookTouch, contributions, playbook_touches,
+};
 pub use decay::fade;
 pub use digest::ProjectionDigest;
 pub use past::Cut;
 pub use portfolio::{PortfolioPage, PortfolioQuery, ScoreRange};
+pub use practice::{
+    BypassingTouch, Cadence, CompetitivePosition, Coordination, IRON_TRIANGLE, IronTriangle, OverdueContact,
+    PlanStatus, PlanView, Practice, Standing, UnitInContact, practice,
+};
 pub use register::{GiftFlag, GiftRegister, HandoverContact, HandoverReport, RegisteredGift, gift_register, handover};
 pub use rules::{
-    ADDED_KEYS, AddedKey, AtRiskRules, DEFAULT_RULES, FORMAT, GeneralRelationshipRules, GiftRules, HealthRules,
-    KeyRelationshipRules, MeetingPoints, OrganisationalRules, OutcomePoints, Resolved, RiskRules, RuleSet,
-    RuleSetError, TierPoints, ValueRules,
+    ADDED_KEYS, AddedKey, AtRiskRules, CadenceRules, ContributionRules, CoordinationRules, DEFAULT_RULES, FORMAT,
+    GeneralRelationshipRules, GiftRules, HealthRules, KeyRelationshipRules, MeetingPoints, OrganisationalRules,
+    OutcomePoints, PlanRules, PlaybookRules, Resolved, RiskRules, RuleSet, RuleSetError, TierDays, TierPoints,
+    ValueRules,
 };
 pub use scores::{Coverage, Factor, Score, ScoreKind, Scores, ValueClass, coverage, round2, scores};
 
 /// The version of the stored encoding of [`AccountProjection`]; a stored projection of another
 /// version is rebuilt from the log rather than read. 4: personal text is sealed, clear or
-/// forgotten ([`rapport_domain::Personal`]).
-pub const ENCODING_VERSION: u8 = 4;
+/// forgotten ([`rapport_domain::Personal`]); 5: plans, team history, staff units, departments
+/// opened, competitors, and who met whom.
+pub const ENCODING_VERSION: u8 = 5;
 
 /// The oldest encoding whose checkpoints still decode: a checkpoint's own layout has not
 /// changed since, only that of the accounts stored beside it.

@@ -22,7 +22,7 @@ const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 const MAX_DAYS: f64 = 36_500.0;
 
 /// The rule file format this build reads and writes; it reads every earlier one too.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// A key a rule format added, with the value a file of an older format gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,32 @@ pub struct AddedKey {
 
 /// Every key added since format 1, in the order of their formats: the only list of them.
 /// Format 1 is the keys of `rules/fixtures/format-1.toml`.
-pub const ADDED_KEYS: &[AddedKey] = &[];
+pub const ADDED_KEYS: &[AddedKey] = &[
+    added(2, "health.coordination", "0.1"),
+    added(2, "health.plan_attainment", "0.1"),
+    added(2, "key_relationship.cadence_points", "10.0"),
+    added(2, "key_relationship.competition_points", "10.0"),
+    added(2, "organisational_relationship.iron_triangle_points", "10.0"),
+    added(2, "organisational_relationship.executive_cadence_points", "5.0"),
+    added(2, "cadence.key_contact_days", "{ S = 14.0, A = 30.0, B = 60.0, C = 90.0 }"),
+    added(2, "cadence.executive_days", "{ S = 90.0, A = 180.0, B = 365.0, C = 730.0 }"),
+    added(2, "coordination.window_days", "90.0"),
+    added(2, "coordination.team_weight", "0.6"),
+    added(2, "coordination.units_weight", "0.4"),
+    added(2, "plans.at_risk_margin", "0.25"),
+    added(2, "contribution.credit_days", "30.0"),
+    added(2, "contribution.touch", "1.0"),
+    added(2, "contribution.key_contact", "2.0"),
+    added(2, "contribution.department_opened", "3.0"),
+    added(2, "contribution.improvement", "3.0"),
+    added(2, "contribution.plan_achieved", "5.0"),
+    added(2, "contribution.gift", "0.5"),
+    added(2, "playbook.follow_days", "30.0"),
+];
+
+const fn added(format: u32, key: &'static str, default: &'static str) -> AddedKey {
+    AddedKey { format, key, default }
+}
 
 /// A named, versioned set of scoring rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +93,16 @@ pub struct RuleSet {
     pub value: ValueRules,
     /// The gift register.
     pub gifts: GiftRules,
+    /// The longest allowed gaps between touches (format 2).
+    pub cadence: CadenceRules,
+    /// The coordination score (format 2).
+    pub coordination: CoordinationRules,
+    /// Relationship plans (format 2).
+    pub plans: PlanRules,
+    /// How credit for relationship progress is shared among our people (format 2).
+    pub contribution: ContributionRules,
+    /// The playbook (format 2).
+    pub playbook: PlaybookRules,
 }
 
 /// Weights of the scores in health; normalised by their sum.
@@ -82,6 +117,11 @@ pub struct HealthRules {
     pub organisational_relationship: f64,
     /// Weight of `100 - personalisation risk`.
     pub personalisation_safety: f64,
+    /// Weight of the coordination score (format 2).
+    pub coordination: f64,
+    /// Weight of the plan attainment, for accounts with plans (format 2); without plans it
+    /// takes no part and the other weights share its place.
+    pub plan_attainment: f64,
 }
 
 /// Stance and closeness of key contacts, fading with the age of the signal.
@@ -95,6 +135,12 @@ pub struct KeyRelationshipRules {
     pub support_weight: f64,
     /// Share of closeness in a contact's score.
     pub intimacy_weight: f64,
+    /// Points lost when every key contact is past its cadence, in proportion to the share that
+    /// is (format 2).
+    pub cadence_points: f64,
+    /// Points lost when a competitor stands better than we do with every key contact, in
+    /// proportion to the share where one does (format 2).
+    pub competition_points: f64,
 }
 
 /// Coverage of the customer's departments and breadth of our people in touch.
@@ -127,6 +173,11 @@ pub struct OrganisationalRules {
     pub outcome_points: OutcomePoints,
     /// Most points outcomes can add.
     pub outcome_points_cap: f64,
+    /// Points when the account team covers sales, solution and delivery (the iron triangle),
+    /// a third for each role covered (format 2).
+    pub iron_triangle_points: f64,
+    /// Points lost while executive-level meetings are past their cadence (format 2).
+    pub executive_cadence_points: f64,
 }
 
 /// Points per tier.
@@ -142,6 +193,97 @@ pub struct TierPoints {
     pub B: f64,
     /// C.
     pub C: f64,
+}
+
+/// Days per tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct TierDays {
+    /// Strategic.
+    pub S: f64,
+    /// Partner.
+    pub A: f64,
+    /// B.
+    pub B: f64,
+    /// C, and accounts without a tier.
+    pub C: f64,
+}
+
+impl TierDays {
+    /// The days for a tier; an account without one counts as C.
+    pub fn of(&self, tier: Option<Tier>) -> f64 {
+        match tier {
+            Some(Tier::S) => self.S,
+            Some(Tier::A) => self.A,
+            Some(Tier::B) => self.B,
+            Some(Tier::C) | None => self.C,
+        }
+    }
+}
+
+/// The longest allowed gaps between touches, by the account's tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CadenceRules {
+    /// Between touches of each current key contact (from when they were added, while
+    /// untouched).
+    pub key_contact_days: TierDays,
+    /// Between executive visits (from the account's opening, before the first).
+    pub executive_days: TierDays,
+}
+
+/// Coordination: touches of the customer through the account team, and our business units in
+/// contact that the team has no one of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinationRules {
+    /// Days back from the as-of instant in which touches count.
+    pub window_days: f64,
+    /// Share of team touches (over all touches) in the score.
+    pub team_weight: f64,
+    /// Share of coordinated units (over all units in contact) in the score.
+    pub units_weight: f64,
+}
+
+/// Relationship plans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRules {
+    /// An open plan is at risk when its progress trails the share of its time gone by more
+    /// than this (0 to 1).
+    pub at_risk_margin: f64,
+}
+
+/// How credit for an account's relationship progress is shared: each person's points are the
+/// weighted sum of what they did in the period, and their share is their points over everyone's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContributionRules {
+    /// A stance or closeness improvement is credited to each of our people who touched the
+    /// contact in this many days before it.
+    pub credit_days: f64,
+    /// Points per touch (a contact met, a gift given).
+    pub touch: f64,
+    /// Points per key contact touched in the period.
+    pub key_contact: f64,
+    /// Points per department opened (its first touch ever).
+    pub department_opened: f64,
+    /// Points per improvement credited.
+    pub improvement: f64,
+    /// Points per plan achieved as its owner.
+    pub plan_achieved: f64,
+    /// Points per gift given.
+    pub gift: f64,
+}
+
+/// The playbook: which meetings are followed by improvements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookRules {
+    /// A touch counts as followed by an improvement when the contact's stance or closeness
+    /// improves within this many days after it.
+    pub follow_days: f64,
 }
 
 /// Points per meeting kind.
@@ -259,7 +401,11 @@ impl RuleSet {
             (toml::from_str::<RuleSet>(text).map_err(syntax)?, Vec::new())
         } else {
             let defaulted = fill_defaults(&mut table, format, ADDED_KEYS)?;
-            (RuleSet::deserialize(table).map_err(syntax)?, defaulted)
+            match RuleSet::deserialize(table) {
+                Ok(rules) => (rules, defaulted),
+                // The filled table has lost the text's lines: find the key's again.
+                Err(error) => return Err(syntax(with_line(error.to_string().trim(), text))),
+            }
         };
         rules.format = FORMAT;
         rules.validate()?;
@@ -289,16 +435,21 @@ impl RuleSet {
     /// longest window plus the trend period, so that every score at or after the latest
     /// activity, and the trend comparison, see every record they need.
     pub fn horizon_nanos(&self) -> i64 {
+        // Cadence needs no records: the latest touch of each contact by each person, and the
+        // latest executive visit, are kept whatever their age.
         let longest = [
             self.general_relationship.window_days,
             self.organisational_relationship.window_days,
             self.personalisation_risk.window_days,
             self.value.window_days,
             self.gifts.window_days,
+            self.coordination.window_days,
         ]
         .into_iter()
         .fold(0.0, f64::max);
-        days_to_nanos(longest + self.at_risk.trend_days)
+        // Contribution and the playbook look back a further credit or follow period.
+        let lookback = self.contribution.credit_days.max(self.playbook.follow_days);
+        days_to_nanos(longest + lookback + self.at_risk.trend_days)
     }
 
     /// Points for a meeting of this kind.
@@ -361,11 +512,15 @@ impl RuleSet {
                 ("general_relationship", h.general_relationship),
                 ("organisational_relationship", h.organisational_relationship),
                 ("personalisation_safety", h.personalisation_safety),
+                ("coordination", h.coordination),
+                ("plan_attainment", h.plan_attainment),
             ],
         )?;
         let k = &self.key_relationship;
         days("key_relationship.half_life_days", k.half_life_days)?;
         weights("key_relationship", &[("support_weight", k.support_weight), ("intimacy_weight", k.intimacy_weight)])?;
+        points("key_relationship.cadence_points", k.cadence_points)?;
+        points("key_relationship.competition_points", k.competition_points)?;
         let g = &self.general_relationship;
         days("general_relationship.window_days", g.window_days)?;
         weights(
@@ -404,6 +559,8 @@ impl RuleSet {
             points(&format!("organisational_relationship.outcome_points.{kind}"), value)?;
         }
         points("organisational_relationship.outcome_points_cap", o.outcome_points_cap)?;
+        points("organisational_relationship.iron_triangle_points", o.iron_triangle_points)?;
+        points("organisational_relationship.executive_cadence_points", o.executive_cadence_points)?;
         days("personalisation_risk.window_days", self.personalisation_risk.window_days)?;
         points("at_risk.risk_at_least", self.at_risk.risk_at_least)?;
         days("at_risk.trend_days", self.at_risk.trend_days)?;
@@ -413,6 +570,37 @@ impl RuleSet {
         amounts("value.profit_threshold", &self.value.profit_threshold)?;
         days("gifts.window_days", self.gifts.window_days)?;
         amounts("gifts.threshold", &self.gifts.threshold)?;
+        let c = &self.cadence;
+        for (table, gaps) in
+            [("cadence.key_contact_days", &c.key_contact_days), ("cadence.executive_days", &c.executive_days)]
+        {
+            for (tier, value) in [("S", gaps.S), ("A", gaps.A), ("B", gaps.B), ("C", gaps.C)] {
+                days(&format!("{table}.{tier}"), value)?;
+            }
+        }
+        let co = &self.coordination;
+        days("coordination.window_days", co.window_days)?;
+        weights("coordination", &[("team_weight", co.team_weight), ("units_weight", co.units_weight)])?;
+        if !(0.0..=1.0).contains(&self.plans.at_risk_margin) {
+            return Err(invalid(
+                "plans.at_risk_margin",
+                format!("is {}; give a share from 0 to 1", self.plans.at_risk_margin),
+            ));
+        }
+        let p = &self.contribution;
+        days("contribution.credit_days", p.credit_days)?;
+        weights(
+            "contribution",
+            &[
+                ("touch", p.touch),
+                ("key_contact", p.key_contact),
+                ("department_opened", p.department_opened),
+                ("improvement", p.improvement),
+                ("plan_achieved", p.plan_achieved),
+                ("gift", p.gift),
+            ],
+        )?;
+        days("playbook.follow_days", self.playbook.follow_days)?;
         Ok(())
     }
 }
@@ -430,6 +618,26 @@ pub struct Resolved {
 
 fn first_format() -> u32 {
     1
+}
+
+/// A message about a key of a table (`unknown field `x`, ... in `a.b``), with the line of the
+/// text that gives that key, when one does.
+fn with_line(message: &str, text: &str) -> String {
+    fn quoted<'a>(after: Option<(&'a str, &'a str)>) -> Option<&'a str> {
+        after.and_then(|(_, rest)| rest.split_once('`')).map(|(q, _)| q)
+    }
+    let Some(key) = quoted(message.split_once('`')) else { return message.to_owned() };
+    let table = quoted(message.rsplit_once("in `")).unwrap_or_default();
+    let mut current = String::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split_once(']')).map(|(h, _)| h.trim()) {
+            current = header.to_owned();
+        } else if current == table && line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return format!("{message} (line {})", number + 1);
+        }
+    }
+    message.to_owned()
 }
 
 fn syntax(error: impl std::fmt::Display) -> RuleSetError {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::{AccountProjection, ContactActivity};
 use crate::calendar::date_of;
 use crate::decay::fade;
+use crate::practice::{IRON_TRIANGLE, Practice, practice};
 use crate::rules::{RuleSet, days_to_nanos};
 
 /// Every score of an account at one instant.
@@ -30,6 +31,8 @@ pub struct Scores {
     pub organisational_relationship: Score,
     /// The share of key relationships held by one of our people only (higher is worse).
     pub personalisation_risk: Score,
+    /// Touches through the account team, and our business units in contact coordinated.
+    pub coordination: Score,
     /// The weighted combination.
     pub health: Score,
     /// Health `trend_days` before `as_of`, taken from the same projection.
@@ -40,6 +43,8 @@ pub struct Scores {
     pub value_factors: Vec<Factor>,
     /// Why the account is at risk; empty when it is not.
     pub at_risk: Vec<String>,
+    /// Plans, cadence, coordination, the iron triangle and the competition at `as_of`.
+    pub practice: Practice,
 }
 
 /// Declares [`ScoreKind`] and [`ScoreKind::ALL`] from one list, so a new score is one line here
@@ -91,6 +96,8 @@ score_kinds! {
     PersonalisationRisk => ("personalisation_risk", "personalisation risk", "risk"),
     /// The weighted combination of the others.
     Health => ("health", "health", "health"),
+    /// Touches through the account team, and our business units coordinated.
+    Coordination => ("coordination", "coordination", "coordination"),
 }
 
 impl Scores {
@@ -102,6 +109,7 @@ impl Scores {
             ScoreKind::OrganisationalRelationship => &self.organisational_relationship,
             ScoreKind::PersonalisationRisk => &self.personalisation_risk,
             ScoreKind::Health => &self.health,
+            ScoreKind::Coordination => &self.coordination,
         }
     }
 }
@@ -161,6 +169,11 @@ pub fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
+/// Rounds to ten-thousandths, the precision shares and rates are kept at.
+pub(crate) fn round4(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
+}
+
 fn factor(key: impl Into<String>, detail: impl Into<String>, points: f64) -> Factor {
     Factor { key: key.into(), detail: detail.into(), points: round2(points) }
 }
@@ -198,9 +211,10 @@ pub(crate) fn risk_population(projection: &AccountProjection, as_of: Timestamp) 
 
 /// Every score of `projection` under `rules` as of `as_of`.
 pub fn scores(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Scores {
-    let (key, general, organisational, risk, health) = components(projection, rules, as_of);
+    let Components { key, general, organisational, risk, coordination, health, practice } =
+        components(projection, rules, as_of);
     let before = as_of.saturating_add_nanos(-days_to_nanos(rules.at_risk.trend_days));
-    let health_before = components(projection, rules, before).4.value;
+    let health_before = components(projection, rules, before).health.value;
     let (value_class, value_factors) = value_class(projection, rules, as_of, health.value);
     let mut at_risk = Vec::new();
     if risk.value >= rules.at_risk.risk_at_least {
@@ -218,28 +232,39 @@ pub fn scores(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp)
         general_relationship: general,
         organisational_relationship: organisational,
         personalisation_risk: risk,
+        coordination,
         health,
         health_before,
         value_class,
         value_factors,
         at_risk,
+        practice,
     }
 }
 
-fn components(
-    projection: &AccountProjection,
-    rules: &RuleSet,
-    as_of: Timestamp,
-) -> (Score, Score, Score, Score, Score) {
-    let key = key_relationship(projection, rules, as_of);
-    let general = general_relationship(projection, rules, as_of);
-    let organisational = organisational_relationship(projection, rules, as_of);
-    let risk = personalisation_risk(projection, rules, as_of);
-    let health = health(rules, &key, &general, &organisational, &risk);
-    (key, general, organisational, risk, health)
+/// The scores at one instant, and the practice figures they were made from.
+struct Components {
+    key: Score,
+    general: Score,
+    organisational: Score,
+    risk: Score,
+    coordination: Score,
+    health: Score,
+    practice: Practice,
 }
 
-fn key_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+fn components(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Components {
+    let practice = practice(projection, rules, as_of);
+    let key = key_relationship(projection, rules, as_of, &practice);
+    let general = general_relationship(projection, rules, as_of);
+    let organisational = organisational_relationship(projection, rules, as_of, &practice);
+    let risk = personalisation_risk(projection, rules, as_of);
+    let coordination = coordination(rules, &practice);
+    let health = health(rules, &key, &general, &organisational, &risk, &coordination, practice.plan_attainment);
+    Components { key, general, organisational, risk, coordination, health, practice }
+}
+
+fn key_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp, practice: &Practice) -> Score {
     let r = &rules.key_relationship;
     let total = r.support_weight + r.intimacy_weight;
     let (support_weight, intimacy_weight) = (r.support_weight / total, r.intimacy_weight / total);
@@ -276,7 +301,39 @@ fn key_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Time
         sum += points;
         factors.push(factor(format!("contact:{}", contact.id), detail, points));
     }
-    score(sum, factors)
+    let key_contacts = practice.competition.len().max(1) as f64;
+    let cadence = &practice.cadence;
+    let cadence_points = -r.cadence_points * cadence.overdue.len() as f64 / key_contacts;
+    factors.push(factor(
+        "cadence",
+        format!(
+            "{} of {} key contacts past their {}-day cadence",
+            cadence.overdue.len(),
+            cadence.key_contacts,
+            cadence.key_contact_days
+        ),
+        cadence_points,
+    ));
+    let behind: Vec<String> = practice
+        .competition
+        .iter()
+        .filter(|p| p.behind)
+        .map(|p| match &p.strongest {
+            Some((competitor, _)) => format!("{} ({competitor})", p.contact_id),
+            None => p.contact_id.to_string(),
+        })
+        .collect();
+    let competition_points = -r.competition_points * behind.len() as f64 / key_contacts;
+    factors.push(factor(
+        "competition",
+        if behind.is_empty() {
+            "no competitor stands better than we do with a key contact".to_owned()
+        } else {
+            format!("a competitor stands better than we do with {}", behind.join(", "))
+        },
+        competition_points,
+    ));
+    score(sum + round2(cadence_points) + round2(competition_points), factors)
 }
 
 /// The departments of an account's current contacts, and who of ours touched them.
@@ -342,9 +399,14 @@ fn general_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: 
     score(coverage_points + breadth_points, factors)
 }
 
-fn organisational_relationship(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
+fn organisational_relationship(
+    projection: &AccountProjection,
+    rules: &RuleSet,
+    as_of: Timestamp,
+    practice: &Practice,
+) -> Score {
     let r = &rules.organisational_relationship;
-    let mut factors = Vec::with_capacity(3);
+    let mut factors = Vec::with_capacity(5);
     let tier_points = match &projection.account.tier {
         Some(tier) if tier.since <= as_of => {
             let points = rules.tier_points(tier.tier);
@@ -397,7 +459,71 @@ fn organisational_relationship(projection: &AccountProjection, rules: &RuleSet, 
         ),
         outcome_points,
     ));
-    score(tier_points + meeting_points + outcome_points, factors)
+    let triangle = &practice.iron_triangle;
+    let triangle_points = r.iron_triangle_points * triangle.covered.len() as f64 / IRON_TRIANGLE.len() as f64;
+    let roles = |roles: &[rapport_domain::TeamRole]| roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ");
+    factors.push(factor(
+        "iron_triangle",
+        if triangle.missing.is_empty() {
+            format!("the team covers {}", roles(&triangle.covered))
+        } else {
+            format!("the team covers {}; missing: {}", roles(&triangle.covered), roles(&triangle.missing))
+        },
+        triangle_points,
+    ));
+    let cadence = &practice.cadence;
+    let (executive_points, executive_detail) = match cadence.executive_overdue_days {
+        Some(days) => (
+            -r.executive_cadence_points,
+            format!("executive visits {days} days past their {}-day cadence", cadence.executive_days),
+        ),
+        None => (0.0, format!("executive visits within their {}-day cadence", cadence.executive_days)),
+    };
+    factors.push(factor("executive_cadence", executive_detail, executive_points));
+    score(tier_points + meeting_points + outcome_points + round2(triangle_points) + round2(executive_points), factors)
+}
+
+fn coordination(rules: &RuleSet, practice: &Practice) -> Score {
+    let r = &rules.coordination;
+    let total = r.team_weight + r.units_weight;
+    let c = &practice.coordination;
+    let team_share = if c.touches == 0 { 1.0 } else { f64::from(c.team_touches) / f64::from(c.touches) };
+    let coordinated = c.units.iter().filter(|u| u.on_team).count();
+    let units_share = if c.units.is_empty() { 1.0 } else { coordinated as f64 / c.units.len() as f64 };
+    let team_points = 100.0 * r.team_weight / total * team_share;
+    let units_points = 100.0 * r.units_weight / total * units_share;
+    let outside: Vec<&str> = c.units.iter().filter(|u| !u.on_team).map(|u| u.unit.as_str()).collect();
+    let factors = vec![
+        factor(
+            "team_touches",
+            if c.touches == 0 {
+                format!("no touch in {} days", r.window_days)
+            } else {
+                format!(
+                    "{} of {} touches in {} days through the account team",
+                    c.team_touches, c.touches, r.window_days
+                )
+            },
+            team_points,
+        ),
+        factor(
+            "units",
+            if c.units.is_empty() {
+                "no business unit of ours known in contact".to_owned()
+            } else if outside.is_empty() {
+                format!("{} business units in contact, each with someone on the team", c.units.len())
+            } else {
+                format!(
+                    "{} of {} business units in contact have someone on the team (not: {})",
+                    coordinated,
+                    c.units.len(),
+                    outside.join(", ")
+                )
+            },
+            units_points,
+        ),
+    ];
+    score(team_points + units_points, factors)
 }
 
 pub(crate) fn personalisation_risk(projection: &AccountProjection, rules: &RuleSet, as_of: Timestamp) -> Score {
@@ -426,11 +552,26 @@ fn join(people: &BTreeSet<&StaffId>) -> String {
     people.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-fn health(rules: &RuleSet, key: &Score, general: &Score, organisational: &Score, risk: &Score) -> Score {
+fn health(
+    rules: &RuleSet,
+    key: &Score,
+    general: &Score,
+    organisational: &Score,
+    risk: &Score,
+    coordination: &Score,
+    plan_attainment: Option<f64>,
+) -> Score {
     let h = &rules.health;
-    let total = h.key_relationship + h.general_relationship + h.organisational_relationship + h.personalisation_safety;
+    // Without plans, attainment takes no part: the other weights share its place.
+    let attainment_weight = if plan_attainment.is_some() { h.plan_attainment } else { 0.0 };
+    let total = h.key_relationship
+        + h.general_relationship
+        + h.organisational_relationship
+        + h.personalisation_safety
+        + h.coordination
+        + attainment_weight;
     let safety = 100.0 - risk.value;
-    let parts = [
+    let mut parts = vec![
         (
             ScoreKind::KeyRelationship.key(),
             h.key_relationship,
@@ -455,7 +596,11 @@ fn health(rules: &RuleSet, key: &Score, general: &Score, organisational: &Score,
             safety,
             format!("personalisation safety (100 - risk {:.2})", risk.value),
         ),
+        (ScoreKind::Coordination.key(), h.coordination, coordination.value, ScoreKind::Coordination.label().to_owned()),
     ];
+    if let Some(attainment) = plan_attainment {
+        parts.push(("plan_attainment", h.plan_attainment, attainment, "plan attainment".to_owned()));
+    }
     let mut sum = 0.0;
     let factors = parts
         .iter()

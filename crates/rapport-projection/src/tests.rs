@@ -164,9 +164,26 @@ fn rules() -> RuleSet {
         (h.key_relationship, h.general_relationship, h.organisational_relationship, h.personalisation_safety),
         (0.35, 0.25, 0.2, 0.2)
     );
-    assert_eq!(rules.organisational_relationship.meeting_points.visit, 1.0);
+    assert_eq!((h.coordination, h.plan_attainment), (0.1, 0.1));
+    let o = &rules.organisational_relationship;
+    assert_eq!((o.meeting_points.visit, o.iron_triangle_points, o.executive_cadence_points), (1.0, 10.0, 5.0));
+    let k = &rules.key_relationship;
+    assert_eq!((k.cadence_points, k.competition_points), (10.0, 10.0));
+    let c = &rules.cadence;
+    assert_eq!(
+        (c.key_contact_days.S, c.key_contact_days.A, c.key_contact_days.B, c.key_contact_days.C),
+        (14.0, 30.0, 60.0, 90.0)
+    );
+    assert_eq!((c.executive_days.S, c.executive_days.C), (90.0, 730.0));
+    assert_eq!((rules.coordination.team_weight, rules.coordination.units_weight), (0.6, 0.4));
     rules
 }
+
+/// The iron triangle's points of a team of the owner alone (sales): a third of 10.
+const OWNER_ONLY_TRIANGLE: f64 = 10.0 / 3.0;
+
+/// Health's weights without plans: the six scores' weights, summed.
+const HEALTH_WEIGHTS: f64 = 0.35 + 0.25 + 0.2 + 0.2 + 0.1;
 
 fn close(actual: f64, expected: f64) {
     assert!((actual - expected).abs() < 0.005 + 1e-9, "{actual} is not {expected} (to the hundredth)");
@@ -200,17 +217,21 @@ fn an_old_signal_counts_less() {
     stream.key_contact("k.li", "Finance");
     stream.signal(20, "k.li", 2, 3);
     let projection = stream.project(&rules);
+    // k.li was never met, so from day 90 (untiered: a 90-day cadence from being added) the
+    // one key contact is past their cadence, which takes the whole 10 cadence points.
+    let cadence = 10.0;
     // One half-life later: stance fades half-way to neutral (1 → 0.75), closeness to half.
     let one = scores(&projection, &rules, day(20 + 180));
-    assert_eq!(one.key_relationship.value, 100.0 * (0.6 * 0.75 + 0.4 * 0.375));
-    assert_eq!(one.key_relationship.value, 60.0);
+    assert_eq!(one.key_relationship.value, 100.0 * (0.6 * 0.75 + 0.4 * 0.375) - cadence);
+    assert_eq!(one.key_relationship.value, 50.0);
+    assert_eq!(one.practice.cadence.overdue[0].days_overdue, 200 - 90);
     // Two half-lives: a quarter of the distance remains.
     let two = scores(&projection, &rules, day(20 + 360));
-    assert_eq!(two.key_relationship.value, 100.0 * (0.6 * 0.625 + 0.4 * 0.1875));
-    assert_eq!(two.key_relationship.value, 45.0);
+    assert_eq!(two.key_relationship.value, 100.0 * (0.6 * 0.625 + 0.4 * 0.1875) - cadence);
+    assert_eq!(two.key_relationship.value, 35.0);
     // Years later the contact is a neutral stranger: 0.6 × 0.5.
     let old = scores(&projection, &rules, day(20 + 180 * 40));
-    assert_eq!(old.key_relationship.value, 30.0);
+    assert_eq!(old.key_relationship.value, 30.0 - cadence);
 }
 
 #[test]
@@ -253,9 +274,14 @@ fn an_account_touched_only_by_its_owner_hangs_on_one_person() {
     assert_eq!(s.general_relationship.value, 100.0 * (0.6 * 1.0 + 0.4 * 0.2));
     // Four key contacts never assessed: each a neutral stranger, 0.6 × 0.5.
     assert_eq!(s.key_relationship.value, 30.0);
-    // No tier; four visits at one point each.
-    assert_eq!(s.organisational_relationship.value, 4.0);
-    close(s.health.value, 0.35 * 30.0 + 0.25 * 68.0 + 0.2 * 4.0 + 0.2 * (100.0 - 100.0));
+    // No tier; four visits at one point each, and the owner covers one role of three.
+    close(s.organisational_relationship.value, 4.0 + OWNER_ONLY_TRIANGLE);
+    // Every touch is the owner's: fully coordinated.
+    assert_eq!(s.coordination.value, 100.0);
+    close(
+        s.health.value,
+        (0.35 * 30.0 + 0.25 * 68.0 + 0.2 * 7.33 + 0.2 * (100.0 - 100.0) + 0.1 * 100.0) / HEALTH_WEIGHTS,
+    );
     assert_eq!(s.at_risk.len(), 1, "risk 100 is above the threshold: {:?}", s.at_risk);
 
     let report = handover(&stream.project(&rules), &rules, day(30));
@@ -275,8 +301,13 @@ fn an_account_touched_by_five_people_across_four_departments_does_not() {
     // Every key contact is in touch with at least two of our people.
     assert_eq!(s.personalisation_risk.value, 0.0);
     assert_eq!(s.general_relationship.value, 100.0);
-    assert_eq!(s.organisational_relationship.value, 3.0);
-    close(s.health.value, 0.35 * 30.0 + 0.25 * 100.0 + 0.2 * 3.0 + 0.2 * 100.0);
+    close(s.organisational_relationship.value, 3.0 + OWNER_ONLY_TRIANGLE);
+    // Twelve reaches (two people × two contacts at each meeting), four of them alice's (the
+    // owner's); bob, carol, dan and erin are not on the team. No business unit is known.
+    assert_eq!((s.practice.coordination.touches, s.practice.coordination.team_touches), (12, 4));
+    assert!(s.practice.coordination.flagged);
+    close(s.coordination.value, 100.0 * (0.6 * 4.0 / 12.0 + 0.4 * 1.0));
+    close(s.health.value, (0.35 * 30.0 + 0.25 * 100.0 + 0.2 * 6.33 + 0.2 * 100.0 + 0.1 * 60.0) / HEALTH_WEIGHTS);
     assert!(s.at_risk.is_empty(), "{:?}", s.at_risk);
     let report = handover(&stream.project(&rules), &rules, day(30));
     assert_eq!(report.risk_if_owner_leaves, 0.0);
@@ -319,10 +350,14 @@ fn organisational_score_counts_tier_executive_meetings_and_outcomes_with_caps() 
         }),
     );
     let s = scores(&stream.project(&rules), &rules, day(30));
-    // S: 50; four executive visits at 10 = 40, capped at 30; a strategic agreement: 15.
-    assert_eq!(s.organisational_relationship.value, 50.0 + 30.0 + 15.0);
-    // A year and a day after the last meeting only the tier is left.
-    assert_eq!(scores(&stream.project(&rules), &rules, day(20 + 366)).organisational_relationship.value, 50.0);
+    // S: 50; four executive visits at 10 = 40, capped at 30; a strategic agreement: 15; the
+    // owner covers one role of the iron triangle.
+    close(s.organisational_relationship.value, 50.0 + 30.0 + 15.0 + OWNER_ONLY_TRIANGLE);
+    // A year and a day after the last meeting only the tier and the triangle are left, less
+    // the executive cadence (S: an executive visit every 90 days; the last was on day 13).
+    let later = scores(&stream.project(&rules), &rules, day(20 + 366));
+    close(later.organisational_relationship.value, 50.0 + OWNER_ONLY_TRIANGLE - 5.0);
+    assert_eq!(later.practice.cadence.executive_overdue_days, Some(20 + 366 - 13 - 90));
 }
 
 #[test]
@@ -356,7 +391,8 @@ fn gift_register_totals_and_flags() {
 fn old_records_are_dropped_beyond_the_horizon() {
     let rules = rules();
     let horizon_days = rules.horizon_nanos() / DAY;
-    assert_eq!(horizon_days, 365 + 30);
+    // The longest window, the contribution credit (and playbook follow) days, the trend.
+    assert_eq!(horizon_days, 365 + 30 + 30);
     let mut stream = Stream::opened("alice");
     stream.meeting(1, &["alice"], &[], MeetingKind::Visit);
     stream.meeting(2, &["alice"], &[], MeetingKind::Visit);
@@ -508,12 +544,12 @@ fn a_checkpoint_stored_before_rule_formats_resumes() {
 
 #[test]
 fn a_rule_file_states_its_format() {
-    assert!(DEFAULT_RULES.contains("\nformat = 1\n"), "the shipped file states its format");
+    assert!(DEFAULT_RULES.contains(&format!("\nformat = {FORMAT}\n")), "the shipped file states its format");
     assert!(RuleSet::default_rules().to_toml().starts_with(&format!("format = {FORMAT}\n")));
     let cases = [
-        (with("format = 1", "format = 99"), "format", "reads rule formats 1 to"),
-        ("format = 0\n".to_owned() + DEFAULT_RULES.replacen("format = 1\n", "", 1).as_str(), "format", "is 0"),
-        ("format = \"one\"\n".to_owned() + DEFAULT_RULES.replacen("format = 1\n", "", 1).as_str(), "format", "\"one\""),
+        (with("format = 2", "format = 99"), "format", "reads rule formats 1 to"),
+        ("format = 0\n".to_owned() + DEFAULT_RULES.replacen("format = 2\n", "", 1).as_str(), "format", "is 0"),
+        ("format = \"one\"\n".to_owned() + DEFAULT_RULES.replacen("format = 2\n", "", 1).as_str(), "format", "\"one\""),
     ];
     for (text, key, phrase) in cases {
         let error = RuleSet::parse(&text).unwrap_err();
@@ -564,3 +600,5 @@ fn older_rule_files_take_the_defaults_of_later_formats_and_may_not_use_their_key
         assert!(error.contains("was added in rule format 2") && error.contains("set format = 2"), "{error}");
     }
 }
+
+mod practice;

@@ -2,7 +2,7 @@
 //! directions are exhaustive `match`es, so a value added on either side is a compile error here
 //! until it is mapped.
 
-use rapport_domain::{ContactRole, MeetingKind, OutcomeKind, TeamRole, Tier, Violation};
+use rapport_domain::{ContactRole, MeetingKind, OutcomeKind, PlanOutcome, TeamRole, Tier, Violation};
 use rapport_proto::v1 as pb;
 
 /// A domain enum with a contract counterpart whose 0 is `..._UNSPECIFIED`.
@@ -76,6 +76,8 @@ wire_enum!(TeamRole <=> TeamRole {
     Service <=> Service,
     ExecutiveSponsor <=> ExecutiveSponsor,
 });
+
+wire_enum!(PlanOutcome <=> PlanOutcome { Achieved <=> Achieved, Abandoned <=> Abandoned });
 
 wire_enum!(OutcomeKind <=> OutcomeKind {
     DealWon <=> DealWon,

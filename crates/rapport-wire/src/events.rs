@@ -10,17 +10,11 @@
 //! event's `sealed` part with the clear fields left empty (payload format 2): [`event_to_wire`]
 //! writes that form, and [`event_from_wire`] reads both it and the clear form of payload
 //! format 1.
-//!
-//! Personal fields travel in two forms. Clients send and read them in clear (reads show a
-//! forgotten contact's as forgotten: [`event_to_reader`]). The log stores them sealed, in the
-//! event's `sealed` part with the clear fields left empty (payload format 2): [`event_to_wire`]
-//! writes that form, and [`event_from_wire`] reads both it and the clear form of payload
-//! format 1.
 
 use rapport_domain as domain;
 use rapport_domain::{
     ContactId, Currency, EventBody, EventId, EventKind, FORGOTTEN_NAME, InvalidValue, Label, Limits, Money, Note,
-    Personal, PersonalField, Sealed, SourceSystem, StaffId, Timestamp, Violation,
+    Personal, PersonalField, PlanId, Sealed, SourceSystem, StaffId, Timestamp, Violation,
 };
 use rapport_proto::{v1 as pb, wkt};
 
@@ -61,6 +55,8 @@ pub fn personal_field_number(kind: EventKind, field: PersonalField) -> Option<u3
         (EventKind::GiftGiven, F::Description) => Some(3),
         (EventKind::SupportSignal, F::Evidence) => Some(4),
         (EventKind::FeedbackReceived, F::Text) => Some(3),
+        (EventKind::RelationshipPlanned, F::Actions) => Some(7),
+        (EventKind::CompetitorSignal, F::Evidence) => Some(4),
         _ => None,
     }
 }
@@ -87,6 +83,7 @@ impl<'a> SealedParts<'a> {
             PersonalField::Description,
             PersonalField::Evidence,
             PersonalField::Text,
+            PersonalField::Actions,
         ];
         let mut fields = Vec::with_capacity(sealed.fields.len());
         for (index, field) in sealed.fields.iter().enumerate() {
@@ -147,6 +144,23 @@ impl Fields<'_> {
     }
     fn contact(&self, field: &str, value: &str) -> Result<ContactId, Violation> {
         ContactId::parse(value, self.limits).map_err(self.at(field))
+    }
+    /// A contact id that may be empty (the organisation as a whole).
+    fn optional_contact(&self, field: &str, value: &str) -> Result<Option<ContactId>, Violation> {
+        (!value.is_empty()).then(|| self.contact(field, value)).transpose()
+    }
+    fn plan(&self, field: &str, value: &str) -> Result<PlanId, Violation> {
+        PlanId::parse(value, self.limits).map_err(self.at(field))
+    }
+    fn support(&self, field: &str, value: i32) -> Result<domain::Support, Violation> {
+        domain::Support::new(value).map_err(self.at(field))
+    }
+    fn intimacy(&self, field: &str, value: u32) -> Result<domain::Intimacy, Violation> {
+        domain::Intimacy::new(value).map_err(self.at(field))
+    }
+    fn due(&self, field: &str, value: Option<&wkt::Timestamp>) -> Result<Timestamp, Violation> {
+        let ts = value.ok_or_else(|| Violation::new(self.path(field), "is required; give the date the plan is due"))?;
+        Timestamp::from_parts(ts.seconds, ts.nanos).map_err(self.at(field))
     }
     fn label(&self, field: &str, value: &str) -> Result<Label, Violation> {
         Label::parse(value, self.limits).map_err(self.at(field))
@@ -286,8 +300,8 @@ fn body_from_wire(
             let f = f("support_signal");
             EventBody::SupportSignal(domain::SupportSignal {
                 contact_id: f.contact("contact_id", &b.contact_id)?,
-                support: domain::Support::new(b.support).map_err(f.at("support"))?,
-                intimacy: domain::Intimacy::new(b.intimacy).map_err(f.at("intimacy"))?,
+                support: f.support("support", b.support)?,
+                intimacy: f.intimacy("intimacy", b.intimacy)?,
                 evidence: f.personal_note("evidence", 4, &b.evidence)?,
             })
         }
@@ -305,6 +319,7 @@ fn body_from_wire(
             EventBody::TeamMemberJoined(domain::TeamMemberJoined {
                 member: f.staff("member", &b.member)?,
                 role: from_number(b.role, || f.path("role"))?,
+                business_unit: f.label("business_unit", &b.business_unit)?,
             })
         }
         B::TeamMemberLeft(b) => {
@@ -317,7 +332,7 @@ fn body_from_wire(
         B::FeedbackReceived(b) => {
             let f = f("feedback_received");
             EventBody::FeedbackReceived(domain::FeedbackReceived {
-                contact_id: (!b.contact_id.is_empty()).then(|| f.contact("contact_id", &b.contact_id)).transpose()?,
+                contact_id: f.optional_contact("contact_id", &b.contact_id)?,
                 score: domain::SatisfactionScore::new(b.score).map_err(f.at("score"))?,
                 text: f.personal_note("text", 3, &b.text)?,
             })
@@ -354,6 +369,56 @@ fn body_from_wire(
                 contact_id: f.contact("contact_id", &b.contact_id)?,
                 reason: f.required_label("reason", &b.reason)?,
                 requested_by: f.staff("requested_by", &b.requested_by)?,
+            })
+        }
+        B::RelationshipPlanned(b) => {
+            let f = f("relationship_planned");
+            EventBody::RelationshipPlanned(domain::RelationshipPlanned {
+                plan_id: f.plan("plan_id", &b.plan_id)?,
+                contact_id: f.contact("contact_id", &b.contact_id)?,
+                target: domain::PlanTarget {
+                    support: f.support("target_support", b.target_support)?,
+                    intimacy: f.intimacy("target_intimacy", b.target_intimacy)?,
+                },
+                due_at: f.due("due_at", b.due_at.as_ref())?,
+                owner: f.staff("owner", &b.owner)?,
+                actions: f.personal_note("actions", 7, &b.actions)?,
+                goal: f.required_label("goal", &b.goal)?,
+                goal_reference: f.label("goal_reference", &b.goal_reference)?,
+            })
+        }
+        B::PlanRevised(b) => {
+            let f = f("plan_revised");
+            EventBody::PlanRevised(domain::PlanRevised {
+                plan_id: f.plan("plan_id", &b.plan_id)?,
+                target_support: b.target_support.map(|v| f.support("target_support", v)).transpose()?,
+                target_intimacy: b.target_intimacy.map(|v| f.intimacy("target_intimacy", v)).transpose()?,
+                due_at: b.due_at.as_ref().map(|v| f.due("due_at", Some(v))).transpose()?,
+                reason: f.required_label("reason", &b.reason)?,
+            })
+        }
+        B::PlanClosed(b) => {
+            let f = f("plan_closed");
+            EventBody::PlanClosed(domain::PlanClosed {
+                plan_id: f.plan("plan_id", &b.plan_id)?,
+                outcome: from_number(b.outcome, || f.path("outcome"))?,
+                reason: f.required_label("reason", &b.reason)?,
+            })
+        }
+        B::CompetitorSignal(b) => {
+            let f = f("competitor_signal");
+            EventBody::CompetitorSignal(domain::CompetitorSignal {
+                competitor: f.required_label("competitor", &b.competitor)?,
+                contact_id: f.optional_contact("contact_id", &b.contact_id)?,
+                stance: f.support("stance", b.stance)?,
+                evidence: f.personal_note("evidence", 4, &b.evidence)?,
+            })
+        }
+        B::StaffAssigned(b) => {
+            let f = f("staff_assigned");
+            EventBody::StaffAssigned(domain::StaffAssigned {
+                staff: f.staff("staff", &b.staff)?,
+                business_unit: f.required_label("business_unit", &b.business_unit)?,
             })
         }
     })
@@ -480,9 +545,11 @@ fn body_to_wire(body: &EventBody, personal: &mut PersonalText<'_>) -> pb::event:
             reason: s(&b.reason),
             handover_note: b.handover_note.as_str().to_owned(),
         }),
-        EventBody::TeamMemberJoined(b) => {
-            B::TeamMemberJoined(pb::TeamMemberJoined { member: s(&b.member), role: to_number(b.role) })
-        }
+        EventBody::TeamMemberJoined(b) => B::TeamMemberJoined(pb::TeamMemberJoined {
+            member: s(&b.member),
+            role: to_number(b.role),
+            business_unit: s(&b.business_unit),
+        }),
         EventBody::TeamMemberLeft(b) => {
             B::TeamMemberLeft(pb::TeamMemberLeft { member: s(&b.member), reason: s(&b.reason) })
         }
@@ -506,6 +573,38 @@ fn body_to_wire(body: &EventBody, personal: &mut PersonalText<'_>) -> pb::event:
             reason: s(&b.reason),
             requested_by: s(&b.requested_by),
         }),
+        EventBody::RelationshipPlanned(b) => B::RelationshipPlanned(pb::RelationshipPlanned {
+            plan_id: s(&b.plan_id),
+            contact_id: s(&b.contact_id),
+            target_support: i32::from(b.target.support.value()),
+            target_intimacy: u32::from(b.target.intimacy.value()),
+            due_at: Some(timestamp_to_wire(b.due_at)),
+            owner: s(&b.owner),
+            actions: personal(PersonalField::Actions, &b.actions).unwrap_or_default(),
+            goal: s(&b.goal),
+            goal_reference: s(&b.goal_reference),
+        }),
+        EventBody::PlanRevised(b) => B::PlanRevised(pb::PlanRevised {
+            plan_id: s(&b.plan_id),
+            target_support: b.target_support.map(|v| i32::from(v.value())),
+            target_intimacy: b.target_intimacy.map(|v| u32::from(v.value())),
+            due_at: b.due_at.map(timestamp_to_wire),
+            reason: s(&b.reason),
+        }),
+        EventBody::PlanClosed(b) => B::PlanClosed(pb::PlanClosed {
+            plan_id: s(&b.plan_id),
+            outcome: to_number(b.outcome),
+            reason: s(&b.reason),
+        }),
+        EventBody::CompetitorSignal(b) => B::CompetitorSignal(pb::CompetitorSignal {
+            competitor: s(&b.competitor),
+            contact_id: b.contact_id.as_ref().map(|v| s(v)).unwrap_or_default(),
+            stance: i32::from(b.stance.value()),
+            evidence: personal(PersonalField::Evidence, &b.evidence).unwrap_or_default(),
+        }),
+        EventBody::StaffAssigned(b) => {
+            B::StaffAssigned(pb::StaffAssigned { staff: s(&b.staff), business_unit: s(&b.business_unit) })
+        }
     }
 }
 
@@ -528,5 +627,10 @@ pub fn kind_of(body: &pb::event::Body) -> EventKind {
         B::OutcomeRecorded(_) => EventKind::OutcomeRecorded,
         B::EventRetracted(_) => EventKind::EventRetracted,
         B::ContactForgotten(_) => EventKind::ContactForgotten,
+        B::RelationshipPlanned(_) => EventKind::RelationshipPlanned,
+        B::PlanRevised(_) => EventKind::PlanRevised,
+        B::PlanClosed(_) => EventKind::PlanClosed,
+        B::CompetitorSignal(_) => EventKind::CompetitorSignal,
+        B::StaffAssigned(_) => EventKind::StaffAssigned,
     }
 }

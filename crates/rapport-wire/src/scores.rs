@@ -15,6 +15,7 @@ wire_enum!(ScoreKind <=> ScoreKind {
     GeneralRelationship <=> GeneralRelationship,
     OrganisationalRelationship <=> OrganisationalRelationship,
     PersonalisationRisk <=> PersonalisationRisk,
+    Coordination <=> Coordination,
 });
 
 /// The score a request names; `None` for `SCORE_KIND_UNSPECIFIED`; a number the contract does
@@ -66,6 +67,7 @@ fn score_field(scores: &mut pb::Scores, kind: ScoreKind) -> &mut Option<pb::Scor
         ScoreKind::OrganisationalRelationship => &mut scores.organisational_relationship,
         ScoreKind::PersonalisationRisk => &mut scores.personalisation_risk,
         ScoreKind::Health => &mut scores.health,
+        ScoreKind::Coordination => &mut scores.coordination,
     }
 }
 
@@ -77,6 +79,7 @@ pub fn score_of(scores: &pb::Scores, kind: ScoreKind) -> Option<&pb::Score> {
         ScoreKind::OrganisationalRelationship => scores.organisational_relationship.as_ref(),
         ScoreKind::PersonalisationRisk => scores.personalisation_risk.as_ref(),
         ScoreKind::Health => scores.health.as_ref(),
+        ScoreKind::Coordination => scores.coordination.as_ref(),
     }
 }
 
@@ -88,6 +91,7 @@ pub fn summary_score(summary: &pb::AccountSummary, kind: ScoreKind) -> f64 {
         ScoreKind::OrganisationalRelationship => summary.organisational_relationship,
         ScoreKind::PersonalisationRisk => summary.personalisation_risk,
         ScoreKind::Health => summary.health,
+        ScoreKind::Coordination => summary.coordination,
     }
 }
 
@@ -101,6 +105,7 @@ pub(crate) fn fill_summary(summary: &mut pb::AccountSummary, scores: &Scores) {
             ScoreKind::OrganisationalRelationship => summary.organisational_relationship = value,
             ScoreKind::PersonalisationRisk => summary.personalisation_risk = value,
             ScoreKind::Health => summary.health = value,
+            ScoreKind::Coordination => summary.coordination = value,
         }
     }
 }
@@ -117,6 +122,6 @@ mod tests {
         assert_eq!(score_kind(0, "sort_by").unwrap(), None);
         assert!(score_kind(42, "sort_by").unwrap_err().reason.starts_with("42 is not a score kind"));
         let mapped: Vec<i32> = ScoreKind::ALL.iter().map(|&k| k.to_wire() as i32).collect();
-        assert!((1..=5).all(|n| mapped.contains(&n)), "{mapped:?}");
+        assert!((1..=6).all(|n| mapped.contains(&n)), "{mapped:?}");
     }
 }

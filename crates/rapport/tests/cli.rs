@@ -96,7 +96,12 @@ fn rules_explain_prints_what_a_rule_file_resolves_to() {
     assert!(explained.status.success(), "{}", text(&explained.stderr));
     let out = text(&explained.stdout);
     assert!(out.contains("(default@1), written in rule format 1"), "{out}");
-    assert!(out.contains("\nformat = 1\nname = \"default\"\nversion = 1\n"), "{out}");
+    assert!(out.contains("\nformat = 2\nname = \"default\"\nversion = 1\n"), "{out}");
+    assert!(
+        out.contains("# health.coordination = 0.1: added in format 2")
+            && out.contains("[cadence.key_contact_days]\nS = 14.0"),
+        "{out}"
+    );
     assert!(out.contains("[key_relationship]\nhalf_life_days = 180.0"), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
