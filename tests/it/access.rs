@@ -57,10 +57,14 @@ fn allowed(method: &str) -> &'static [&'static str] {
         | "rapport.v1.Accounts/ListAccounts"
         | "rapport.v1.Accounts/Handover"
         | "rapport.v1.Accounts/GiftRegister"
+        | "rapport.v1.Accounts/ListPlans"
+        | "rapport.v1.Accounts/Cadence"
+        | "rapport.v1.Accounts/Contributions"
         | "rapport.v1.Projections/ListRuleSets" => &["auditor", "analyst"],
-        "rapport.v1.Projections/Rebuild" | "rapport.v1.Projections/Activate" | "rapport.v1.Projections/Compare" => {
-            &["analyst"]
-        }
+        "rapport.v1.Projections/Rebuild"
+        | "rapport.v1.Projections/Activate"
+        | "rapport.v1.Projections/Compare"
+        | "rapport.v1.Projections/Playbook" => &["analyst"],
         "rapport.v1.Privacy/ForgetContact" | "rapport.v1.Privacy/SubjectReport" => &["privacy_officer"],
         other => panic!("{other} is not in the role matrix: add it, with the roles the README gives it"),
     }

@@ -14,6 +14,7 @@ mod concurrency;
 mod demo;
 mod faults;
 mod fixtures;
+mod practice;
 mod privacy;
 mod projections;
 mod read;

@@ -3,7 +3,7 @@
 //! Every page of one listing is scored at the same instant (the caller carries it from page
 //! to page), so that pages agree with each other while time moves on.
 
-use rapport_domain::{Tier, Timestamp};
+use rapport_domain::{TeamRole, Tier, Timestamp};
 
 use crate::account::AccountProjection;
 use crate::rules::RuleSet;
@@ -22,6 +22,14 @@ pub struct PortfolioQuery {
     pub ranges: Vec<ScoreRange>,
     /// Only accounts at risk.
     pub at_risk: bool,
+    /// Only accounts with a key contact or executive visits past their cadence.
+    pub overdue: bool,
+    /// Only accounts where touches bypassed the account team.
+    pub uncoordinated: bool,
+    /// Only accounts whose team lacks this role of the iron triangle.
+    pub missing_role: Option<TeamRole>,
+    /// Only accounts whose team lacks any role of the iron triangle.
+    pub team_incomplete: bool,
     /// The score to sort by.
     pub sort_by: ScoreKind,
     /// Lowest first (otherwise highest first); ties go by account id.
@@ -70,6 +78,7 @@ impl PortfolioQuery {
             .map(|p| (p, scores(p, rules, self.as_of)))
             .filter(|(_, s)| self.value_class.is_none_or(|c| s.value_class == Some(c)))
             .filter(|(_, s)| !self.at_risk || !s.at_risk.is_empty())
+            .filter(|(_, s)| self.keeps_practice(s))
             .filter(|(_, s)| self.ranges.iter().all(|r| (r.min..=r.max).contains(&s.get(r.kind).value)))
             .collect();
         matching.sort_by(|(a, x), (b, y)| {
@@ -81,5 +90,14 @@ impl PortfolioQuery {
         let end = self.offset.saturating_add(self.page_size).min(total);
         let accounts = if self.offset < end { matching.drain(self.offset..end).collect() } else { Vec::new() };
         PortfolioPage { accounts, total, next_offset: (end < total).then_some(end) }
+    }
+
+    fn keeps_practice(&self, scores: &Scores) -> bool {
+        let p = &scores.practice;
+        let overdue = !p.cadence.overdue.is_empty() || p.cadence.executive_overdue_days.is_some();
+        (!self.overdue || overdue)
+            && (!self.uncoordinated || p.coordination.flagged)
+            && self.missing_role.is_none_or(|role| p.iron_triangle.missing.contains(&role))
+            && (!self.team_incomplete || !p.iron_triangle.missing.is_empty())
     }
 }

@@ -95,11 +95,16 @@ impl Permission {
             | "/rapport.v1.Accounts/ListAccounts"
             | "/rapport.v1.Accounts/Handover"
             | "/rapport.v1.Accounts/GiftRegister"
+            | "/rapport.v1.Accounts/ListPlans"
+            | "/rapport.v1.Accounts/Cadence"
+            | "/rapport.v1.Accounts/Contributions"
             // Which rules a view was scored under is part of reading it.
             | "/rapport.v1.Projections/ListRuleSets" => &[Auditor, Analyst],
             "/rapport.v1.Projections/Rebuild"
             | "/rapport.v1.Projections/Activate"
-            | "/rapport.v1.Projections/Compare" => &[Analyst],
+            | "/rapport.v1.Projections/Compare"
+            // What works across the portfolio: the analyst's table.
+            | "/rapport.v1.Projections/Playbook" => &[Analyst],
             // A subject report holds everything about a person, opened: not for auditors or
             // analysts, who see forgotten contacts as forgotten like everyone else.
             "/rapport.v1.Privacy/ForgetContact" | "/rapport.v1.Privacy/SubjectReport" => &[PrivacyOfficer],

@@ -8,6 +8,7 @@
 //!   and a recorded event as clients read it (opened).
 //! - [`sealing`]: personal fields sealed under their contacts' data keys, and opened.
 //! - [`scores`]: scores and score kinds, score by score.
+//! - [`practice`]: plans, cadence, coordination, contributions and the playbook.
 //! - [`views`]: accounts, the portfolio, handover and gift reports, comparisons and
 //!   chain breaks as clients read them.
 //! - [`replies`]: replies built from the server's own state (append outcomes, checks, builds,
@@ -20,6 +21,7 @@
 mod enums;
 pub mod events;
 pub mod payload;
+pub mod practice;
 pub mod replies;
 pub mod requests;
 pub mod scores;

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use rapport_domain as domain;
 use rapport_domain::{
-    AccountId, ContactId, EventFilter, EventKind, ExpectedVersion, Limits, Tier, Timestamp, Violation,
+    AccountId, ContactId, EventFilter, EventKind, ExpectedVersion, Limits, StaffId, TeamRole, Tier, Timestamp,
+    Violation,
 };
-use rapport_projection::{Cut, PortfolioQuery, ScoreKind, ScoreRange, ValueClass};
+use rapport_projection::{Cut, IRON_TRIANGLE, PortfolioQuery, ScoreKind, ScoreRange, ValueClass};
 use rapport_proto::v1 as pb;
 
+use crate::enums::from_number;
 use crate::events::event_from_wire;
 use crate::scores::score_kind;
 
@@ -107,6 +109,21 @@ pub fn cut(request: &pb::GetAccountRequest) -> Result<Option<Cut>, Violation> {
     }
 }
 
+/// A tier a request names (`S`, `A`, `B`, `C`); empty for any.
+pub fn optional_tier(text: &str, field: &str) -> Result<Option<Tier>, Violation> {
+    match text {
+        "" => Ok(None),
+        text => Tier::ALL.iter().copied().find(|t| t.name() == text).map(Some).ok_or_else(|| {
+            Violation::new(field, format!("{text:?} is not a tier; use S, A, B or C, or leave it empty for any"))
+        }),
+    }
+}
+
+/// A person of ours a request filters by; empty for anyone.
+pub fn optional_staff(text: &str, field: &str, limits: &Limits) -> Result<Option<StaffId>, Violation> {
+    (!text.is_empty()).then(|| StaffId::parse(text, limits).map_err(|e| e.at(field))).transpose()
+}
+
 /// Accounts per page when a listing does not say.
 const DEFAULT_PAGE: usize = 100;
 /// Most accounts per page.
@@ -115,11 +132,19 @@ const MAX_PAGE: usize = 1_000;
 /// Parses a portfolio listing; `now` is the instant a first page is scored at (later pages
 /// carry their first page's instant in the page token).
 pub fn portfolio_query(request: &pb::ListAccountsRequest, now: Timestamp) -> Result<PortfolioQuery, Violation> {
-    let tier = match request.tier.as_str() {
-        "" => None,
-        text => Some(Tier::ALL.iter().copied().find(|t| t.name() == text).ok_or_else(|| {
-            Violation::new("tier", format!("{text:?} is not a tier; use S, A, B or C, or leave it empty for any"))
-        })?),
+    let tier = optional_tier(&request.tier, "tier")?;
+    let missing_role = match request.missing_role {
+        0 => None,
+        value => {
+            let role: TeamRole = from_number(value, || "missing_role".to_owned())?;
+            if !IRON_TRIANGLE.contains(&role) {
+                return Err(Violation::new(
+                    "missing_role",
+                    format!("is {role}, which is not a role of the iron triangle; use sales, solution or delivery"),
+                ));
+            }
+            Some(role)
+        }
     };
     let value_class = match request.value_class.as_str() {
         "" => None,
@@ -165,6 +190,10 @@ pub fn portfolio_query(request: &pb::ListAccountsRequest, now: Timestamp) -> Res
         value_class,
         ranges,
         at_risk: request.at_risk,
+        overdue: request.overdue,
+        uncoordinated: request.uncoordinated,
+        missing_role,
+        team_incomplete: request.team_incomplete,
         sort_by,
         ascending: request.ascending,
         page_size,

@@ -164,6 +164,7 @@ pub fn account_to_wire(
         tier_reason: account.tier.as_ref().map(|t| t.reason.to_string()).unwrap_or_default(),
         retracted_events: account.retracted.len() as u64,
         rule_set: rules.id(),
+        practice: Some(crate::practice::practice_to_wire(account, &scores.practice, opener)),
         scores: Some(scores_to_wire(scores)),
         tier_history: projection
             .tier_history

@@ -78,6 +78,18 @@ pub(crate) struct AccountsArgs {
     /// Only accounts at risk.
     #[arg(long)]
     at_risk: bool,
+    /// Only accounts with a key contact or executive visits past their cadence.
+    #[arg(long)]
+    overdue: bool,
+    /// Only accounts where touches bypassed the account team.
+    #[arg(long)]
+    uncoordinated: bool,
+    /// Only accounts whose team lacks this role of the iron triangle (sales, solution, delivery).
+    #[arg(long, value_parser = ["sales", "solution", "delivery"])]
+    missing_role: Option<String>,
+    /// Only accounts whose team lacks any role of the iron triangle.
+    #[arg(long)]
+    team_incomplete: bool,
     /// Sort by: health, key, general, organisational, risk.
     #[arg(long, default_value = "health")]
     sort: String,
@@ -270,6 +282,15 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         page_size: args.limit,
         page_token: String::new(),
         min_position: 0,
+        overdue: args.overdue,
+        uncoordinated: args.uncoordinated,
+        missing_role: match args.missing_role.as_deref() {
+            Some("sales") => pb::TeamRole::Sales as i32,
+            Some("solution") => pb::TeamRole::Solution as i32,
+            Some("delivery") => pb::TeamRole::Delivery as i32,
+            _ => pb::TeamRole::Unspecified as i32,
+        },
+        team_incomplete: args.team_incomplete,
     };
     let listed = pb::accounts_client::AccountsClient::new(connect(&args.server).await?)
         .list_accounts(request)

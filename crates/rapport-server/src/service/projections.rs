@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, stream};
-use rapport_projection::{RuleSet, compare};
+use rapport_projection::{Playbook, RuleSet, compare, playbook_touches};
 use rapport_proto::v1 as pb;
+use rapport_wire::practice::{playbook_to_wire, playbook_window};
 use rapport_wire::replies::{
     BuildInfo, activate_response, compare_response, rebuild_progress, rule_set_info, rule_sets_response,
 };
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::blocking;
+use super::{blocking, read_up_to};
 use crate::error::ReadError;
 use crate::projection::Build;
 use crate::state::AppState;
@@ -119,6 +120,26 @@ impl pb::projections_server::Projections for ProjectionsService {
             let limit = if request.limit == 0 { COMPARE_LIMIT } else { request.limit as usize };
             movements.truncate(limit);
             Ok(compare_response(&movements, as_of))
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all)]
+    async fn playbook(&self, request: Request<pb::PlaybookRequest>) -> Result<Response<pb::PlaybookResponse>, Status> {
+        read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
+        let state = Arc::clone(&self.0);
+        let request = request.into_inner();
+        let (from, to) = playbook_window(&request, (state.clock)()).map_err(ReadError::Invalid)?;
+        let response = blocking(move || {
+            let build = state.build(&request.rule_set)?;
+            let (accounts, _, _) = build.all()?;
+            let mut playbook = Playbook::new(&build.rules, from, to);
+            for projected in &accounts {
+                let tier = projected.account.tier.as_ref().filter(|t| t.since <= to).map(|t| t.tier);
+                playbook.add(tier, &playbook_touches(projected, &build.rules, from, to));
+            }
+            Ok(playbook_to_wire(&playbook.finish(), accounts.len() as u32, build.id.clone()))
         })
         .await?;
         Ok(Response::new(response))
