@@ -347,12 +347,30 @@ impl rapport_wire::sealing::Keys for FixtureKeys {
     }
 }
 
+/// `clear` with its personal fields sealed under the fixture keys, as the log stores it.
+fn sealed_with_fixture_keys(
+    account: &rapport_domain::AccountId,
+    clear: &rapport_domain::Event,
+) -> rapport_domain::Event {
+    use rapport_wire::sealing::{Keys, seal_event, subjects_of};
+    let keys: Vec<_> = subjects_of(account, clear)
+        .iter()
+        .map(|subject| match FixtureKeys.key(subject) {
+            rapport_keys::KeyState::Live(key) => key,
+            _ => panic!("the fixture events concern k.hartmann and c-2 only"),
+        })
+        .collect();
+    let mut sealed = clear.clone();
+    seal_event(&mut sealed, account, &keys);
+    sealed
+}
+
 /// Events of payload format 2 as the log stores them: personal fields sealed under the
 /// fixture keys, and an erasure. They must decode, re-encode to the same bytes and open with
 /// the same keys forever: a later build opens what an earlier one sealed.
 #[test]
 fn sealed_events_decode_and_open_with_their_keys_forever() {
-    use rapport_wire::sealing::{Keys, open_event, seal_event, subjects_of};
+    use rapport_wire::sealing::open_event;
     let limits = rapport_domain::Limits::for_recorded_events();
     let account = rapport_domain::AccountId::parse("acme", &limits).unwrap();
     let by_kind: std::collections::BTreeMap<&str, pb::Event> = history().into_iter().collect();
@@ -382,15 +400,7 @@ fn sealed_events_decode_and_open_with_their_keys_forever() {
     let write = std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some();
     for (n, (kind, wire)) in cases.iter().enumerate() {
         let clear = rapport_wire::event_from_wire(wire, "event", &limits).unwrap();
-        let mut sealed = clear.clone();
-        let keys: Vec<_> = subjects_of(&account, &clear)
-            .iter()
-            .map(|subject| match FixtureKeys.key(subject) {
-                rapport_keys::KeyState::Live(key) => key,
-                _ => panic!("the fixture events concern k.hartmann and c-2"),
-            })
-            .collect();
-        seal_event(&mut sealed, &account, &keys);
+        let sealed = sealed_with_fixture_keys(&account, &clear);
         let path = sealed_dir().join(format!("{:02}-{kind}.bin", n + 1));
         if write {
             std::fs::create_dir_all(sealed_dir()).unwrap();
@@ -421,7 +431,7 @@ fn practice_dir() -> PathBuf {
 #[test]
 fn practice_events_decode_open_and_fold_forever() {
     use pb::event::Body as B;
-    use rapport_wire::sealing::{Keys, open_event, seal_event, subjects_of};
+    use rapport_wire::sealing::open_event;
     let limits = rapport_domain::Limits::for_recorded_events();
     let account = rapport_domain::AccountId::parse("acme", &limits).unwrap();
     let event = |n: u8, day: i64, body: B| pb::Event {
@@ -528,15 +538,7 @@ fn practice_events_decode_open_and_fold_forever() {
     let mut recorded = Vec::new();
     for (n, (kind, wire)) in cases.iter().enumerate() {
         let clear = rapport_wire::event_from_wire(wire, "event", &limits).unwrap();
-        let mut sealed = clear.clone();
-        let keys: Vec<_> = subjects_of(&account, &clear)
-            .iter()
-            .map(|subject| match FixtureKeys.key(subject) {
-                rapport_keys::KeyState::Live(key) => key,
-                _ => panic!("the fixture events concern k.hartmann only"),
-            })
-            .collect();
-        seal_event(&mut sealed, &account, &keys);
+        let sealed = sealed_with_fixture_keys(&account, &clear);
         let path = practice_dir().join(format!("{:02}-{kind}.bin", n + 1));
         if write && !path.exists() {
             std::fs::create_dir_all(practice_dir()).unwrap();
