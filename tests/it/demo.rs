@@ -1,5 +1,7 @@
 //! The generated sample and workload are valid: the real server accepts every request.
 
+use rapport_proto::v1 as pb;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -21,6 +23,38 @@ async fn the_demo_sample_is_accepted_whole_and_tells_its_story() {
     assert_eq!((cio.support, cio.intimacy), (2, 3), "the skeptical CIO became a coach");
     let kappa = get_account(&mut server.accounts(), "kappa-retail").await;
     assert_eq!(kappa.former_contacts.len(), 1);
+
+    // The practice: each of the story's turns shows in the account's view.
+    let plan = |view: &pb::AccountView, id: &str| {
+        view.practice.as_ref().and_then(|p| p.plans.iter().find(|plan| plan.plan_id == id).cloned()).unwrap()
+    };
+    let won = plan(&nordwind, "cio-coach");
+    assert_eq!(won.status(), pb::PlanStatus::Achieved, "{won:?}");
+    assert!(won.achieved_at.unwrap().seconds < won.due_at.unwrap().seconds, "achieved before its date");
+    let helios = get_account(&mut server.accounts(), "helios-energy").await;
+    let behind = plan(&helios, "cto-supporter");
+    assert_eq!(behind.status(), pb::PlanStatus::Overdue, "{behind:?}");
+    assert!(behind.progress > 0.0 && behind.progress < 1.0, "{behind:?}");
+    let practice = |view: &pb::AccountView| view.practice.clone().unwrap();
+    let missing = practice(&helios).iron_triangle.unwrap().missing;
+    assert_eq!(missing, vec![pb::TeamRole::Delivery as i32], "Helios's delivery member left");
+
+    let tianhe = get_account(&mut server.accounts(), "tianhe-motors").await;
+    let cadence = practice(&tianhe).cadence.unwrap();
+    let cfo = cadence.overdue.iter().find(|o| o.contact_id == "m.zhang").expect("the CFO is past cadence");
+    // Tier S allows 14 days between touches of a key contact (rules/default.toml).
+    assert_eq!(cadence.key_contact_days, 14.0);
+    let since = (NOW_SECONDS - cfo.last_touch.unwrap().seconds) / 86_400;
+    assert_eq!(cfo.days_overdue, since - 14, "{cfo:?}");
+
+    let coordination = practice(&kappa).coordination.unwrap();
+    assert!(coordination.flagged);
+    let outside = &coordination.bypassing[0];
+    assert_eq!((outside.staff.as_str(), outside.business_unit.as_str()), ("raj.patel", "Cloud Services"));
+    assert_eq!(outside.contact_id, "o.brown");
+    let infrastructure = practice(&kappa).competition.into_iter().find(|c| c.contact_id == "g.meyer").unwrap();
+    assert_eq!(infrastructure.strongest_competitor, "Vantage Systems");
+    assert!(infrastructure.behind && infrastructure.theirs > infrastructure.ours, "{infrastructure:?}");
 }
 
 #[tokio::test]

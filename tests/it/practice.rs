@@ -197,3 +197,72 @@ async fn the_portfolio_filters_and_the_practice_rpcs_answer_from_the_build() {
     assert!(playbook.rows.iter().any(|r| r.tier == "A"), "broken down by tier");
     server.stop().await;
 }
+
+/// The practice's figures are computed the same way live, by a rebuild, after a restart and by
+/// start-up's own rebuild: the demo story (plans, competitor signals, the staff directory,
+/// business units), the hand-built accounts, and a plan revised and then closed, fold to one
+/// digest (which hashes the practice's figures) whichever way they were folded, and an
+/// account's practice reads the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_practice_folds_to_one_digest_live_rebuilt_and_restarted() {
+    let server = TestServer::start().await;
+    let mut ledger = server.ledger();
+    for request in rapport_demo::sample(7, NOW_SECONDS) {
+        ledger.append(request).await.unwrap();
+    }
+    accounts_with_a_practice(&mut ledger).await;
+    let revised = event(Body::PlanRevised(pb::PlanRevised {
+        plan_id: "q1".into(),
+        target_support: Some(1),
+        target_intimacy: None,
+        due_at: Some(day(380)),
+        reason: "the board meets later".into(),
+    }));
+    let closed = event(Body::PlanClosed(pb::PlanClosed {
+        plan_id: "q1".into(),
+        outcome: pb::PlanOutcome::Abandoned as i32,
+        reason: "the project was cancelled".into(),
+    }));
+    let events = vec![
+        on(300, opened("Quill", "carol")),
+        on(300, contact("q", "Legal", true)),
+        on(301, planned("q1", "q", 2, 3, 350)),
+        on(320, revised),
+        on(340, closed),
+    ];
+    ledger.append(request("quill", Expected::NoStream, events)).await.unwrap();
+
+    let digest_of = |infos: Vec<pb::RuleSetInfo>, id: &str| {
+        infos.into_iter().find(|i| i.id == id).map(|i| (i.position, i.digest)).expect("the rule set is built")
+    };
+    let rule_sets = |server: &TestServer| {
+        let mut projections = server.projections();
+        async move { projections.list_rule_sets(pb::ListRuleSetsRequest {}).await.unwrap().into_inner().rule_sets }
+    };
+    let live = digest_of(rule_sets(&server).await, "default@1");
+    let practice_of = |view: pb::AccountView| (view.practice, view.scores);
+    let helios = practice_of(get_account(&mut server.accounts(), "helios-energy").await);
+
+    let mut projections = server.projections();
+    let built = rebuild(&mut projections, &rules_variant(2, 0.6), false).await.pop().unwrap();
+    let again = rebuild(&mut projections, &rules_variant(2, 0.6), true).await.pop().unwrap();
+    assert_eq!((again.events_done, &again.digest), (built.events_done, &built.digest), "a rebuild from scratch");
+    drop(projections);
+
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, test_config()).await;
+    let restarted = rule_sets(&server).await;
+    assert_eq!(digest_of(restarted.clone(), "default@1"), live, "the live build after a restart");
+    assert_eq!(digest_of(restarted, "default@2"), (built.events_done, built.digest.clone()));
+    assert_eq!(practice_of(get_account(&mut server.accounts(), "helios-energy").await), helios);
+
+    // Throw the live build away: start-up builds it again from the log.
+    let dir = server.stop().await;
+    let (log, stored) = open_store(dir.path());
+    rapport_store::ProjectionStore::drop_namespace(stored.as_ref(), "default@1").unwrap();
+    drop((log, stored));
+    let server = TestServer::start_in(dir, test_config()).await;
+    assert_eq!(digest_of(rule_sets(&server).await, "default@1"), live, "the writer's fold and a rebuild agree");
+    assert_eq!(practice_of(get_account(&mut server.accounts(), "helios-energy").await), helios);
+    server.stop().await;
+}

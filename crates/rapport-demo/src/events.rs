@@ -98,11 +98,51 @@ pub(crate) fn owner_changed(from: &str, to: &str, reason: &str, note: &str) -> B
     })
 }
 
-pub(crate) fn joined(member: &str, role: pb::TeamRole) -> Body {
+pub(crate) fn joined(member: &str, role: pb::TeamRole, business_unit: &str) -> Body {
     Body::TeamMemberJoined(pb::TeamMemberJoined {
         member: member.into(),
         role: role as i32,
-        business_unit: String::new(),
+        business_unit: business_unit.into(),
+    })
+}
+
+pub(crate) fn staff_assigned(staff: &str, business_unit: &str) -> Body {
+    Body::StaffAssigned(pb::StaffAssigned { staff: staff.into(), business_unit: business_unit.into() })
+}
+
+/// A relationship plan for one contact, aimed at a stance and closeness by `due` (Unix seconds).
+pub(crate) struct Plan<'a> {
+    pub id: &'a str,
+    pub contact_id: &'a str,
+    pub support: i32,
+    pub intimacy: u32,
+    pub due: i64,
+    pub owner: &'a str,
+    pub actions: &'a str,
+    pub goal: &'a str,
+    pub goal_reference: &'a str,
+}
+
+pub(crate) fn planned(plan: &Plan<'_>) -> Body {
+    Body::RelationshipPlanned(pb::RelationshipPlanned {
+        plan_id: plan.id.into(),
+        contact_id: plan.contact_id.into(),
+        target_support: plan.support,
+        target_intimacy: plan.intimacy,
+        due_at: Some(wkt::Timestamp { seconds: plan.due, nanos: 0 }),
+        owner: plan.owner.into(),
+        actions: plan.actions.into(),
+        goal: plan.goal.into(),
+        goal_reference: plan.goal_reference.into(),
+    })
+}
+
+pub(crate) fn competitor(competitor: &str, contact_id: &str, stance: i32, evidence: &str) -> Body {
+    Body::CompetitorSignal(pb::CompetitorSignal {
+        competitor: competitor.into(),
+        contact_id: contact_id.into(),
+        stance,
+        evidence: evidence.into(),
     })
 }
 

@@ -27,6 +27,36 @@ struct Profile {
 use pb::ContactRole as R;
 use pb::TeamRole as T;
 
+/// Our people's business units. Raj Patel, of Cloud Services, is on no account team.
+const UNITS: &[(&str, &str)] = &[
+    ("li.wei", "Enterprise Sales"),
+    ("anna.berg", "Enterprise Sales"),
+    ("ben.adams", "Retail Sales"),
+    ("yuki.mori", "Automotive"),
+    ("nina.frost", "Healthcare"),
+    ("sam.lee", "Solutions"),
+    ("tom.keller", "Solutions"),
+    ("wen.zhao", "Solutions"),
+    ("ola.nord", "Delivery"),
+    ("maria.santos", "Executive Office"),
+    ("omar.rahim", "Executive Office"),
+    ("raj.patel", "Cloud Services"),
+];
+
+fn unit(staff: &str) -> &'static str {
+    UNITS.iter().find(|(s, _)| *s == staff).map_or("Enterprise Sales", |(_, unit)| unit)
+}
+
+/// Contacts whose stance only the story moves, never the routine drift: Nordwind's CIO, won
+/// over; Helios's CTO, whose plan falls behind; Kappa's new head of infrastructure, whom a
+/// competitor holds closer than we do.
+const SCRIPTED: &[&str] = &["k.hartmann", "h.solberg", "g.meyer"];
+
+/// Tianhe's CFO goes unmet after the MoU, past the cadence of a tier-S key contact.
+fn unmet(account: &str, month: i64, contact: &str) -> bool {
+    account == "tianhe-motors" && month >= 12 && contact == "m.zhang"
+}
+
 const PROFILES: &[Profile] = &[
     Profile {
         id: "nordwind-logistics",
@@ -83,7 +113,7 @@ const PROFILES: &[Profile] = &[
         tier: pb::Tier::S,
         tier_reason: "Joint initiative on connected-vehicle platforms",
         owner: "yuki.mori",
-        team: &[("li.wei", T::Sales), ("omar.rahim", T::ExecutiveSponsor)],
+        team: &[("li.wei", T::Sales), ("omar.rahim", T::ExecutiveSponsor), ("wen.zhao", T::Solution)],
         currency: "CNY",
         contacts: &[
             ("c.liu", "Chen Liu", "Head of R&D", "R&D", R::DecisionMaker, true),
@@ -124,7 +154,10 @@ struct Account {
 /// seed and `now` give the same requests, event ids included.
 pub fn sample(seed: u64, now: i64) -> Vec<pb::AppendRequest> {
     let mut rng = Rng::new(seed);
-    let start = now - (MONTHS * MONTH + 5 * DAY);
+    // The last month begins three weeks before `now`, so its routine reaches into the last
+    // days; no event is later than a day before `now`.
+    let start = now - ((MONTHS - 1) * MONTH + 21 * DAY);
+    let last = now - DAY;
     let mut accounts: Vec<Account> = PROFILES
         .iter()
         .map(|profile| Account {
@@ -141,7 +174,7 @@ pub fn sample(seed: u64, now: i64) -> Vec<pb::AppendRequest> {
         for (index, account) in accounts.iter_mut().enumerate() {
             let at = start + month * MONTH + index as i64 * DAY;
             let events =
-                if month == 0 { opening(&mut rng, account, at) } else { month_of(&mut rng, account, month, at) };
+                if month == 0 { opening(&mut rng, account, at) } else { month_of(&mut rng, account, month, at, last) };
             if events.is_empty() {
                 continue;
             }
@@ -165,6 +198,7 @@ fn opening(rng: &mut Rng, account: &mut Account, at: i64) -> Vec<pb::Event> {
     let mut events = vec![
         event(rng, at, profile.owner, "crm", opened(profile.name, profile.industry, profile.owner)),
         event(rng, at + 60, profile.owner, "crm", tier(profile.tier, profile.tier_reason)),
+        event(rng, at + 90, profile.owner, "hr-system", staff_assigned(profile.owner, unit(profile.owner))),
     ];
     for (offset, &(id, name, title, department, role, key)) in profile.contacts.iter().enumerate() {
         let person =
@@ -173,20 +207,26 @@ fn opening(rng: &mut Rng, account: &mut Account, at: i64) -> Vec<pb::Event> {
         account.contacts.push(person);
     }
     for (offset, &(member, role)) in profile.team.iter().enumerate() {
-        events.push(event(rng, at + 3 * DAY + offset as i64, profile.owner, "hr-system", joined(member, role)));
+        events.push(event(
+            rng,
+            at + 3 * DAY + offset as i64,
+            profile.owner,
+            "hr-system",
+            joined(member, role, unit(member)),
+        ));
         account.team.push(member);
     }
     events
 }
 
 /// The events of one month of an account: routine contact plus the story's turning points.
-fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb::Event> {
+fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64, last: i64) -> Vec<pb::Event> {
     let mut events = Vec::new();
     // Times have their own generator, so that drawing one does not borrow the main one.
     let mut clock = at;
     let mut gaps = Rng::new(rng.next_u64());
     let mut tick = move || {
-        clock += gaps.between(DAY / 2, 3 * DAY);
+        clock = (clock + gaps.between(DAY / 2, 3 * DAY)).min(last);
         clock
     };
     let id = account.profile.id;
@@ -206,6 +246,21 @@ fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb
             );
             events.push(event(rng, tick(), account.owner, "calendar-sync", body));
         }
+        ("nordwind-logistics", 5) => {
+            let plan = Plan {
+                id: "cio-coach",
+                contact_id: "k.hartmann",
+                support: 2,
+                intimacy: 3,
+                due: at + 7 * MONTH,
+                owner: account.owner,
+                actions: "Executive alignment visit with Maria Santos; follow up the architecture deep dive with \
+                          a cold-chain pilot proposal.",
+                goal: "Cold-chain tracking rollout",
+                goal_reference: "OPP-2291",
+            };
+            events.push(event(rng, tick(), account.owner, "crm", planned(&plan)));
+        }
         ("nordwind-logistics", 7) => {
             let staff = ["maria.santos", account.owner];
             let notes = words::notes(rng, 600);
@@ -223,6 +278,13 @@ fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb
             events.push(stance(rng, account, tick(), "k.hartmann", 2, 3, words::EVIDENCE[1]));
         }
         ("nordwind-logistics", 12) => {
+            events.push(event(
+                rng,
+                tick(),
+                "maria.santos",
+                "hr-system",
+                staff_assigned("anna.berg", unit("anna.berg")),
+            ));
             let body = owner_changed(
                 "li.wei",
                 "anna.berg",
@@ -241,6 +303,23 @@ fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb
             events.push(event(rng, tick(), account.owner, "crm", contact_left("p.costa", "moved to a competitor")));
             account.contacts.retain(|c| c.id != "p.costa");
         }
+        ("kappa-retail", 12) => {
+            events.push(stance(rng, account, tick(), "g.meyer", 0, 1, words::EVIDENCE[3]));
+            let evidence = "Invited Vantage Systems to the infrastructure tender; meets their team monthly.";
+            events.push(event(
+                rng,
+                tick(),
+                account.owner,
+                "crm",
+                competitor("Vantage Systems", "g.meyer", 2, evidence),
+            ));
+        }
+        ("kappa-retail", 16) => {
+            events.push(event(rng, tick(), "raj.patel", "hr-system", staff_assigned("raj.patel", unit("raj.patel"))));
+            let notes = words::notes(rng, 400);
+            let body = meeting(pb::MeetingKind::Visit, &["raj.patel"], &["o.brown"], "Cloud migration offer", notes);
+            events.push(event(rng, tick(), "raj.patel", "calendar-sync", body));
+        }
         ("kappa-retail", 10) => {
             let person = Person {
                 id: "g.meyer".into(),
@@ -257,6 +336,32 @@ fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb
             let body = outcome(pb::OutcomeKind::StrategicAgreement, "Connected-vehicle platform MoU", 0, "", "MOU-7");
             events.push(event(rng, tick(), account.owner, "crm", body));
         }
+        ("helios-energy", 9) => {
+            let plan = Plan {
+                id: "cto-supporter",
+                contact_id: "h.solberg",
+                support: 2,
+                intimacy: 3,
+                due: at + 6 * MONTH,
+                owner: "tom.keller",
+                actions: "Joint architecture board for the grid programme; a reference visit to a utility we serve.",
+                goal: "Grid modernisation, phase 2",
+                goal_reference: "OPP-3107",
+            };
+            events.push(event(rng, tick(), account.owner, "crm", planned(&plan)));
+        }
+        ("helios-energy", 11) => events.push(stance(rng, account, tick(), "h.solberg", 1, 2, words::EVIDENCE[2])),
+        ("tianhe-motors", 15) => {
+            // Helios's delivery lead moves here this month: Tianhe's iron triangle is complete.
+            events.push(event(
+                rng,
+                tick(),
+                "omar.rahim",
+                "hr-system",
+                joined("ola.nord", T::Delivery, unit("ola.nord")),
+            ));
+            account.team.push("ola.nord");
+        }
         ("helios-energy", 15) => {
             events.push(event(
                 rng,
@@ -272,12 +377,12 @@ fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb
 
     // Routine: meetings, the odd signal, gift and feedback.
     for _ in 0..rng.between(1, 3) {
-        let body = routine_meeting(rng, account);
+        let body = routine_meeting(rng, account, month);
         events.push(event(rng, tick(), account.owner, "calendar-sync", body));
     }
     if rng.chance(40) {
         let contact = rng.pick(&account.contacts).id.clone();
-        if contact != "k.hartmann" {
+        if !SCRIPTED.contains(&contact.as_str()) {
             let (support, intimacy) = drift(rng, account, &contact);
             let evidence = *rng.pick(words::EVIDENCE);
             events.push(stance(rng, account, tick(), &contact, support, intimacy, evidence));
@@ -300,7 +405,7 @@ fn month_of(rng: &mut Rng, account: &mut Account, month: i64, at: i64) -> Vec<pb
     events
 }
 
-fn routine_meeting(rng: &mut Rng, account: &Account) -> Body {
+fn routine_meeting(rng: &mut Rng, account: &Account, month: i64) -> Body {
     let kinds = [
         pb::MeetingKind::Visit,
         pb::MeetingKind::Call,
@@ -319,9 +424,13 @@ fn routine_meeting(rng: &mut Rng, account: &Account) -> Body {
     let mut contacts: Vec<&str> = Vec::new();
     for _ in 0..rng.between(1, 3) {
         let id = rng.pick(&account.contacts).id.as_str();
-        if !contacts.contains(&id) {
+        if !contacts.contains(&id) && !unmet(account.profile.id, month, id) {
             contacts.push(id);
         }
+    }
+    if contacts.is_empty() {
+        // Every draw was a contact the story keeps unmet: meet the account's first contact.
+        contacts.push(account.contacts[0].id.as_str());
     }
     let notes_len = rng.between(100, 1_500) as usize;
     meeting(kind, &staff, &contacts, rng.pick::<&str>(words::TOPICS), words::notes(rng, notes_len))
@@ -387,6 +496,8 @@ mod tests {
                     Body::GiftGiven(_) => "gift_given",
                     Body::SupportSignal(_) => "support_signal",
                     Body::MeetingHeld(_) => "meeting_held",
+                    Body::RelationshipPlanned(_) => "relationship_planned",
+                    Body::CompetitorSignal(_) => "competitor_signal",
                     _ => "other",
                 };
                 *kinds.entry(kind).or_default() += 1;
@@ -395,6 +506,8 @@ mod tests {
         assert_eq!(versions.len(), 5);
         assert_eq!(kinds.get("owner_changed"), Some(&1));
         assert_eq!(kinds.get("contact_left"), Some(&1));
+        assert_eq!(kinds.get("relationship_planned"), Some(&2));
+        assert_eq!(kinds.get("competitor_signal"), Some(&1));
         assert!(kinds["meeting_held"] > 50 && kinds["gift_given"] > 3 && kinds["support_signal"] > 10, "{kinds:?}");
     }
 }

@@ -201,7 +201,7 @@ impl Workload {
                 None => {
                     let member = *self.rng.pick(words::STAFF);
                     state.team.push(member);
-                    joined(member, pb::TeamRole::Solution)
+                    joined(member, pb::TeamRole::Solution, "Solutions")
                 }
             },
             90..=93 => {

@@ -127,7 +127,7 @@ pub fn outcome_kind_name(value: i32) -> &'static str {
     name_of::<OutcomeKind>(value, OutcomeKind::name)
 }
 
-fn name_of<E: WireEnum>(value: i32, name: fn(E) -> &'static str) -> &'static str {
+pub(crate) fn name_of<E: WireEnum>(value: i32, name: fn(E) -> &'static str) -> &'static str {
     match E::Wire::try_from(value).ok().and_then(E::from_wire) {
         Some(domain) => name(domain),
         None => "unknown",

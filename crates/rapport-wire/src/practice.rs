@@ -5,7 +5,7 @@ use rapport_domain::{Account, AccountId, FORGOTTEN_NAME, StaffId, Tier, Timestam
 use rapport_projection::{Cadence, Contributions, OverdueContact, PlanStatus, PlanView, Playbook, Practice, Standing};
 use rapport_proto::v1 as pb;
 
-use crate::enums::{WireEnum, to_number, wire_enum};
+use crate::enums::{WireEnum, name_of, to_number, wire_enum};
 use crate::scores::factors_to_wire;
 use crate::timestamp_to_wire;
 use crate::views::Opener;
@@ -17,6 +17,12 @@ wire_enum!(PlanStatus <=> PlanStatus {
     Achieved <=> Achieved,
     Abandoned <=> Abandoned,
 });
+
+/// A plan status of a wire number, as people read it (`on track`, `at risk`, ...); `unknown`
+/// for a number neither side knows.
+pub fn plan_status_name(value: i32) -> &'static str {
+    name_of::<PlanStatus>(value, PlanStatus::name)
+}
 
 /// The plan status a request names; `None` for `PLAN_STATUS_UNSPECIFIED`.
 pub fn plan_status(value: i32, field: &str) -> Result<Option<PlanStatus>, Violation> {

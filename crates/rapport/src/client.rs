@@ -216,6 +216,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .map_err(|status| refused(&format!("the demo append to \"{account_id}\" was refused"), &status))?;
     }
     println!("pushed {events} events into {} accounts:", accounts.len());
+    let mut views = Vec::new();
     for account_id in &accounts {
         let view = reader
             .get_account(pb::GetAccountRequest { account_id: account_id.clone(), ..Default::default() })
@@ -230,9 +231,14 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             view.contacts.len(),
             view.version
         );
+        views.push(view);
     }
+    println!("\nThe practice finds:\n{}", crate::practice::highlights(&views));
     if let Some(first) = accounts.first() {
-        println!("\nnext: `rapport account {first}` and `rapport history {first}`");
+        println!(
+            "next: `rapport account {first}` and `rapport history {first}`; the week's work with `rapport cadence`, \
+             `rapport plans`, `rapport contributions` and `rapport playbook`"
+        );
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `rapport` command line: `rapport serve` runs the service on the embedded store;
 //! `append`, `history`, `account`, `demo`, `accounts`, `handover`, `rebuild`, `activate`,
-//! `rules`, `compare`, `verify`, `digest`, `tail` and `export` are a client for people, talking
+//! `rules`, `compare`, `plans`, `cadence`, `contributions`, `playbook`, `verify`, `digest`,
+//! `tail` and `export` are a client for people, talking
 //! to a running server over gRPC like any other system would, as are `forget` and
 //! `subject-report` (the Privacy service); `import` restores an export offline, `keys rotate`
 //! rotates a data directory's master key offline, and `token` makes bearer tokens for the
@@ -10,6 +11,7 @@ mod audit;
 mod client;
 mod export;
 mod input;
+mod practice;
 mod privacy;
 mod projections;
 mod render;
@@ -57,6 +59,17 @@ enum Command {
     Rules(projections::RulesArgs),
     /// List the accounts whose scores move most between two rule sets, and why.
     Compare(projections::CompareArgs),
+    /// Relationship plans, the most urgent first: filter by account, owner (`me`) and status.
+    Plans(practice::PlansArgs),
+    /// Key contacts and executive visits past their cadence across the portfolio: filter by
+    /// owner (`me`) and tier.
+    Cadence(practice::CadenceArgs),
+    /// Who of ours built the relationships in a period (`--period 2026-Q3`): touches, key
+    /// contacts, departments opened, improvements, plans achieved, gifts, and each one's share.
+    Contributions(practice::ContributionsArgs),
+    /// What works: for each meeting kind, how often the contact met improved soon after,
+    /// against the base rate, across the portfolio and by tier.
+    Playbook(practice::PlaybookArgs),
     /// Check the hash chain of an account or of the whole log; report the first break.
     Verify(audit::VerifyArgs),
     /// Print the log's root hash at a position, or check it against one kept earlier.
@@ -324,6 +337,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Activate(args) => projections::activate(args).await,
         Command::Rules(args) => projections::rules(args).await,
         Command::Compare(args) => projections::compare(args).await,
+        Command::Plans(args) => practice::plans(args).await,
+        Command::Cadence(args) => practice::cadence(args).await,
+        Command::Contributions(args) => practice::contributions(args).await,
+        Command::Playbook(args) => practice::playbook(args).await,
         Command::Verify(args) => audit::verify(args).await,
         Command::Digest(args) => audit::digest(args).await,
         Command::Tail(args) => audit::tail(args).await,

@@ -86,6 +86,78 @@ fn the_demo_shows_accounts_with_owner_history_and_contacts(engine: &str) {
     assert!(text(&again.stderr).contains("already exists on this server"), "{}", text(&again.stderr));
 }
 
+/// The practice on the demo data, as an account manager, an executive and an analyst read it:
+/// `rapport demo` names each turn of the story; `cadence` and `plans` with `--owner me`; the
+/// contributions of a period; the playbook, whole and for one tier; and plain refusals of a
+/// period that is none and of `me` when nobody said who they are. (One engine: the commands
+/// read projections, which do not depend on it.)
+#[test]
+fn an_account_managers_week_an_executives_credit_and_an_analysts_playbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let demo = server.run(&["demo"]);
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    let told = text(&demo.stdout);
+    for turn in [
+        "plan cio-coach (li.wei for k.hartmann), achieved on ",
+        "plan cto-supporter (tom.keller for h.solberg), overdue: ",
+        "raj.patel (Cloud Services, not on the team) touched o.brown",
+        "helios-energy        the team has no delivery",
+        "g.meyer stands closer to Vantage Systems",
+    ] {
+        assert!(told.contains(turn), "{turn:?} in\n{told}");
+    }
+
+    let cadence = text(&server.run_as(Some("yuki.mori"), &["cadence", "--owner", "me"]).stdout);
+    let rows: Vec<&str> = cadence.lines().filter(|l| l.starts_with("tianhe-motors") || l.contains(" days")).collect();
+    assert!(rows.iter().all(|row| row.starts_with("tianhe-motors ")), "only Yuki's account:\n{cadence}");
+    assert!(cadence.contains("m.zhang      Mei Zhang"), "{cadence}");
+
+    let plans = text(&server.run_as(Some("tom.keller"), &["plans", "--owner", "me"]).stdout);
+    assert!(plans.starts_with("1 plan(s) under default@1"), "{plans}");
+    assert!(plans.contains("cto-supporter    h.solberg    tom.keller     overdue"), "{plans}");
+    let achieved = server.run(&["plans", "--status", "achieved", "--json"]);
+    let achieved: serde_json::Value = serde_json::from_slice(&achieved.stdout).unwrap();
+    assert_eq!(achieved["plans"].as_array().map(Vec::len), Some(1), "{achieved}");
+    assert_eq!(achieved["plans"][0]["plan_id"], "cio-coach");
+
+    // Over the whole history: Raj Patel touched Kappa once; Li Wei owned the plan achieved.
+    let all_time = server.run(&["contributions", "--period", "2000-01-01..2100-12-31", "--json"]);
+    assert!(all_time.status.success(), "{}", text(&all_time.stderr));
+    let credit: serde_json::Value = serde_json::from_slice(&all_time.stdout).unwrap();
+    let person = |staff: &str| {
+        credit["people"].as_array().unwrap().iter().find(|p| p["staff"] == staff).cloned().unwrap_or_default()
+    };
+    assert_eq!(person("raj.patel")["touches"], 1, "{credit}");
+    assert_eq!(person("li.wei")["plans_achieved"], 1, "{credit}");
+    let people = credit["people"].as_array().unwrap();
+    let shares: f64 = people.iter().map(|p| p["share"].as_f64().unwrap_or(0.0)).sum();
+    // Each share is rounded to 4 places, so together they are off by at most half of 1e-4 each.
+    assert!((shares - 1.0).abs() <= 0.5e-4 * people.len() as f64, "the shares make the whole: {shares}");
+    let table = text(&server.run(&["contributions", "--period", "2000-01-01..2100-12-31", "--explain"]).stdout);
+    assert!(table.contains("plans achieved as owner × 5.00"), "{table}");
+
+    let playbook = server.run(&["playbook", "--json"]);
+    let playbook: serde_json::Value = serde_json::from_slice(&playbook.stdout).unwrap();
+    let rows = playbook["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let (touches, improved) = (row["touches"].as_f64().unwrap(), row["improved"].as_f64().unwrap_or(0.0));
+        // Rounded to 4 places.
+        assert!((row["rate"].as_f64().unwrap_or(0.0) - improved / touches).abs() <= 0.5e-4, "{row}");
+    }
+    let tier_s = text(&server.run(&["playbook", "--tier", "S"]).stdout);
+    let lines: Vec<&str> = tier_s.lines().skip(2).collect();
+    assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with("S ")), "{tier_s}");
+
+    let no_period = server.run(&["contributions", "--period", "2026-Q5"]);
+    assert!(!no_period.status.success());
+    assert!(text(&no_period.stderr).contains("--period \"2026-Q5\" is not a period"), "{}", text(&no_period.stderr));
+    let nobody = server.run_as(None, &["plans", "--owner", "me"]);
+    assert!(!nobody.status.success());
+    assert!(text(&nobody.stderr).contains("set RAPPORT_ACTOR"), "{}", text(&nobody.stderr));
+}
+
 /// `rapport rules --explain` reads a rule file offline: today's default file from before
 /// formats existed resolves to the whole rule set in the current format; a typo is refused,
 /// naming the key, the line and the file.

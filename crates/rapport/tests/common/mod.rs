@@ -109,6 +109,18 @@ impl Server {
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(RAPPORT).args(args).env("RAPPORT_SERVER", &self.url).output().expect("rapport runs")
     }
+
+    /// Like [`Server::run`], as the person `actor` (RAPPORT_ACTOR, whom `--owner me` means),
+    /// or, with `None`, as someone who has not said who they are.
+    pub fn run_as(&self, actor: Option<&str>, args: &[&str]) -> Output {
+        let mut command = Command::new(RAPPORT);
+        command.args(args).env("RAPPORT_SERVER", &self.url);
+        match actor {
+            Some(actor) => command.env("RAPPORT_ACTOR", actor),
+            None => command.env_remove("RAPPORT_ACTOR"),
+        };
+        command.output().expect("rapport runs")
+    }
 }
 
 impl Drop for Server {
