@@ -11,6 +11,7 @@ mod architecture;
 mod as_of;
 mod audit;
 mod concurrency;
+mod console;
 mod demo;
 mod faults;
 mod fixtures;

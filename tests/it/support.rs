@@ -93,18 +93,45 @@ impl TestServer {
         Self::serve(dir, log, Arc::new(projections), config).await
     }
 
+    /// A server with this configuration on a fresh data directory, and its web console, at the
+    /// URL returned.
+    pub async fn start_with_console(config: ServerConfig) -> (TestServer, String) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (log, projections) = open_store(dir.path());
+        let config = sealing(dir.path(), config);
+        let (door, url) = console().await;
+        (Self::serve_with(dir, log, projections, config, vec![door]).await, url)
+    }
+
     async fn serve(
         dir: TempDir,
         log: Arc<dyn EventLog>,
         projections: Arc<SledProjections>,
         config: ServerConfig,
     ) -> TestServer {
+        Self::serve_with(dir, log, projections, config, Vec::new()).await
+    }
+
+    async fn serve_with(
+        dir: TempDir,
+        log: Arc<dyn EventLog>,
+        projections: Arc<SledProjections>,
+        config: ServerConfig,
+        doors: Vec<Box<dyn rapport_server::FrontDoor>>,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("the bound address");
         let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(rapport_server::serve(listener, log, projections, config, async {
-            let _ = stop.await;
-        }));
+        let task = tokio::spawn(rapport_server::serve_with(
+            listener,
+            log,
+            projections,
+            config,
+            async {
+                let _ = stop.await;
+            },
+            doors,
+        ));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .expect("a valid URL")
             .connect()
@@ -491,6 +518,9 @@ pub mod fault {
     /// [`super::Hooked::appends_held`]) before it writes: the writer has decided its group
     /// against the log as it stood, and another writer may append meanwhile.
     pub const HELD_APPEND: u8 = 5;
+    /// Reads of positions wait until [`super::Hooked::release`]: a start-up catch-up stays
+    /// under way.
+    pub const HELD_READ: u8 = 6;
 }
 
 /// A log behind the `EventLog` trait, counting the events read from it and failing or holding
@@ -584,6 +614,12 @@ impl EventLog for Hooked {
     }
     // `read_all` and `read_stream` are the trait's: they select what to read and come here.
     fn read_positions(&self, positions: std::ops::Range<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        if self.fault.load(Ordering::SeqCst) == fault::HELD_READ {
+            let mut released = self.released.0.lock().unwrap();
+            while !*released {
+                released = self.released.1.wait(released).unwrap();
+            }
+        }
         let fail_from = self.reads_fail_from.load(Ordering::SeqCst);
         if fail_from > 0 && positions.end > fail_from {
             return Err(StoreError::Io(format!("reading up to position {} failed (injected)", positions.end - 1)));
@@ -626,17 +662,35 @@ impl HookedServer {
     /// Like [`HookedServer::start_with`], with reads failing from `position` on before the
     /// server reads anything.
     pub async fn start_failing_reads_from(dir: &std::path::Path, config: ServerConfig, position: u64) -> HookedServer {
-        let (log, projections) = open_store(dir);
-        let config = sealing(dir, config);
-        let hooked = Arc::new(Hooked::new(log));
+        let hooked = Arc::new(Hooked::new(open_store(dir).0));
         hooked.reads_fail_from.store(position, Ordering::SeqCst);
+        Self::start_hooked(dir, config, hooked, Vec::new()).await
+    }
+
+    /// A server over `hooked` (a hooked log of the stores in `dir`), with front doors.
+    pub async fn start_hooked(
+        dir: &std::path::Path,
+        config: ServerConfig,
+        hooked: Arc<Hooked>,
+        doors: Vec<Box<dyn rapport_server::FrontDoor>>,
+    ) -> HookedServer {
+        let projections =
+            SledProjections::open(&dir.join("projections")).map(Arc::new).expect("the projection store opens");
+        let config = sealing(dir, config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = format!("http://{}", listener.local_addr().expect("the bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
         let log: Arc<dyn EventLog> = hooked.clone();
-        let task = tokio::spawn(rapport_server::serve(listener, log, projections, config, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(rapport_server::serve_with(
+            listener,
+            log,
+            projections,
+            config,
+            async {
+                let _ = stopped.await;
+            },
+            doors,
+        ));
         let channel = tonic::transport::Endpoint::from_shared(address)
             .expect("a valid URL")
             .connect()
@@ -729,4 +783,11 @@ pub fn bearer(token: &str) -> impl tonic::service::Interceptor + Clone {
         request.metadata_mut().insert("authorization", value.clone());
         Ok(request)
     }
+}
+
+/// A web console on a loopback port the OS picks, and its URL.
+pub async fn console() -> (Box<dyn rapport_server::FrontDoor>, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("the bound address"));
+    (Box::new(rapport_console::Console::new(listener)), url)
 }

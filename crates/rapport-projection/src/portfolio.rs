@@ -62,6 +62,8 @@ pub struct PortfolioPage<'a> {
     pub total: usize,
     /// The offset of the next page, if there is one.
     pub next_offset: Option<usize>,
+    /// How many matching accounts have health in [0, 10), [10, 20), ... [90, 100].
+    pub health_distribution: [u32; 10],
 }
 
 impl PortfolioQuery {
@@ -86,10 +88,16 @@ impl PortfolioQuery {
             let order = if self.ascending { order } else { order.reverse() };
             order.then_with(|| a.account.id.cmp(&b.account.id))
         });
+        let mut health_distribution = [0u32; 10];
+        for (_, s) in &matching {
+            // Health is 0 to 100; 100 falls in the top band.
+            let band = (s.health.value / 10.0).floor().clamp(0.0, 9.0) as usize;
+            health_distribution[band] += 1;
+        }
         let total = matching.len();
         let end = self.offset.saturating_add(self.page_size).min(total);
         let accounts = if self.offset < end { matching.drain(self.offset..end).collect() } else { Vec::new() };
-        PortfolioPage { accounts, total, next_offset: (end < total).then_some(end) }
+        PortfolioPage { accounts, total, next_offset: (end < total).then_some(end), health_distribution }
     }
 
     fn keeps_practice(&self, scores: &Scores) -> bool {

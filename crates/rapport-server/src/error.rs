@@ -278,4 +278,7 @@ pub enum ServeError {
     /// Erasures a stop interrupted could not be settled.
     #[error("could not settle the erasures a stop interrupted: {0}")]
     Privacy(#[from] PrivacyError),
+    /// The metrics registry refused a metric (a name given twice).
+    #[error("could not register the metrics: {0}")]
+    Metrics(prometheus::Error),
 }

@@ -19,8 +19,10 @@
 mod access;
 mod append;
 mod config;
+mod door;
 mod error;
 mod idempotency;
+mod metrics;
 mod privacy;
 mod projection;
 mod retention;
@@ -42,6 +44,7 @@ use tracing::info;
 
 pub use access::{Caller, Permission, Role, Tokens, TokensError, token_hash};
 pub use config::{Clock, QueueHook, ServerConfig, system_clock};
+pub use door::{Api, FrontDoor, Inside, Readiness};
 pub use error::{AccessError, AppendError, PrivacyError, ReadError, ServeError, SubscriptionEnd};
 pub use service::{RebuildProgressStream, RecordedEventStream};
 pub use subscribe::SubscriptionStream;
@@ -78,6 +81,46 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_with(listener, log, store, config, shutdown, Vec::new()).await
+}
+
+/// [`serve`], with other front doors beside the gRPC listener (the web console, the
+/// operations endpoints): each is opened before the start-up catch-up and runs until shutdown,
+/// and the server returns once every door has closed.
+pub async fn serve_with(
+    listener: TcpListener,
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    doors: Vec<Box<dyn FrontDoor>>,
+) -> Result<(), ServeError> {
+    let metrics = Arc::new(metrics::Metrics::new().map_err(ServeError::Metrics)?);
+    let (closing_sender, closing) = tokio::sync::watch::channel(false);
+    let inside = Inside::new(Arc::clone(&metrics), config.tokens.clone(), closing.clone());
+    let doors: Vec<_> = doors.into_iter().map(|door| tokio::spawn(door.open(inside.clone()))).collect();
+    let served = serve_inside(listener, log, store, config, shutdown, &inside, metrics, closing_sender).await;
+    // A door closes when the server starts to close, or here if the server never started.
+    for door in doors {
+        let _ = door.await;
+    }
+    served
+}
+
+#[allow(clippy::too_many_arguments)] // One caller, which only splits the doors off.
+async fn serve_inside(
+    listener: TcpListener,
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    inside: &Inside,
+    metrics: Arc<metrics::Metrics>,
+    closing_sender: tokio::sync::watch::Sender<bool>,
+) -> Result<(), ServeError> {
+    // Whatever way this returns, the doors are told to close.
+    let closing_sender = CloseOnDrop(closing_sender);
+    let closing = closing_sender.0.subscribe();
     if let Some(keys) = config.keys.clone() {
         let log = Arc::clone(&log);
         tokio::task::spawn_blocking(move || privacy::settle_interrupted_erasures(&keys, log.as_ref())).await??;
@@ -86,8 +129,8 @@ pub async fn serve(
     let projections = tokio::task::spawn_blocking(move || Projections::open(loader, store, rules)).await??;
     let projections = Arc::new(projections);
     let projector = tokio::spawn(projection::follow(Arc::clone(&projections), config.checkpoint_interval));
-    let writer = Writer::start(Arc::clone(&log), Arc::clone(&projections), &config).map_err(ServeError::Writer)?;
-    let (closing_sender, closing) = tokio::sync::watch::channel(false);
+    let writer = Writer::start(Arc::clone(&log), Arc::clone(&projections), &config, Arc::clone(&metrics))
+        .map_err(ServeError::Writer)?;
     let state = Arc::new(AppState {
         log,
         projections: Arc::clone(&projections),
@@ -99,6 +142,7 @@ pub async fn serve(
         subscribers: subscribers::Subscribers::new(config.max_subscriptions_per_client),
         personal: PersonalData::new(config.keys.clone(), config.rotate_master_key_after_erasure),
         max_read_wait: config.max_read_wait,
+        metrics: Arc::clone(&metrics),
     });
     let retention = config.forget_after_left.map(|after| tokio::spawn(retention::run(Arc::clone(&state), after)));
     let rotation = match (&config.keys, config.rotate_master_key_every) {
@@ -110,7 +154,7 @@ pub async fn serve(
     let stopping = Arc::clone(&projections);
     let shutdown = async move {
         shutdown.await;
-        closing_sender.send_replace(true);
+        closing_sender.0.send_replace(true);
         // Rebuilds stop at once rather than run on while the transport drains.
         stopping.stop_following();
     };
@@ -139,6 +183,19 @@ pub async fn serve(
     let privacy = pb::privacy_server::PrivacyServer::new(PrivacyService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
 
+    let routes = tonic::service::Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ledger)
+        .add_service(accounts)
+        .add_service(projections_service)
+        .add_service(privacy);
+    let guard = access::Guard::new(config.tokens.clone());
+    let count = metrics::Count(Arc::clone(&metrics));
+    {
+        use tower_layer::Layer;
+        inside.serving(Api(count.layer(guard.layer(routes.clone()))), Arc::clone(&state));
+    }
     let address = listener.local_addr().map_err(ServeError::Listener)?;
     let mut server = tonic::transport::Server::builder();
     if let Some(identity) = config.tls.clone() {
@@ -147,14 +204,9 @@ pub async fn serve(
     let tokens = config.tokens.as_ref().map(|t| t.len());
     info!(%address, tls = config.tls.is_some(), ?tokens, sealing = state.personal.seals(), "serving");
     server
-        .layer(access::Guard::new(config.tokens.clone()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(ledger)
-        .add_service(accounts)
-        .add_service(projections_service)
-        .add_service(privacy)
+        .layer(count)
+        .layer(guard)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     for task in [retention, rotation].into_iter().flatten() {
@@ -165,4 +217,13 @@ pub async fn serve(
     let _ = projector.await;
     info!("stopped");
     Ok(())
+}
+
+/// Tells the front doors to close when dropped: on shutdown, and on a failed start.
+struct CloseOnDrop(tokio::sync::watch::Sender<bool>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }

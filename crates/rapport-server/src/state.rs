@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Clock;
 use crate::error::ReadError;
+use crate::metrics::Metrics;
 use crate::privacy::PersonalData;
 use crate::projection::{Build, Projections};
 use crate::subscribers::Subscribers;
@@ -36,6 +37,8 @@ pub(crate) struct AppState {
     pub personal: PersonalData,
     /// The longest a read waits for its `min_position`.
     pub max_read_wait: Duration,
+    /// What operators watch (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

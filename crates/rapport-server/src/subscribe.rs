@@ -49,7 +49,7 @@ pub(crate) fn subscribe(
         .map_err(ReadError::Invalid)?;
     let heartbeat_after = interval(request.heartbeat_interval_ms, HEARTBEAT_AFTER, "heartbeat_interval_ms")
         .map_err(ReadError::Invalid)?;
-    let slot = state.subscribers.take(client)?;
+    let slot = state.subscribers.take(client, request.from_position.max(1))?;
     let (sender, receiver) = mpsc::channel(BUFFER);
     // The status that ends the stream is delivered after whatever is still buffered.
     let ending: Arc<Mutex<Option<Status>>> = Arc::default();
@@ -61,7 +61,7 @@ pub(crate) fn subscribe(
         heartbeat_after,
         sender,
         ending: Arc::clone(&ending),
-        _slot: slot,
+        slot,
     };
     tokio::spawn(subscription.run());
     let end = stream::once(async move { ending.lock().unwrap_or_else(PoisonError::into_inner).take().map(Err) })
@@ -78,8 +78,8 @@ struct Subscription {
     heartbeat_after: Duration,
     sender: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
     ending: Arc<Mutex<Option<Status>>>,
-    /// Held while the task runs.
-    _slot: Slot,
+    /// Held while the task runs; it shows the cursor to the metrics.
+    slot: Slot,
 }
 
 /// Why a subscription task stopped.
@@ -182,6 +182,7 @@ impl Subscription {
         if let Some(last) = last {
             self.cursor = last + 1;
         }
+        self.slot.advance(self.cursor);
         Ok(())
     }
 

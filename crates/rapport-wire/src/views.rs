@@ -242,6 +242,7 @@ pub fn portfolio_page_to_wire(
         total: page.total as u64,
         rule_set: rules.id(),
         as_of: Some(timestamp_to_wire(query.as_of)),
+        health_distribution: page.health_distribution.to_vec(),
     }
 }
 

@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the service on the embedded store (the segment log in DATA_DIR/log, or sled).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Append events read as JSON (AppendRequest objects, one after another or in an array).
     Append(AppendArgs),
     /// Print an account's history as a timeline.
@@ -100,6 +100,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "RAPPORT_ADDR", default_value = "127.0.0.1:50051")]
     addr: SocketAddr,
+    /// Address of the web console and the operations endpoints (/metrics, /healthz, /readyz),
+    /// or `off`. TLS and tokens are the gRPC listener's.
+    #[arg(long, env = "RAPPORT_HTTP_ADDR", default_value = "127.0.0.1:8080", value_parser = http_addr)]
+    http_addr: HttpAddr,
     /// Directory of the log and the projections; created if missing.
     #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
     data_dir: PathBuf,
@@ -171,6 +175,26 @@ struct ServeArgs {
     /// contact_forgotten event (checked at start and every hour). Off by default.
     #[arg(long, env = "RAPPORT_FORGET_AFTER_LEFT_DAYS")]
     forget_after_left_days: Option<u64>,
+}
+
+/// Where the web console listens: `--http-addr` (a type of its own, as clap reads an
+/// `Option` field as an option that may be left out, not as a value that may be `off`).
+#[derive(Debug, Clone, Copy)]
+enum HttpAddr {
+    /// `off`: no console and no operations endpoints.
+    Off,
+    At(SocketAddr),
+}
+
+/// `--http-addr`: an address, or `off` for none.
+fn http_addr(text: &str) -> Result<HttpAddr, String> {
+    match text {
+        "off" => Ok(HttpAddr::Off),
+        address => address
+            .parse()
+            .map(HttpAddr::At)
+            .map_err(|_| format!("{address:?} is neither an address like 127.0.0.1:8080 nor `off`")),
+    }
 }
 
 /// How the `nats` engine reaches its cluster (`rapport serve`, `rapport import`).
@@ -326,7 +350,7 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Append(args) => client::append(args).await,
         Command::History(args) => client::history(args).await,
         Command::Account(args) => client::account(args).await,

@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::ServeArgs;
 use crate::store::OpenError;
+use crate::{HttpAddr, ServeArgs};
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&args.log_level)
@@ -65,15 +65,27 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
+    let pem = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let read = |path: &std::path::PathBuf, what: &str| {
                 std::fs::read(path).with_context(|| format!("could not read the TLS {what} {}", path.display()))
             };
-            Some(TlsIdentity::from_pem(read(cert, "certificate")?, read(key, "key")?))
+            Some((read(cert, "certificate")?, read(key, "key")?))
         }
         _ => None,
     };
+    let tls = pem.as_ref().map(|(cert, key)| TlsIdentity::from_pem(cert, key));
+    let mut doors: Vec<Box<dyn rapport_server::FrontDoor>> = Vec::new();
+    if let HttpAddr::At(address) = args.http_addr {
+        let listener = TcpListener::bind(address).await.with_context(|| {
+            format!("could not listen on {address} for the console (is another server there? try --http-addr, or off)")
+        })?;
+        let console = match &pem {
+            Some((cert, key)) => rapport_console::Console::with_tls(listener, cert, key)?,
+            None => rapport_console::Console::new(listener),
+        };
+        doors.push(Box::new(console));
+    }
     let config = ServerConfig {
         limits: Limits {
             max_events_per_append: args.max_events_per_append,
@@ -95,7 +107,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         forget_after_left: args.forget_after_left_days.map(|days| Duration::from_secs(days.saturating_mul(86_400))),
         ..ServerConfig::default()
     };
-    rapport_server::serve(listener, store.log, store.projections, config, shutdown_signal())
+    rapport_server::serve_with(listener, store.log, store.projections, config, shutdown_signal(), doors)
         .await
         .context("the server stopped with an error")?;
     Ok(())

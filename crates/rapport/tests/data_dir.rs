@@ -23,7 +23,11 @@ fn text(bytes: &[u8]) -> String {
 /// what it said. A server that starts serving instead is killed and the test fails.
 fn serve_refused(data_dir: &Path, options: &[&str], env: Option<(&str, &str)>) -> String {
     let mut command = Command::new(RAPPORT);
-    command.args(["serve", "--addr", "127.0.0.1:0"]).args(options).arg("--data-dir").arg(data_dir);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(options)
+        .arg("--data-dir")
+        .arg(data_dir);
     command.env("NO_COLOR", "1").env_remove("RAPPORT_LOG_ENGINE").stdout(Stdio::null()).stderr(Stdio::piped());
     if let Some((name, value)) = env {
         command.env(name, value);

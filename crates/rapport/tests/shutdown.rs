@@ -72,7 +72,7 @@ fn a_damaged_store_is_refused_at_start_with_what_to_do() {
         std::fs::write(&segment, bytes).unwrap();
     }
     let refused = Command::new(RAPPORT)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .output()
         .expect("rapport serve runs");

@@ -39,6 +39,9 @@ impl pb::ledger_server::Ledger for LedgerService {
         };
         let append = Append::from_wire(&request, recorded_by, &self.0.limits, &self.0.personal).await?;
         let outcome = self.0.writer.append(append).await?;
+        let recorded = if outcome.duplicate { &[][..] } else { &request.events[..] };
+        let kinds = recorded.iter().filter_map(|e| e.body.as_ref()).map(|body| rapport_wire::kind_of(body).name());
+        self.0.metrics.appended(kinds);
         Ok(Response::new(outcome.to_wire()))
     }
 

@@ -24,6 +24,7 @@ use crate::append::{Append, AppendOutcome};
 use crate::config::ServerConfig;
 use crate::error::{AppendError, ReadError};
 use crate::idempotency::judge;
+use crate::metrics::Metrics;
 use crate::projection::{Projections, fold, fold_into, replay};
 
 /// How many times a request the log refused because another writer got there first (its
@@ -127,6 +128,10 @@ pub(super) struct Sequencer {
     folded_recorded_at: Timestamp,
     /// Set while a `Command::CatchUp` waits in the queue (see `Writer::start`).
     catch_up_queued: Arc<AtomicBool>,
+    /// Group sizes and sync durations go here.
+    metrics: Arc<Metrics>,
+    /// Whether the last sync succeeded: the log takes appends (see `Writer::is_writable`).
+    writable: Arc<AtomicBool>,
 }
 
 impl Sequencer {
@@ -137,6 +142,8 @@ impl Sequencer {
         projections: Arc<Projections>,
         config: ServerConfig,
         catch_up_queued: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+        writable: Arc<AtomicBool>,
     ) -> Sequencer {
         Sequencer {
             log,
@@ -147,6 +154,8 @@ impl Sequencer {
             config,
             unpublished: HashMap::new(),
             catch_up_queued,
+            metrics,
+            writable,
         }
     }
 
@@ -223,6 +232,10 @@ impl Sequencer {
                 // The client may have gone; its events are durable all the same.
                 let _ = reply.send(outcome);
             }
+            if requests > 0 {
+                self.metrics.group_requests.observe(requests as f64);
+                self.metrics.group_events.observe(events as f64);
+            }
             debug!(requests, events, elapsed_us = started.elapsed().as_micros() as u64, "group committed");
             // Between groups every durable event is published, unless the sync failed.
             for (build, reply) in activations {
@@ -247,7 +260,11 @@ impl Sequencer {
         if self.unpublished.is_empty() && self.folded_position <= self.projections.durable_position() {
             return Ok(());
         }
-        if let Err(error) = self.log.sync() {
+        let started = Instant::now();
+        let synced = self.log.sync();
+        self.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
+        self.writable.store(synced.is_ok(), Ordering::Release);
+        if let Err(error) = synced {
             warn!(%error, "sync failed; the group's appends are not acknowledged");
             return Err(error);
         }

@@ -41,6 +41,7 @@ use tracing::error;
 use crate::append::{Append, AppendOutcome};
 use crate::config::{QueueHook, ServerConfig};
 use crate::error::{AppendError, ReadError};
+use crate::metrics::Metrics;
 use crate::projection::{Build, Projections};
 use group::Sequencer;
 
@@ -69,6 +70,8 @@ pub(crate) struct Writer {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Told of every append that joins the queue.
     queued: Option<QueueHook>,
+    /// Whether the writer's last sync succeeded.
+    writable: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -78,8 +81,10 @@ impl Writer {
         log: Arc<dyn EventLog>,
         projections: Arc<Projections>,
         config: &ServerConfig,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Writer> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let writable = Arc::new(AtomicBool::new(true));
         let catch_up_queued = Arc::new(AtomicBool::new(false));
         let (queued, weak_commands) = (Arc::clone(&catch_up_queued), commands.downgrade());
         // Called by the log, maybe on its own task or on another writer's thread: it never
@@ -96,9 +101,15 @@ impl Writer {
                 queued.store(false, Ordering::Release);
             }
         }));
-        let sequencer = Sequencer::new(log, projections, config.clone(), catch_up_queued);
+        let sequencer =
+            Sequencer::new(log, projections, config.clone(), catch_up_queued, metrics, Arc::clone(&writable));
         let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
-        Ok(Writer { commands, thread: Mutex::new(Some(thread)), queued: config.on_append_queued.clone() })
+        Ok(Writer { commands, thread: Mutex::new(Some(thread)), queued: config.on_append_queued.clone(), writable })
+    }
+
+    /// Whether appends can be made durable now: the writer runs and its last sync succeeded.
+    pub fn is_writable(&self) -> bool {
+        !self.commands.is_closed() && self.writable.load(Ordering::Acquire)
     }
 
     /// Appends, and returns once the events are durable (or the append failed).

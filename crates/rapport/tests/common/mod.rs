@@ -65,6 +65,8 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .env("NO_COLOR", "1")
+            // Many servers run at once: each console on a port of its own.
+            .env("RAPPORT_HTTP_ADDR", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
