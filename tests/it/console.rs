@@ -249,6 +249,15 @@ async fn with_tokens_the_console_asks_for_one_and_applies_the_role_table() {
     let page = fetch(format!("{url}/"), Some(session.clone()), None).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("ada (auditor)"));
+    // The role table is the server's: an auditor reads the analyst's page but may not rebuild.
+    let analyst = fetch(format!("{url}/analyst"), Some(session.clone()), None).await;
+    assert_eq!(analyst.status, 200, "{}", analyst.body);
+    let rebuild = vec![("rule_set".to_owned(), rules_variant(2, 0.9))];
+    let refused = fetch(format!("{url}/analyst/rebuild"), Some(session.clone()), Some(rebuild)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Not for your role"));
+    let builds = server.projections().list_rule_sets(pb::ListRuleSetsRequest {}).await;
+    assert!(builds.is_err() || builds.unwrap().into_inner().rule_sets.len() == 1, "nothing was built");
 
     let writer = sign_in(WRITER).await;
     let writer_session = writer.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
@@ -259,5 +268,156 @@ async fn with_tokens_the_console_asks_for_one_and_applies_the_role_table() {
     let out = fetch(format!("{url}/logout"), Some(session.clone()), Some(Vec::new())).await;
     assert_eq!(out.status, 303);
     assert_eq!(fetch(format!("{url}/"), Some(session), None).await.status, 303, "the session ended");
+    server.stop().await;
+}
+
+/// The hand-built account every page is read against, its events on days after 2025-01-01
+/// (the server's clock reads 2026-01-01, day 365):
+///
+/// | version | day | event |
+/// |---|---|---|
+/// | 1 | 190 (2025-07-10) | opened, owned by alice |
+/// | 2, 3 | 191, 192 | key contacts c1 (IT, named like a script) and c2 (Finance) |
+/// | 4 | 200 | alice and bob meet c1 |
+/// | 5 | 210 | bob meets c2 |
+/// | 6 | 220 | alice gives c2 EUR 500.00 (the threshold is EUR 100.00) |
+/// | 7 | 250 | alice and bob meet c1 |
+/// | 8, 9 | 255, 256 | alice meets c2, retracted by version 9 |
+/// | 10, 11 | 270, 280 | c1 turns coach (+2, closeness 3); c2 opposes (−1, closeness 1) |
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+async fn hand_built(ledger: &mut Ledger) {
+    let mut c1 = contact("c1", "IT", true);
+    if let Some(pb::event::Body::ContactAdded(added)) = &mut c1.body {
+        added.name = HOSTILE.into();
+    }
+    let retracted_meeting = on(255, meeting(&["alice"], &["c2"]));
+    let retraction = on(256, retracted(&retracted_meeting.event_id));
+    let events = vec![
+        on(190, opened("Acme", "alice")),
+        on(191, c1),
+        on(192, contact("c2", "Finance", true)),
+        on(200, meeting(&["alice", "bob"], &["c1"])),
+        on(210, meeting(&["bob"], &["c2"])),
+        on(220, gift("alice", "c2", 50_000, "EUR")),
+        on(250, meeting(&["alice", "bob"], &["c1"])),
+        retracted_meeting,
+    ];
+    ledger.append(request("acme", Expected::NoStream, events)).await.unwrap();
+    // A retraction goes in a request of its own.
+    ledger.append(request("acme", Expected::Any, vec![retraction])).await.unwrap();
+    let signals = vec![on(270, signal("c1", 2, 3)), on(280, signal("c2", -1, 1))];
+    ledger.append(request("acme", Expected::Any, signals)).await.unwrap();
+}
+
+fn count(body: &str, needle: &str) -> usize {
+    body.matches(needle).count()
+}
+
+/// Every page of the console answers with the right content for a hand-built account: the
+/// relationship map's people, contacts and lines, the score history's months, the account as
+/// it was, the timeline with its retraction, verification, handover, the gift register's
+/// flags, the auditor's digest and export, and the analyst's rebuild and comparison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_shows_the_account_as_the_ledger_knows_it() {
+    let (server, url) = TestServer::start_with_console(test_config()).await;
+    let mut ledger = server.ledger();
+    hand_built(&mut ledger).await;
+
+    let account = get(&format!("{url}/accounts/acme")).await;
+    assert_eq!(account.status, 200, "{}", account.body);
+    let body = &account.body;
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains(HOSTILE), "escaped");
+    // Lines within the 180-day risk window (from day 185): alice–c1 and bob–c1 two meetings
+    // each; bob–c2 one meeting; alice–c2 the gift only, the retracted meeting not counted.
+    for (staff, contact, touches) in [("alice", "c1", 2), ("bob", "c1", 2), ("bob", "c2", 1), ("alice", "c2", 1)] {
+        let line = format!(r#"data-staff="{staff}" data-contact="{contact}" data-touches="{touches}""#);
+        assert_eq!(count(body, &line), 1, "{line} in {body}");
+    }
+    assert_eq!(count(body, r#"<line class="held""#), 4);
+    assert!(
+        body.contains(r#"data-contact="c1" data-department="IT" data-support="2" data-intimacy="3" data-key="true""#)
+    );
+    assert!(body.contains(r#"data-contact="c2" data-department="Finance" data-support="-1" data-intimacy="1""#));
+    assert!(body.contains(r#"<g class="person" data-staff="alice">"#) && body.contains(r#"data-staff="bob">"#));
+    // Monthly points back from 2026-01-01 while the account existed (opened 2025-07-10):
+    // 2025-08-01 to 2026-01-01.
+    assert_eq!(count(body, "data-month="), 6, "{body}");
+    assert!(body.contains(r#"data-month="2025-08""#) && body.contains(r#"data-month="2026-01""#));
+    assert!(!body.contains(r#"data-month="2025-07""#));
+
+    // As it was true on 2025-09-15 (day 257): no signal yet, so c1 stands at 0.
+    let then = get(&format!("{url}/accounts/acme?as_of=2025-09-15&kind=occurred")).await;
+    assert_eq!(then.status, 200, "{}", then.body);
+    assert!(then.body.contains(r#"data-contact="c1" data-department="IT" data-support="0" data-intimacy="0""#));
+    assert!(then.body.contains("2025-09-15 23:59 UTC"), "the page says which instant it shows");
+    // What the ledger knew then: nothing, as every event was recorded on 2026-01-01.
+    assert_eq!(get(&format!("{url}/accounts/acme?as_of=2025-09-15&kind=known")).await.status, 404);
+    assert_eq!(get(&format!("{url}/accounts/acme?as_of=15.09.2025")).await.status, 400);
+    assert_eq!(get(&format!("{url}/accounts/nobody")).await.status, 404);
+
+    let timeline = get(&format!("{url}/accounts/acme/timeline")).await;
+    assert_eq!(timeline.status, 200);
+    assert_eq!(count(&timeline.body, "data-version="), 11);
+    assert!(timeline.body.find(r#"data-version="11""#) < timeline.body.find(r#"data-version="1""#), "newest first");
+    assert!(timeline.body.contains(r#"<tr class="retracted" data-version="8""#), "{}", timeline.body);
+    assert!(timeline.body.contains("Retracted by version 9"));
+    let meetings = get(&format!("{url}/accounts/acme/timeline?type=meeting_held")).await;
+    assert_eq!(count(&meetings.body, r#"data-type="meeting_held""#), 4);
+    assert_eq!(count(&meetings.body, "data-version="), 4);
+    let verified = fetch(format!("{url}/accounts/acme/verify"), None, Some(Vec::new())).await;
+    assert_eq!(verified.status, 200);
+    assert!(verified.body.contains(r#"data-verified="intact""#) && verified.body.contains("11 events in 1 streams"));
+
+    let handover = get(&format!("{url}/accounts/acme/handover")).await;
+    assert_eq!(handover.status, 200);
+    assert!(handover.body.contains("Person c2") && handover.body.contains("EUR 500.00"), "{}", handover.body);
+
+    let gifts = get(&format!("{url}/gifts?account=acme")).await;
+    assert_eq!(gifts.status, 200);
+    assert!(gifts.body.contains(r#"data-flag="above-threshold""#) && gifts.body.contains("EUR 100.00"));
+    let flagged = get(&format!("{url}/gifts")).await;
+    assert!(flagged.body.contains("1 flagged gifts across 1 accounts"), "{}", flagged.body);
+
+    let auditor = get(&format!("{url}/auditor")).await;
+    assert_eq!(auditor.status, 200);
+    let digest = server.ledger().digest(pb::DigestRequest::default()).await.unwrap().into_inner();
+    assert!(auditor.body.contains(&digest.digest) && auditor.body.contains(r#"data-position="11""#));
+    let whole = fetch(format!("{url}/auditor/verify"), None, Some(Vec::new())).await;
+    assert!(whole.body.contains(r#"data-verified="intact""#));
+    let export = get(&format!("{url}/auditor/export")).await;
+    assert_eq!(export.status, 200);
+    assert!(export.header("content-disposition").unwrap_or("").contains("rapport-log.jsonl"));
+    let lines: Vec<serde_json::Value> = export.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 11);
+    assert!(
+        lines.iter().enumerate().all(|(i, l)| l["position"] == i as u64 + 1 && l["hash"].as_str().unwrap().len() == 64)
+    );
+
+    // A rebuild started from the page, then the two builds compared: the stance weight moved
+    // health, factor by factor.
+    let analyst = get(&format!("{url}/analyst")).await;
+    assert!(analyst.body.contains(r#"data-rule-set="default@1""#));
+    let started =
+        fetch(format!("{url}/analyst/rebuild"), None, Some(vec![("rule_set".into(), rules_variant(2, 0.9))])).await;
+    assert_eq!((started.status, started.header("location")), (303, Some("/analyst?started=default%402#builds")));
+    let mut projections = server.projections();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while projections
+        .list_rule_sets(pb::ListRuleSetsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .rule_sets
+        .iter()
+        .any(|b| b.position < 11)
+    {
+        assert!(std::time::Instant::now() < deadline, "the build catches up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let compared = get(&format!("{url}/analyst?a=default@1&b=default@2")).await;
+    assert_eq!(compared.status, 200, "{}", compared.body);
+    assert!(compared.body.contains(r#"<tr data-account="acme">"#), "{}", compared.body);
+    assert!(compared.body.contains("key relationship · <code>contact:c1</code>"), "{}", compared.body);
     server.stop().await;
 }

@@ -10,8 +10,15 @@ use crate::pages::Viewer;
 /// The stylesheet: small, our own, readable from a phone's width to 1,280 px and beyond.
 const STYLESHEET: &str = include_str!("../assets/console.css");
 
+/// The one script: live build progress on the analyst's page.
+const SCRIPT: &str = include_str!("../assets/console.js");
+
 pub(crate) async fn stylesheet() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], STYLESHEET)
+}
+
+pub(crate) async fn script() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], SCRIPT)
 }
 
 /// A whole page: `viewer` is who is looking (`None` on the login page).

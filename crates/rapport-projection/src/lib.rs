@@ -23,6 +23,7 @@ mod past;
 mod portfolio;
 mod practice;
 mod register;
+mod relationships;
 mod rules;
 mod scores;
 
@@ -39,12 +40,13 @@ pub use contribution::{
 pub use decay::fade;
 pub use digest::ProjectionDigest;
 pub use past::Cut;
-pub use portfolio::{PortfolioPage, PortfolioQuery, ScoreRange};
+pub use portfolio::{PortfolioOrder, PortfolioPage, PortfolioQuery, ScoreRange};
 pub use practice::{
     BypassingTouch, Cadence, CompetitivePosition, Coordination, IRON_TRIANGLE, IronTriangle, OverdueContact,
     PlanStatus, PlanView, Practice, Standing, UnitInContact, practice,
 };
 pub use register::{GiftFlag, GiftRegister, HandoverContact, HandoverReport, RegisteredGift, gift_register, handover};
+pub use relationships::{Relationship, relationships};
 pub use rules::{
     ADDED_KEYS, AddedKey, AtRiskRules, CadenceRules, ContributionRules, CoordinationRules, DEFAULT_RULES, FORMAT,
     GeneralRelationshipRules, GiftRules, HealthRules, KeyRelationshipRules, MeetingPoints, OrganisationalRules,

@@ -30,8 +30,8 @@ pub struct PortfolioQuery {
     pub missing_role: Option<TeamRole>,
     /// Only accounts whose team lacks any role of the iron triangle.
     pub team_incomplete: bool,
-    /// The score to sort by.
-    pub sort_by: ScoreKind,
+    /// What to sort by.
+    pub sort_by: PortfolioOrder,
     /// Lowest first (otherwise highest first); ties go by account id.
     pub ascending: bool,
     /// Accounts per page, at least 1.
@@ -40,6 +40,21 @@ pub struct PortfolioQuery {
     pub offset: usize,
     /// The instant every page is scored at.
     pub as_of: Timestamp,
+}
+
+/// What a listing is sorted by: one of the scores, or a field of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortfolioOrder {
+    /// A score's value.
+    Score(ScoreKind),
+    /// The account's name.
+    Name,
+    /// The tier: ascending is S, A, B, C, then accounts without one.
+    Tier,
+    /// The owner's staff id.
+    Owner,
+    /// The value class by name: ascending ends with accounts without one.
+    ValueClass,
 }
 
 /// An inclusive range of one score.
@@ -84,7 +99,20 @@ impl PortfolioQuery {
             .filter(|(_, s)| self.ranges.iter().all(|r| (r.min..=r.max).contains(&s.get(r.kind).value)))
             .collect();
         matching.sort_by(|(a, x), (b, y)| {
-            let order = x.get(self.sort_by).value.total_cmp(&y.get(self.sort_by).value);
+            let order = match self.sort_by {
+                PortfolioOrder::Score(kind) => x.get(kind).value.total_cmp(&y.get(kind).value),
+                PortfolioOrder::Name => a.account.name.as_str().cmp(b.account.name.as_str()),
+                // `None` sorts before `Some`: the key is "has no tier", then the tier.
+                PortfolioOrder::Tier => {
+                    let tier = |p: &AccountProjection| p.account.tier.as_ref().map(|t| t.tier);
+                    (tier(a).is_none(), tier(a)).cmp(&(tier(b).is_none(), tier(b)))
+                }
+                PortfolioOrder::Owner => a.account.owner.cmp(&b.account.owner),
+                PortfolioOrder::ValueClass => {
+                    let name = |s: &Scores| s.value_class.map(|c| c.name());
+                    (name(x).is_none(), name(x)).cmp(&(name(y).is_none(), name(y)))
+                }
+            };
             let order = if self.ascending { order } else { order.reverse() };
             order.then_with(|| a.account.id.cmp(&b.account.id))
         });

@@ -314,6 +314,38 @@ fn an_account_touched_by_five_people_across_four_departments_does_not() {
 }
 
 #[test]
+fn relationships_count_each_persons_touches_of_each_contact_in_the_risk_window() {
+    let rules = rules();
+    let mut stream = Stream::opened("alice");
+    four_key_contacts(&mut stream);
+    stream.meeting(5, &["alice", "bob"], &["k1", "k2"], MeetingKind::Visit);
+    stream.meeting(9, &["alice"], &["k1"], MeetingKind::Visit);
+    stream.gift(12, "bob", "k2", 5_000, "EUR", Some("GA-1"));
+    let projection = stream.project(&rules);
+    let held = |as_of| -> Vec<(String, String, u32, Timestamp)> {
+        relationships(&projection, &rules, as_of)
+            .into_iter()
+            .map(|r| (r.staff.to_string(), r.contact.to_string(), r.touches, r.last))
+            .collect()
+    };
+    // Two meetings with k1 for alice, one for bob; k2 met once by each, and bob's gift.
+    assert_eq!(
+        held(day(30)),
+        [
+            ("alice".into(), "k1".into(), 2, day(9)),
+            ("alice".into(), "k2".into(), 1, day(5)),
+            ("bob".into(), "k1".into(), 1, day(5)),
+            ("bob".into(), "k2".into(), 2, day(12)),
+        ]
+    );
+    // The 180-day window on day 188 keeps what happened from day 8 on: the second meeting
+    // and the gift.
+    assert_eq!(held(day(188)), [("alice".into(), "k1".into(), 1, day(9)), ("bob".into(), "k2".into(), 1, day(12))]);
+    // Before anything happened, nothing is held.
+    assert!(held(day(4)).is_empty());
+}
+
+#[test]
 fn touches_leave_the_window() {
     let rules = rules();
     let mut stream = Stream::opened("alice");

@@ -608,6 +608,15 @@ fn body_to_wire(body: &EventBody, personal: &mut PersonalText<'_>) -> pb::event:
     }
 }
 
+/// What a recorded event says, as the domain words it: the line the CLI's history and the
+/// console's timeline show.
+pub fn summary(event: &pb::Event) -> String {
+    match event_from_wire(event, "event", &rapport_domain::Limits::for_recorded_events()) {
+        Ok(event) => event.body.summary(),
+        Err(violation) => format!("(not a valid event: {violation})"),
+    }
+}
+
 /// The kind of a wire event's body.
 pub fn kind_of(body: &pb::event::Body) -> EventKind {
     use pb::event::Body as B;

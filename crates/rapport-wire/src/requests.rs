@@ -9,7 +9,7 @@ use rapport_domain::{
     AccountId, ContactId, EventFilter, EventKind, ExpectedVersion, Limits, StaffId, TeamRole, Tier, Timestamp,
     Violation,
 };
-use rapport_projection::{Cut, IRON_TRIANGLE, PortfolioQuery, ScoreKind, ScoreRange, ValueClass};
+use rapport_projection::{Cut, IRON_TRIANGLE, PortfolioOrder, PortfolioQuery, ScoreKind, ScoreRange, ValueClass};
 use rapport_proto::v1 as pb;
 
 use crate::enums::from_number;
@@ -166,7 +166,24 @@ pub fn portfolio_query(request: &pb::ListAccountsRequest, now: Timestamp) -> Res
         }
         ranges.push(ScoreRange { kind, min: range.min, max: range.max });
     }
-    let sort_by = score_kind(request.sort_by, "sort_by")?.unwrap_or(ScoreKind::Health);
+    let sort_by = match pb::AccountField::try_from(request.order_by) {
+        Ok(pb::AccountField::Unspecified) => {
+            PortfolioOrder::Score(score_kind(request.sort_by, "sort_by")?.unwrap_or(ScoreKind::Health))
+        }
+        Ok(pb::AccountField::Name) => PortfolioOrder::Name,
+        Ok(pb::AccountField::Tier) => PortfolioOrder::Tier,
+        Ok(pb::AccountField::Owner) => PortfolioOrder::Owner,
+        Ok(pb::AccountField::ValueClass) => PortfolioOrder::ValueClass,
+        Err(_) => {
+            return Err(Violation::new(
+                "order_by",
+                format!(
+                    "{} is not an account field; use 1 (name), 2 (tier), 3 (owner) or 4 (value class)",
+                    request.order_by
+                ),
+            ));
+        }
+    };
     let page_size = match request.page_size as usize {
         0 => DEFAULT_PAGE,
         n if n > MAX_PAGE => {

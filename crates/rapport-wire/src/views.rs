@@ -165,6 +165,16 @@ pub fn account_to_wire(
         retracted_events: account.retracted.len() as u64,
         rule_set: rules.id(),
         practice: Some(crate::practice::practice_to_wire(account, &scores.practice, opener)),
+        relationships: rapport_projection::relationships(projection, rules, scores.as_of)
+            .into_iter()
+            .map(|r| pb::RelationshipView {
+                staff: r.staff.to_string(),
+                contact_id: r.contact.to_string(),
+                touches: r.touches,
+                last_touch: Some(timestamp_to_wire(r.last)),
+            })
+            .collect(),
+        relationship_window_days: rules.personalisation_risk.window_days,
         scores: Some(scores_to_wire(scores)),
         tier_history: projection
             .tier_history

@@ -3,13 +3,9 @@
 //! One recorded event per line, with stable field names (see the README):
 //! `{"position", "account_id", "version", "recorded_at", "event_id", "recorded_by", "event",
 //! "stored", "forgotten", "prev_hash", "hash"}` (`recorded_by` only when not empty, `stored` and
-//! `forgotten` only when set). `event` is the event in the proto3 JSON mapping as readers see
-//! it (personal fields opened, or shown forgotten). The hash covers the canonical protobuf
-//! encoding of `stored` where there is one (the event as the log stores it, personal fields
-//! sealed) and of `event` where not (an event stored in clear), so a line whose stored event
-//! was altered no longer matches its hash. Verifying a file needs no server; importing one
-//! needs an empty data directory, and seals what it imports under that directory's keys
-//! (`migrate`).
+//! `forgotten` only when set); the line itself is `rapport_wire::export::ExportLine`, which the
+//! console's export download writes too. Verifying a file needs no server; importing one needs
+//! an empty data directory, and seals what it imports under that directory's keys (`migrate`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -27,44 +23,12 @@ use rapport_domain::{AccountId, EventBody, EventId, Limits, Personal, Timestamp}
 use rapport_keys::{KeyStore, SubjectId};
 use rapport_proto::v1 as pb;
 use rapport_store::{AppendBatch, Appended, ChainCheck, EventLog, HashScheme, NewEvent, StoredEvent, hex};
+use rapport_wire::export::ExportLine;
 use rapport_wire::sealing::{holds_clear_text, open_event, seal_event, subjects_of};
-use serde::{Deserialize, Serialize};
 
 use crate::ServerArgs;
 use crate::client::{connect, refused};
 use crate::store::LogEngine;
-
-/// One line of an export.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    position: u64,
-    account_id: String,
-    version: u64,
-    /// RFC 3339, nanosecond precision, UTC.
-    recorded_at: String,
-    event_id: String,
-    /// The token identity that appended the event; absent when it was appended without one.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    recorded_by: String,
-    event: pb::Event,
-    /// The event as the log stores it, when that is not `event`: its personal fields sealed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    stored: Option<pb::Event>,
-    /// A contact the event's personal fields concern was forgotten: they show as forgotten.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    forgotten: bool,
-    /// Lower-case hex SHA-256.
-    prev_hash: String,
-    hash: String,
-    /// How `hash` is made (see ARCHITECTURE.md); absent for scheme 1, with the position.
-    #[serde(default, skip_serializing_if = "is_first_scheme")]
-    hash_scheme: u32,
-}
-
-fn is_first_scheme(scheme: &u32) -> bool {
-    HashScheme::from_number(*scheme) == Some(HashScheme::Positioned)
-}
 
 /// Options of `rapport export`.
 #[derive(Debug, Args)]
@@ -100,32 +64,6 @@ pub(crate) struct ImportArgs {
     master_key_file: Option<PathBuf>,
 }
 
-fn recorded_to_line(recorded: pb::RecordedEvent) -> anyhow::Result<Line> {
-    let at = recorded.recorded_at.unwrap_or_default();
-    let recorded_at = jiff::Timestamp::new(at.seconds, at.nanos)?;
-    Ok(Line {
-        position: recorded.position,
-        account_id: recorded.account_id,
-        version: recorded.version,
-        recorded_at: format!("{recorded_at:.9}"),
-        event_id: recorded.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default(),
-        recorded_by: recorded.recorded_by,
-        event: recorded.event.unwrap_or_default(),
-        stored: (!recorded.stored_event.is_empty())
-            .then(|| pb::Event::decode(recorded.stored_event.as_slice()))
-            .transpose()
-            .context("the server sent a stored event that does not decode")?,
-        forgotten: recorded.forgotten,
-        prev_hash: hex(&hash_bytes(&recorded.prev_hash)),
-        hash: hex(&hash_bytes(&recorded.hash)),
-        hash_scheme: recorded.hash_scheme,
-    })
-}
-
-fn hash_bytes(bytes: &[u8]) -> [u8; 32] {
-    <[u8; 32]>::try_from(bytes).unwrap_or([0; 32])
-}
-
 fn unhex(text: &str, what: &str) -> anyhow::Result<[u8; 32]> {
     let bytes: Vec<u8> = (0..text.len())
         .step_by(2)
@@ -136,7 +74,7 @@ fn unhex(text: &str, what: &str) -> anyhow::Result<[u8; 32]> {
 }
 
 /// A line as the store holds it; the payload is the stored event's canonical encoding.
-fn line_to_stored(line: &Line) -> anyhow::Result<StoredEvent> {
+fn line_to_stored(line: &ExportLine) -> anyhow::Result<StoredEvent> {
     let limits = Limits::for_recorded_events();
     let recorded_at: jiff::Timestamp = line.recorded_at.parse().context("recorded_at is not an RFC 3339 time")?;
     Ok(StoredEvent {
@@ -181,7 +119,7 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     while let Some(recorded) = stream.message().await.map_err(|status| refused("the export stopped", &status))? {
-        serde_json::to_writer(&mut out, &recorded_to_line(recorded)?)?;
+        serde_json::to_writer(&mut out, &ExportLine::from_recorded(recorded)?)?;
         out.write_all(b"\n")?;
         bar.inc(1);
     }
@@ -233,7 +171,7 @@ impl<R: Read> ExportReader<R> {
             if text.trim().is_empty() {
                 continue;
             }
-            let line: Line = serde_json::from_str(&text)
+            let line: ExportLine = serde_json::from_str(&text)
                 .with_context(|| format!("{path}: line {number} is not an exported event"))?;
             let stored =
                 line_to_stored(&line).with_context(|| format!("{path}: line {number} does not hold together"))?;

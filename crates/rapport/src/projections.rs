@@ -90,7 +90,8 @@ pub(crate) struct AccountsArgs {
     /// Only accounts whose team lacks any role of the iron triangle.
     #[arg(long)]
     team_incomplete: bool,
-    /// Sort by: health, key, general, organisational, risk.
+    /// Sort by a score (health, key, general, organisational, risk, coordination) or by
+    /// name, tier, owner or value-class.
     #[arg(long, default_value = "health")]
     sort: String,
     /// Lowest first.
@@ -254,11 +255,23 @@ fn explain(file: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// The score `--sort` names, by the word people type for it.
-fn score_kind(name: &str) -> anyhow::Result<ScoreKind> {
-    ScoreKind::ALL.iter().copied().find(|kind| kind.short() == name).ok_or_else(|| {
+/// `--sort`: a score's short name, or a field of the account.
+fn sort_key(name: &str) -> anyhow::Result<(ScoreKind, pb::AccountField)> {
+    let field = match name {
+        "name" => pb::AccountField::Name,
+        "tier" => pb::AccountField::Tier,
+        "owner" => pb::AccountField::Owner,
+        "value-class" => pb::AccountField::ValueClass,
+        _ => pb::AccountField::Unspecified,
+    };
+    if field != pb::AccountField::Unspecified {
+        return Ok((ScoreKind::Health, field));
+    }
+    let kind = ScoreKind::ALL.iter().copied().find(|kind| kind.short() == name).ok_or_else(|| {
         let names: Vec<&str> = render::health_first().map(ScoreKind::short).collect();
-        anyhow::anyhow!("--sort {name:?}: use one of {}", names.join(", "))
-    })
+        anyhow::anyhow!("--sort {name:?}: use one of {}, name, tier, owner or value-class", names.join(", "))
+    })?;
+    Ok((kind, field))
 }
 
 pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
@@ -270,6 +283,7 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
             max: args.max_health.unwrap_or(100.0),
         });
     }
+    let (sort_by, order_by) = sort_key(&args.sort)?;
     let request = pb::ListAccountsRequest {
         rule_set: args.rule_set.unwrap_or_default(),
         tier: args.tier.unwrap_or_default(),
@@ -277,7 +291,8 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         value_class: args.value_class.unwrap_or_default(),
         ranges,
         at_risk: args.at_risk,
-        sort_by: rapport_wire::score_kind_to_wire(score_kind(&args.sort)?) as i32,
+        sort_by: rapport_wire::score_kind_to_wire(sort_by) as i32,
+        order_by: order_by as i32,
         ascending: args.ascending,
         page_size: args.limit,
         page_token: String::new(),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use rapport_domain::{Currency, Intimacy, Limits, Money, Support};
+use rapport_domain::{Intimacy, Support};
 use rapport_projection::ScoreKind;
 use rapport_proto::{v1 as pb, wkt};
 
@@ -30,7 +30,7 @@ pub(crate) fn timeline_line(recorded: &pb::RecordedEvent) -> String {
         recorded.position,
         instant(event.occurred_at.as_ref()),
         kind_name(&event),
-        summary(&event),
+        rapport_wire::events::summary(&event),
         event.actor,
         event.source,
         instant(recorded.recorded_at.as_ref()),
@@ -42,23 +42,7 @@ pub(crate) fn kind_name(event: &pb::Event) -> &'static str {
     event.body.as_ref().map_or("(no body)", |body| rapport_wire::kind_of(body).name())
 }
 
-/// What the event says, as the domain words it (the console and the CLI read the same line).
-fn summary(event: &pb::Event) -> String {
-    match rapport_wire::event_from_wire(event, "event", &Limits::for_recorded_events()) {
-        Ok(event) => event.body.summary(),
-        Err(violation) => format!("(not a valid event: {violation})"),
-    }
-}
-
-/// An amount as people read it (`USD 120.00`, by the currency's minor-unit exponent); empty
-/// when there is none.
-pub(crate) fn money(minor: i64, currency: &str) -> String {
-    match Currency::parse(currency).and_then(|c| Money::new(minor, c)) {
-        Ok(money) => money.to_string(),
-        Err(_) if currency.is_empty() => String::new(),
-        Err(_) => format!("{currency} {minor} (minor units)"),
-    }
-}
+pub(crate) use rapport_wire::money_text as money;
 fn support(value: i32) -> String {
     Support::new(value).map_or_else(|_| format!("support {value}"), |s| format!("{} ({value:+})", s.name()))
 }

@@ -1,8 +1,14 @@
 //! The console's pages: one file each, and what they share: the console's state, who is
 //! looking ([`Viewer`]), calling the server's services as them, and a refusal as a page.
 
+mod account;
+mod analyst;
+mod auditor;
+mod gifts;
+mod handover;
 mod login;
 mod portfolio;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -11,7 +17,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{Markup, html};
 use rapport_server::{Api, Inside, Role};
 use tonic::Code;
@@ -29,9 +35,21 @@ pub(crate) struct Console {
 pub(crate) fn routes() -> Router<Console> {
     Router::new()
         .route("/", get(portfolio::page_handler))
+        .route("/accounts/{account_id}", get(account::page_handler))
+        .route("/accounts/{account_id}/timeline", get(timeline::page_handler))
+        .route("/accounts/{account_id}/verify", post(timeline::verify_handler))
+        .route("/accounts/{account_id}/handover", get(handover::page_handler))
+        .route("/gifts", get(gifts::page_handler))
+        .route("/analyst", get(analyst::page_handler))
+        .route("/analyst/rebuild", post(analyst::rebuild_handler))
+        .route("/analyst/progress", get(analyst::progress_handler))
+        .route("/auditor", get(auditor::page_handler))
+        .route("/auditor/verify", post(auditor::verify_handler))
+        .route("/auditor/export", get(auditor::export_handler))
         .route("/login", get(login::form_page).post(login::sign_in))
-        .route("/logout", axum::routing::post(login::sign_out))
+        .route("/logout", post(login::sign_out))
         .route("/assets/console.css", get(layout::stylesheet))
+        .route("/assets/console.js", get(layout::script))
 }
 
 /// Who is looking at a page: a signed-in person, or anyone when the server has no tokens.

@@ -30,7 +30,7 @@ pub(crate) struct Listing {
 const PAGE_SIZE: u32 = 25;
 
 /// The columns of scores, in the order of the table.
-fn columns() -> impl Iterator<Item = ScoreKind> {
+pub(crate) fn columns() -> impl Iterator<Item = ScoreKind> {
     [
         ScoreKind::Health,
         ScoreKind::KeyRelationship,
