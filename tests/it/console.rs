@@ -205,6 +205,15 @@ async fn the_portfolio_lists_accounts_and_escapes_what_people_typed() {
     assert!(page.body.contains("2 accounts under"), "{}", page.body);
     // Two accounts, both with health in one band: the distribution says 2 there.
     assert!(page.body.contains(r#"data-count="2""#), "{}", page.body);
+    // Sorted by a field of the account: alice owns acme, bob owns beta.
+    let rows = |body: &str| -> Vec<String> {
+        body.split(r#"<tr data-account=""#).skip(1).map(|row| row.split('"').next().unwrap().to_owned()).collect()
+    };
+    let by_owner = get(&format!("{url}/?sort=owner&order=asc")).await;
+    assert_eq!(rows(&by_owner.body), ["acme", "beta"]);
+    assert!(by_owner.body.contains("Sorted by Owner, ascending"), "{}", by_owner.body);
+    assert!(by_owner.body.contains(r#"href="/?sort=owner&amp;order=desc""#), "{}", by_owner.body);
+    assert_eq!(rows(&get(&format!("{url}/?sort=owner&order=desc")).await.body), ["beta", "acme"]);
     server.stop().await;
 }
 

@@ -57,6 +57,47 @@ pub enum PortfolioOrder {
     ValueClass,
 }
 
+impl PortfolioOrder {
+    /// The fields of the account a listing can be sorted by, in the order of a portfolio table.
+    pub const FIELDS: [PortfolioOrder; 4] =
+        [PortfolioOrder::Name, PortfolioOrder::Tier, PortfolioOrder::Owner, PortfolioOrder::ValueClass];
+
+    /// The word people type for it: a score's short name, or `name`, `tier`, `owner` or
+    /// `value-class`.
+    pub fn short(self) -> &'static str {
+        match self {
+            PortfolioOrder::Score(kind) => kind.short(),
+            PortfolioOrder::Name => "name",
+            PortfolioOrder::Tier => "tier",
+            PortfolioOrder::Owner => "owner",
+            PortfolioOrder::ValueClass => "value-class",
+        }
+    }
+
+    /// Its name in a table's header.
+    pub fn label(self) -> &'static str {
+        match self {
+            PortfolioOrder::Score(kind) => kind.label(),
+            PortfolioOrder::Name => "Account",
+            PortfolioOrder::Tier => "Tier",
+            PortfolioOrder::Owner => "Owner",
+            PortfolioOrder::ValueClass => "Value class",
+        }
+    }
+
+    /// The order whose [`short`](Self::short) word is `name`.
+    pub fn named(name: &str) -> Option<PortfolioOrder> {
+        let mut all = Self::FIELDS.into_iter().chain(ScoreKind::ALL.iter().copied().map(PortfolioOrder::Score));
+        all.find(|order| order.short() == name)
+    }
+
+    /// Whether the best come first in ascending order: scores are best high, but for risk;
+    /// names, owners and value classes read from the top of the alphabet, tiers from S.
+    pub fn best_ascending(self) -> bool {
+        !matches!(self, PortfolioOrder::Score(kind) if kind != ScoreKind::PersonalisationRisk)
+    }
+}
+
 /// An inclusive range of one score.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreRange {

@@ -219,6 +219,20 @@ pub fn portfolio_query(request: &pb::ListAccountsRequest, now: Timestamp) -> Res
     })
 }
 
+/// Sorts a listing by `order`: sets the request's `sort_by` and `order_by` as
+/// [`portfolio_query`] reads them.
+pub fn sort_listing_by(request: &mut pb::ListAccountsRequest, order: PortfolioOrder) {
+    let (sort_by, order_by) = match order {
+        PortfolioOrder::Score(kind) => (crate::scores::score_kind_to_wire(kind), pb::AccountField::Unspecified),
+        PortfolioOrder::Name => (pb::ScoreKind::Unspecified, pb::AccountField::Name),
+        PortfolioOrder::Tier => (pb::ScoreKind::Unspecified, pb::AccountField::Tier),
+        PortfolioOrder::Owner => (pb::ScoreKind::Unspecified, pb::AccountField::Owner),
+        PortfolioOrder::ValueClass => (pb::ScoreKind::Unspecified, pb::AccountField::ValueClass),
+    };
+    request.sort_by = sort_by as i32;
+    request.order_by = order_by as i32;
+}
+
 /// The token of the page at `offset` of a listing scored at `as_of`.
 pub(crate) fn page_token(as_of: Timestamp, offset: usize) -> String {
     format!("p1.{}.{offset}", as_of.unix_nanos())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rapport_projection::ScoreKind;
+use rapport_projection::{PortfolioOrder, ScoreKind};
 use rapport_proto::v1 as pb;
 
 use crate::ServerArgs;
@@ -254,24 +254,12 @@ fn explain(file: &std::path::Path) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// The score `--sort` names, by the word people type for it.
 /// `--sort`: a score's short name, or a field of the account.
-fn sort_key(name: &str) -> anyhow::Result<(ScoreKind, pb::AccountField)> {
-    let field = match name {
-        "name" => pb::AccountField::Name,
-        "tier" => pb::AccountField::Tier,
-        "owner" => pb::AccountField::Owner,
-        "value-class" => pb::AccountField::ValueClass,
-        _ => pb::AccountField::Unspecified,
-    };
-    if field != pb::AccountField::Unspecified {
-        return Ok((ScoreKind::Health, field));
-    }
-    let kind = ScoreKind::ALL.iter().copied().find(|kind| kind.short() == name).ok_or_else(|| {
+fn sort_key(name: &str) -> anyhow::Result<PortfolioOrder> {
+    PortfolioOrder::named(name).ok_or_else(|| {
         let names: Vec<&str> = render::health_first().map(ScoreKind::short).collect();
         anyhow::anyhow!("--sort {name:?}: use one of {}, name, tier, owner or value-class", names.join(", "))
-    })?;
-    Ok((kind, field))
+    })
 }
 
 pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
@@ -283,16 +271,16 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
             max: args.max_health.unwrap_or(100.0),
         });
     }
-    let (sort_by, order_by) = sort_key(&args.sort)?;
-    let request = pb::ListAccountsRequest {
+    let order = sort_key(&args.sort)?;
+    let mut request = pb::ListAccountsRequest {
         rule_set: args.rule_set.unwrap_or_default(),
         tier: args.tier.unwrap_or_default(),
         owner: args.owner.unwrap_or_default(),
         value_class: args.value_class.unwrap_or_default(),
         ranges,
         at_risk: args.at_risk,
-        sort_by: rapport_wire::score_kind_to_wire(sort_by) as i32,
-        order_by: order_by as i32,
+        sort_by: 0,
+        order_by: 0,
         ascending: args.ascending,
         page_size: args.limit,
         page_token: String::new(),
@@ -307,6 +295,7 @@ pub(crate) async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
         },
         team_incomplete: args.team_incomplete,
     };
+    rapport_wire::requests::sort_listing_by(&mut request, order);
     let listed = pb::accounts_client::AccountsClient::new(connect(&args.server).await?)
         .list_accounts(request)
         .await

@@ -5,7 +5,7 @@
 use axum::extract::{Query, State};
 use axum::response::Response;
 use maud::{Markup, html};
-use rapport_projection::ScoreKind;
+use rapport_projection::{PortfolioOrder, ScoreKind};
 use rapport_proto::v1 as pb;
 use serde::Deserialize;
 
@@ -15,7 +15,7 @@ use crate::chart;
 /// The page's query: what people pick in its form and its column headers.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Listing {
-    /// The score to sort by, by its short name (`health`, `risk`, ...).
+    /// The column to sort by, by its short name (`health`, `risk`, `name`, `value-class`, ...).
     sort: Option<String>,
     /// `asc` for lowest first.
     order: Option<String>,
@@ -42,10 +42,16 @@ pub(crate) fn columns() -> impl Iterator<Item = ScoreKind> {
     .into_iter()
 }
 
+/// The sortable columns, in the order of the table: the account's name, tier and owner, the
+/// scores, the value class.
+fn sortable() -> impl Iterator<Item = PortfolioOrder> {
+    let [name, tier, owner, value_class] = PortfolioOrder::FIELDS;
+    [name, tier, owner].into_iter().chain(columns().map(PortfolioOrder::Score)).chain([value_class])
+}
+
 impl Listing {
-    fn sort(&self) -> ScoreKind {
-        let named = self.sort.as_deref().unwrap_or("health");
-        ScoreKind::ALL.iter().copied().find(|k| k.short() == named).unwrap_or(ScoreKind::Health)
+    fn sort(&self) -> PortfolioOrder {
+        self.sort.as_deref().and_then(PortfolioOrder::named).unwrap_or(PortfolioOrder::Score(ScoreKind::Health))
     }
 
     fn ascending(&self) -> bool {
@@ -61,11 +67,16 @@ impl Listing {
         .unwrap_or("")
     }
 
-    /// This listing's link, sorted by `kind`: the other way round when it is sorted by it
-    /// already; highest first otherwise, but for risk, where lowest is best.
-    fn sorted_by(&self, kind: ScoreKind) -> String {
-        let ascending = if kind == self.sort() { !self.ascending() } else { kind == ScoreKind::PersonalisationRisk };
-        let mut link = format!("/?sort={}&order={}", kind.short(), if ascending { "asc" } else { "desc" });
+    /// This listing's link, sorted by `column`: the other way round when it is sorted by it
+    /// already, best first otherwise.
+    fn sorted_by(&self, column: PortfolioOrder) -> String {
+        let ascending = if column == self.sort() { !self.ascending() } else { column.best_ascending() };
+        self.link(column, ascending)
+    }
+
+    /// This listing's link, sorted by `column` in the given order, with its filters.
+    fn link(&self, column: PortfolioOrder, ascending: bool) -> String {
+        let mut link = format!("/?sort={}&order={}", column.short(), if ascending { "asc" } else { "desc" });
         for (name, value) in [("tier", self.filter("tier")), ("owner", self.filter("owner"))] {
             if !value.is_empty() {
                 link.push_str(&format!("&{name}={}", super::login::encode(value)));
@@ -76,6 +87,11 @@ impl Listing {
         }
         link
     }
+
+    /// The link to this listing's first page.
+    fn first_page(&self) -> String {
+        self.link(self.sort(), self.ascending())
+    }
 }
 
 pub(crate) async fn page_handler(
@@ -84,16 +100,16 @@ pub(crate) async fn page_handler(
     Query(listing): Query<Listing>,
 ) -> Result<Response, Refusal> {
     let api = viewer.api(&console)?;
-    let request = pb::ListAccountsRequest {
+    let mut request = pb::ListAccountsRequest {
         tier: listing.filter("tier").to_owned(),
         owner: listing.filter("owner").to_owned(),
         at_risk: listing.at_risk.is_some(),
-        sort_by: rapport_wire::score_kind_to_wire(listing.sort()) as i32,
         ascending: listing.ascending(),
         page_size: PAGE_SIZE,
         page_token: listing.page.clone().unwrap_or_default(),
         ..Default::default()
     };
+    rapport_wire::requests::sort_listing_by(&mut request, listing.sort());
     let listed = pb::accounts_client::AccountsClient::new(api)
         .list_accounts(viewer.request(request))
         .await
@@ -130,17 +146,13 @@ fn render(listing: &Listing, listed: &pb::ListAccountsResponse) -> Markup {
         }
         div.table-wrap {
             table.portfolio {
-                caption { "Sorted by " (sort.label()) ", " (if listing.ascending() { "lowest first" } else { "highest first" }) }
+                caption { "Sorted by " (sort.label()) ", " (order_words(sort, listing.ascending())) }
                 thead { tr {
-                    th scope="col" { "Account" }
-                    th scope="col" { "Tier" }
-                    th scope="col" { "Owner" }
-                    @for kind in columns() {
-                        th scope="col" aria-sort=(aria_sort(listing, kind)) {
-                            a href=(listing.sorted_by(kind)) { (kind.label()) (arrow(listing, kind)) }
+                    @for column in sortable() {
+                        th scope="col" aria-sort=(aria_sort(listing, column)) {
+                            a href=(listing.sorted_by(column)) { (column.label()) (arrow(listing, column)) }
                         }
                     }
-                    th scope="col" { "Value class" }
                     th scope="col" { "Risk" }
                 } }
                 tbody {
@@ -160,32 +172,33 @@ fn render(listing: &Listing, listed: &pb::ListAccountsResponse) -> Markup {
             }
         }
         nav.pages aria-label="Pages" {
-            @if listing.page.is_some() { a href=(first_page(listing)) { "First page" } }
+            @if listing.page.is_some() { a href=(listing.first_page()) { "First page" } }
             @if !listed.next_page_token.is_empty() {
-                a href=(format!("{}&page={}", first_page(listing), super::login::encode(&listed.next_page_token))) { "Next page" }
+                a href=(format!("{}&page={}", listing.first_page(), super::login::encode(&listed.next_page_token))) { "Next page" }
             }
         }
     }
 }
 
-fn first_page(listing: &Listing) -> String {
-    let sort = listing.sort();
-    // The link for the current sort, in the current order.
-    let link = listing.sorted_by(sort);
-    let flipped = if listing.ascending() { "order=desc" } else { "order=asc" };
-    link.replacen(flipped, if listing.ascending() { "order=asc" } else { "order=desc" }, 1)
+fn order_words(sort: PortfolioOrder, ascending: bool) -> &'static str {
+    match (sort, ascending) {
+        (PortfolioOrder::Score(_), true) => "lowest first",
+        (PortfolioOrder::Score(_), false) => "highest first",
+        (_, true) => "ascending",
+        (_, false) => "descending",
+    }
 }
 
-fn aria_sort(listing: &Listing, kind: ScoreKind) -> &'static str {
-    match (kind == listing.sort(), listing.ascending()) {
+fn aria_sort(listing: &Listing, column: PortfolioOrder) -> &'static str {
+    match (column == listing.sort(), listing.ascending()) {
         (false, _) => "none",
         (true, true) => "ascending",
         (true, false) => "descending",
     }
 }
 
-fn arrow(listing: &Listing, kind: ScoreKind) -> &'static str {
-    match (kind == listing.sort(), listing.ascending()) {
+fn arrow(listing: &Listing, column: PortfolioOrder) -> &'static str {
+    match (column == listing.sort(), listing.ascending()) {
         (false, _) => "",
         (true, true) => " ▲",
         (true, false) => " ▼",
