@@ -10,6 +10,7 @@ mod append;
 mod architecture;
 mod as_of;
 mod audit;
+mod browser;
 mod concurrency;
 mod console;
 mod demo;

@@ -8,10 +8,11 @@ use rapport_proto::v1 as pb;
 /// Bars of how many accounts have health in each band of ten points.
 pub(crate) fn distribution(counts: &[u32]) -> Markup {
     let most = counts.iter().copied().max().unwrap_or(0).max(1);
-    let (width, height, bar) = (320.0, 90.0, 32.0);
+    // `top` keeps room above the tallest bar for its count.
+    let (width, height, bar, top) = (320.0, 90.0, 32.0, 16.0);
     let total: u32 = counts.iter().sum();
     html! {
-        svg.distribution viewBox=(format!("0 0 {width} {}", height + 30.0)) role="img"
+        svg.distribution viewBox=(format!("0 {} {width} {}", -top, height + 30.0 + top)) role="img"
             aria-label=(format!("Health of {total} accounts in bands of ten points")) {
             @for (band, &count) in counts.iter().enumerate() {
                 @let h = height * f64::from(count) / f64::from(most);
@@ -138,7 +139,7 @@ pub(crate) struct Series<'a> {
 pub(crate) fn score_history(months: &[String], series: &[Series<'_>]) -> Markup {
     let (width, height, left, bottom, top) = (760.0, 260.0, 36.0, 40.0, 10.0);
     let plot = height - bottom - top;
-    let step = if months.len() > 1 { (width - left - 20.0) / (months.len() - 1) as f64 } else { 0.0 };
+    let step = if months.len() > 1 { (width - left - 40.0) / (months.len() - 1) as f64 } else { 0.0 };
     let x = |i: usize| left + step * i as f64;
     let y = |v: f64| top + plot * (1.0 - v.clamp(0.0, 100.0) / 100.0);
     html! {
@@ -146,7 +147,7 @@ pub(crate) fn score_history(months: &[String], series: &[Series<'_>]) -> Markup 
             aria-label=(format!("Scores at {} monthly points, from {} to {}", months.len(),
                 months.first().map_or("", String::as_str), months.last().map_or("", String::as_str))) {
             @for tick in [0.0, 25.0, 50.0, 75.0, 100.0] {
-                line.grid x1=(left) x2=(width - 20.0) y1=(y(tick)) y2=(y(tick)) {}
+                line.grid x1=(left) x2=(width - 40.0) y1=(y(tick)) y2=(y(tick)) {}
                 text x=(left - 6.0) y=(y(tick) + 4.0) text-anchor="end" { (tick) }
             }
             @for (i, month) in months.iter().enumerate() {

@@ -205,10 +205,10 @@ fn render(view: &pb::AccountView, moment: &Moment, history: &[(String, pb::Score
                     details.card open[kind == ScoreKind::Health] data-factors=(kind.short()) {
                         summary { strong { (kind.label()) } " " (format!("{:.1}", score.value)) }
                         @if score.factors.is_empty() { p { "No factors." } } @else {
-                            table.factors {
+                            div.table-wrap { table.factors {
                                 thead { tr { th scope="col" { "Factor" } th scope="col" { "Why" } th.num scope="col" { "Points" } } }
                                 tbody { @for f in &score.factors { tr { td { code { (f.key) } } td { (f.detail) } td.num { (format!("{:.2}", f.points)) } } } }
-                            }
+                            } }
                         }
                     }
                 }

@@ -100,6 +100,10 @@ pub(crate) async fn progress_handler(
         let event = Event::default().event("progress").data(serde_json::Value::Array(positions).to_string());
         Some((Ok(event), (client, viewer)))
     });
+    // The stream would never end by itself; ended when the server closes, it lets a graceful
+    // shutdown finish while someone watches the page.
+    let inside = console.inside.clone();
+    let ticks = futures::StreamExt::take_until(ticks, async move { inside.closed().await });
     Ok(Sse::new(ticks).keep_alive(KeepAlive::default()))
 }
 
