@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rapport/v1/projections.proto",
         "rapport/v1/privacy.proto",
         "rapport/storage/v1/record.proto",
+        "google/rpc/status.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
@@ -30,12 +31,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".rapport.storage.v1.StoredEvent.event")
         .codec_path("crate::codec::Codec")
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(descriptors)?;
+        // Generated below into `crate::rpc`, beside `v1`, rather than where prost would look
+        // for it from `v1` (a `google` module beside a `rapport` one).
+        .extern_path(".google.rpc", "crate::rpc")
+        .compile_fds(descriptors.clone())?;
+    let mut rpc = descriptors;
+    rpc.file.retain(|file| file.package() == "google.rpc");
+    tonic_prost_build::configure()
+        .skip_protoc_run()
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(rpc)?;
 
     let descriptor_bytes = fs::read(&descriptor_path)?;
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_bytes)?
         .preserve_proto_field_names()
-        .build(&[".rapport"])?;
+        .build(&[".rapport", ".google.rpc"])?;
     Ok(())
 }

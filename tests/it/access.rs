@@ -47,7 +47,7 @@ async fn server_with_tokens() -> TestServer {
 /// Which roles besides admin may call each method: the documented table.
 fn allowed(method: &str) -> &'static [&'static str] {
     match method {
-        "rapport.v1.Ledger/Append" => &["writer"],
+        "rapport.v1.Ledger/Append" | "rapport.v1.Ledger/AppendStream" => &["writer"],
         "rapport.v1.Ledger/ReadStream"
         | "rapport.v1.Ledger/ReadAll"
         | "rapport.v1.Ledger/Subscribe"

@@ -7,6 +7,7 @@
 mod access;
 mod accounts;
 mod append;
+mod append_stream;
 mod architecture;
 mod as_of;
 mod audit;

@@ -176,6 +176,20 @@ impl TestServer {
         pb::ledger_client::LedgerClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
     }
 
+    /// A `Ledger` client on a connection of its own, whose HTTP/2 receive windows (of each
+    /// stream and of the connection) are `window` bytes: answers it leaves unread soon hold
+    /// the server back.
+    pub async fn ledger_with_receive_window(&self, window: u32) -> Ledger {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
+            .expect("a valid URL")
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window)
+            .connect()
+            .await
+            .expect("the server accepts connections");
+        pb::ledger_client::LedgerClient::new(channel)
+    }
+
     /// A `Privacy` client.
     pub fn privacy(&self) -> pb::privacy_client::PrivacyClient<Channel> {
         pb::privacy_client::PrivacyClient::new(self.channel.clone())

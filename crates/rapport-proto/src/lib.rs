@@ -26,6 +26,12 @@ pub mod storage {
     }
 }
 
+/// `google.rpc.Status`: a gRPC status with its details, as `AppendStreamResponse` carries it.
+pub mod rpc {
+    tonic::include_proto!("google.rpc");
+    include!(concat!(env!("OUT_DIR"), "/google.rpc.serde.rs"));
+}
+
 /// The encoded `FileDescriptorSet` of every file above, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rapport_descriptor.bin"));
 

@@ -84,7 +84,7 @@ impl Permission {
             return Permission::Open;
         }
         Permission::Roles(match path {
-            "/rapport.v1.Ledger/Append" => &[Writer],
+            "/rapport.v1.Ledger/Append" | "/rapport.v1.Ledger/AppendStream" => &[Writer],
             "/rapport.v1.Ledger/ReadStream"
             | "/rapport.v1.Ledger/ReadAll"
             | "/rapport.v1.Ledger/Subscribe"

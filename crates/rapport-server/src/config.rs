@@ -44,6 +44,10 @@ pub struct ServerConfig {
     /// Most subscriptions one client may hold open at once; a client is a token's identity
     /// with authentication, otherwise a remote IP address.
     pub max_subscriptions_per_client: usize,
+    /// Most requests of one `AppendStream` the server holds unanswered (read, not yet durable
+    /// or not yet taken by the client); at the bound it stops reading the stream, and HTTP/2
+    /// flow control holds the client back. At least 1.
+    pub append_stream_window: usize,
     /// The bearer tokens every request must carry (except health and reflection); `None`
     /// serves without authentication.
     pub tokens: Option<Arc<Tokens>>,
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             checkpoint_interval: Duration::from_secs(1),
             subscriber_stall_timeout: Duration::from_secs(30),
             max_subscriptions_per_client: 64,
+            append_stream_window: 256,
             tokens: None,
             tls: None,
             on_append_queued: None,
@@ -105,6 +110,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("subscriber_stall_timeout", &self.subscriber_stall_timeout)
             .field("max_subscriptions_per_client", &self.max_subscriptions_per_client)
+            .field("append_stream_window", &self.append_stream_window)
             .field("tokens", &self.tokens.as_ref().map(|t| t.len()))
             .field("tls", &self.tls.is_some())
             .field("on_append_queued", &self.on_append_queued.is_some())

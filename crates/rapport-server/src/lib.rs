@@ -46,7 +46,7 @@ pub use access::{Caller, Permission, Role, Tokens, TokensError, token_hash};
 pub use config::{Clock, QueueHook, ServerConfig, system_clock};
 pub use door::{Api, FrontDoor, Inside, Readiness};
 pub use error::{AccessError, AppendError, PrivacyError, ReadError, ServeError, SubscriptionEnd};
-pub use service::{RebuildProgressStream, RecordedEventStream};
+pub use service::{AppendStreamAnswers, RebuildProgressStream, RecordedEventStream};
 pub use subscribe::SubscriptionStream;
 pub use tonic::transport::Identity as TlsIdentity;
 
@@ -142,6 +142,7 @@ async fn serve_inside(
         subscribers: subscribers::Subscribers::new(config.max_subscriptions_per_client),
         personal: PersonalData::new(config.keys.clone(), config.rotate_master_key_after_erasure),
         max_read_wait: config.max_read_wait,
+        append_stream_window: config.append_stream_window.max(1),
         metrics: Arc::clone(&metrics),
     });
     let retention = config.forget_after_left.map(|after| tokio::spawn(retention::run(Arc::clone(&state), after)));

@@ -144,6 +144,12 @@ impl Metrics {
 
     /// The text exposition, with the gauges read off the server as it is now (`None` while it
     /// starts: positions are not known yet).
+    /// Counts a request of an `AppendStream` answered with an error, as a unary RPC's error
+    /// is counted (the stream itself answers OK).
+    pub(crate) fn refused_in_stream(&self, code: tonic::Code) {
+        self.rpc_errors.with_label_values(&["rapport.v1.Ledger/AppendStream", &format!("{code:?}")]).inc();
+    }
+
     pub(crate) fn render(&self, now: Option<(&Projections, &Subscribers)>, ready: bool) -> String {
         self.ready.set(if ready { 1.0 } else { 0.0 });
         if let Some((projections, subscribers)) = now {

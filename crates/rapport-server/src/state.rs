@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub personal: PersonalData,
     /// The longest a read waits for its `min_position`.
     pub max_read_wait: Duration,
+    /// Most unanswered requests of one `AppendStream`.
+    pub append_stream_window: usize,
     /// What operators watch (`/metrics`).
     pub metrics: Arc<Metrics>,
 }

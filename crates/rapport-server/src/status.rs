@@ -56,6 +56,16 @@ impl From<AppendError> for Status {
     }
 }
 
+/// A status as a `google.rpc.Status` message (an `AppendStreamResponse` carries one): its
+/// code, message and details, exactly as its `grpc-status-details-bin` trailer would carry
+/// them.
+pub(crate) fn rpc_status(status: &Status) -> rapport_proto::rpc::Status {
+    use prost::Message;
+    // The details tonic keeps are that very message, encoded, when the status has any.
+    let details = rapport_proto::rpc::Status::decode(status.details()).map(|s| s.details).unwrap_or_default();
+    rapport_proto::rpc::Status { code: status.code() as i32, message: status.message().to_owned(), details }
+}
+
 impl From<AccessError> for Status {
     fn from(error: AccessError) -> Self {
         let message = error.to_string();

@@ -102,22 +102,82 @@ pub(crate) async fn append(args: AppendArgs) -> anyhow::Result<()> {
         eprintln!("note: {note}");
     }
     let mut ledger = pb::ledger_client::LedgerClient::new(connect(&args.server).await?);
-    let total = requests.len();
-    for (index, request) in requests.into_iter().enumerate() {
-        let account_id = request.account_id.clone();
-        let count = request.events.len();
-        let response = ledger.append(request).await.map_err(|status| {
-            let done = if index == 0 { String::new() } else { format!(" (requests 1 to {index} were appended)") };
-            refused(&format!("request {} of {total} to account \"{account_id}\" was refused{done}", index + 1), &status)
-        })?;
-        let r = response.into_inner();
-        let what = if r.duplicate { "already recorded" } else { "appended" };
-        println!(
-            "{account_id}: {count} event(s) {what} at versions {}..{}, positions {}..{}",
-            r.first_version, r.last_version, r.first_position, r.last_position
-        );
+    let sent: Vec<(String, usize)> = requests.iter().map(|r| (r.account_id.clone(), r.events.len())).collect();
+    let total = sent.len();
+    let mut refusals = Vec::new();
+    for (index, ((account_id, count), answer)) in
+        sent.into_iter().zip(append_all(&mut ledger, requests).await?).enumerate()
+    {
+        match answer {
+            Ok(r) => {
+                let what = if r.duplicate { "already recorded" } else { "appended" };
+                println!(
+                    "{account_id}: {count} event(s) {what} at versions {}..{}, positions {}..{}",
+                    r.first_version, r.last_version, r.first_position, r.last_position
+                );
+            }
+            Err(status) => {
+                let error = refused(
+                    &format!("request {} of {total} to account \"{account_id}\" was refused", index + 1),
+                    &status,
+                );
+                eprintln!("{error}");
+                refusals.push(index + 1);
+            }
+        }
     }
-    Ok(())
+    match refusals.as_slice() {
+        [] => Ok(()),
+        [one] if total == 1 => bail!("request {one} was refused; nothing was appended"),
+        _ => bail!(
+            "{} of {total} requests were refused (requests {}); the others were appended (above)",
+            refusals.len(),
+            refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Sends `requests` over one `AppendStream` (one round trip for all of them, decided in this
+/// order) and returns each one's answer in the same order: what unary `Append` would have
+/// answered. Fails only when the stream itself does.
+pub(crate) async fn append_all(
+    ledger: &mut pb::ledger_client::LedgerClient<Connection>,
+    requests: Vec<pb::AppendRequest>,
+) -> anyhow::Result<Vec<Result<pb::AppendResponse, Status>>> {
+    use pb::append_stream_response::Outcome;
+    let total = requests.len();
+    let outgoing = requests
+        .into_iter()
+        .zip(1u64..)
+        .map(|(request, correlation_id)| pb::AppendStreamRequest { correlation_id, request: Some(request) });
+    let mut answers: Vec<Option<Result<pb::AppendResponse, Status>>> = (0..total).map(|_| None).collect();
+    let mut stream = ledger
+        .append_stream(futures::stream::iter(outgoing))
+        .await
+        .map_err(|status| refused("the server did not take the appends", &status))?
+        .into_inner();
+    let mut answered = 0;
+    let broke = |answered: usize| {
+        format!(
+            "the append stream broke with {answered} of {total} requests answered; those without an answer may or \
+             may not be recorded: sending them again with the same event ids is safe"
+        )
+    };
+    while let Some(answer) = stream.message().await.map_err(|status| refused(&broke(answered), &status))? {
+        let slot = usize::try_from(answer.correlation_id).ok().and_then(|id| answers.get_mut(id.checked_sub(1)?));
+        let (Some(slot), Some(outcome)) = (slot, answer.outcome) else {
+            bail!(
+                "the server answered correlation id {} of {total}, which this client did not send",
+                answer.correlation_id
+            );
+        };
+        *slot = Some(match outcome {
+            Outcome::Appended(response) => Ok(response),
+            Outcome::Error(status) => Err(Status::new(Code::from_i32(status.code), status.message)),
+        });
+        answered += 1;
+    }
+    answers.into_iter().map(|answer| answer.ok_or_else(|| anyhow!(broke(answered)))).collect()
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -206,14 +266,10 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             Err(status) => return Err(refused(&format!("could not check account \"{account_id}\""), &status)),
         }
     }
-    let mut events = 0;
-    for request in requests {
-        let account_id = request.account_id.clone();
-        events += request.events.len();
-        ledger
-            .append(request)
-            .await
-            .map_err(|status| refused(&format!("the demo append to \"{account_id}\" was refused"), &status))?;
+    let events: usize = requests.iter().map(|r| r.events.len()).sum();
+    let account_ids: Vec<String> = requests.iter().map(|r| r.account_id.clone()).collect();
+    for (account_id, answer) in account_ids.iter().zip(append_all(&mut ledger, requests).await?) {
+        answer.map_err(|status| refused(&format!("the demo append to \"{account_id}\" was refused"), &status))?;
     }
     println!("pushed {events} events into {} accounts:", accounts.len());
     let mut views = Vec::new();

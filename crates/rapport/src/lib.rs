@@ -148,6 +148,11 @@ struct ServeArgs {
     /// Most subscriptions one client (a token, or else a remote IP address) may hold open.
     #[arg(long, env = "RAPPORT_MAX_SUBSCRIPTIONS_PER_CLIENT", default_value_t = 64)]
     max_subscriptions_per_client: usize,
+    /// Most requests of one AppendStream held unanswered; beyond it the server stops reading
+    /// the stream until answers are taken (flow control holds the client back).
+    #[arg(long, env = "RAPPORT_APPEND_STREAM_WINDOW", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    append_stream_window: u32,
     /// Require bearer tokens, as listed (hashed) in this TOML file (see `rapport token new`).
     /// Without it, the server serves anyone who can reach it.
     #[arg(long, env = "RAPPORT_TOKENS")]

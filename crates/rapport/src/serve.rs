@@ -98,6 +98,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_request_bytes: args.max_request_bytes,
         subscriber_stall_timeout: Duration::from_secs(args.subscriber_stall_seconds),
         max_subscriptions_per_client: args.max_subscriptions_per_client,
+        append_stream_window: args.append_stream_window as usize,
         tokens,
         tls,
         keys: Some(store.keys),

@@ -70,6 +70,35 @@ fn append_history_and_account_against_a_running_server(engine: &str) {
         message.contains("request 1 of 1 to account \"acme\" was refused: InvalidArgument: events[0].account_opened"),
         "{message}"
     );
+
+    // Many requests go over one stream: a refused one in the middle is named, the others are
+    // appended, and the command fails.
+    let tier = |id: &str, tier: &str| {
+        format!(
+            r#"{{"account_id": "acme", "events": [{{"event_id": "{id}", "occurred_at": "2026-03-03T10:00:00Z",
+               "actor": "li.wei", "source": "crm", "tier_assigned": {{"tier": "{tier}"}}}}]}}"#
+        )
+    };
+    let many = dir.path().join("many.jsonl");
+    let lines = [
+        tier("0b7e8d36-3c1e-4f55-9a4e-6f1f0f6f2b01", "TIER_A"),
+        tier("0b7e8d36-3c1e-4f55-9a4e-6f1f0f6f2b02", "TIER_UNSPECIFIED"),
+        tier("0b7e8d36-3c1e-4f55-9a4e-6f1f0f6f2b03", "TIER_S"),
+    ];
+    std::fs::write(&many, lines.join("\n")).unwrap();
+    let partly = server.run(&["append", many.to_str().unwrap()]);
+    assert!(!partly.status.success());
+    let (out, said) = (text(&partly.stdout), text(&partly.stderr));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "acme: 1 event(s) appended at versions 3..3, positions 3..3",
+            "acme: 1 event(s) appended at versions 4..4, positions 4..4"
+        ],
+        "{said}"
+    );
+    assert!(said.contains("request 2 of 3 to account \"acme\" was refused: InvalidArgument"), "{said}");
+    assert!(said.contains("1 of 3 requests were refused (requests 2); the others were appended"), "{said}");
 }
 
 fn the_demo_shows_accounts_with_owner_history_and_contacts(engine: &str) {

@@ -8,15 +8,44 @@ use rapport_proto::v1 as pb;
 use rapport_store::{ChainBreak, ChainCheck, Direction, EventLog};
 use rapport_wire::replies::{digest_response, verify_response};
 use rapport_wire::requests::read_limit;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::instrument;
 
+use super::append_stream::{self, AppendStreamAnswers};
 use super::{RecordedEventStream, blocking, paged, read_up_to};
 use crate::access::Caller;
 use crate::append::Append;
 use crate::error::ReadError;
 use crate::state::AppState;
 use crate::subscribe::{SubscriptionStream, subscribe};
+
+/// An append as `Append` and `AppendStream` both take it: the events' actors checked against
+/// the caller, the request parsed and sealed, and queued with the writer. Returns once it is
+/// queued, so that appends queued one after the other are decided in that order; the future
+/// returned completes once the events are durable (or the append failed).
+pub(super) async fn queue_append(
+    state: &Arc<AppState>,
+    caller: Option<&Caller>,
+    mut request: pb::AppendRequest,
+) -> Result<impl Future<Output = Result<pb::AppendResponse, Status>> + Send + 'static, Status> {
+    let recorded_by = match caller {
+        Some(caller) => {
+            caller.assign_actors(&mut request.events)?;
+            caller.identity.clone()
+        }
+        None => String::new(),
+    };
+    let append = Append::from_wire(&request, recorded_by, &state.limits, &state.personal).await?;
+    let appended = state.writer.submit(append).await?;
+    let metrics = Arc::clone(&state.metrics);
+    Ok(async move {
+        let outcome = appended.await?;
+        let recorded = if outcome.duplicate { &[][..] } else { &request.events[..] };
+        metrics
+            .appended(recorded.iter().filter_map(|e| e.body.as_ref()).map(|body| rapport_wire::kind_of(body).name()));
+        Ok(outcome.to_wire())
+    })
+}
 
 /// Events checked per step of a whole-log check.
 const CHECK_PAGE: usize = 4_096;
@@ -29,20 +58,19 @@ impl pb::ledger_server::Ledger for LedgerService {
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id, events = request.get_ref().events.len()))]
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let caller = request.extensions().get::<Arc<Caller>>().cloned();
-        let mut request = request.into_inner();
-        let recorded_by = match caller {
-            Some(caller) => {
-                caller.assign_actors(&mut request.events)?;
-                caller.identity.clone()
-            }
-            None => String::new(),
-        };
-        let append = Append::from_wire(&request, recorded_by, &self.0.limits, &self.0.personal).await?;
-        let outcome = self.0.writer.append(append).await?;
-        let recorded = if outcome.duplicate { &[][..] } else { &request.events[..] };
-        let kinds = recorded.iter().filter_map(|e| e.body.as_ref()).map(|body| rapport_wire::kind_of(body).name());
-        self.0.metrics.appended(kinds);
-        Ok(Response::new(outcome.to_wire()))
+        let appended = queue_append(&self.0, caller.as_deref(), request.into_inner()).await?;
+        Ok(Response::new(appended.await?))
+    }
+
+    type AppendStreamStream = AppendStreamAnswers;
+
+    #[instrument(skip_all)]
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<pb::AppendStreamRequest>>,
+    ) -> Result<Response<AppendStreamAnswers>, Status> {
+        let caller = request.extensions().get::<Arc<Caller>>().cloned();
+        Ok(Response::new(append_stream::answer(Arc::clone(&self.0), caller, request.into_inner())))
     }
 
     type ReadStreamStream = RecordedEventStream;

@@ -4,6 +4,7 @@
 //! and the paged streaming.
 
 mod accounts;
+mod append_stream;
 mod ledger;
 mod privacy;
 mod projections;
@@ -21,6 +22,7 @@ use crate::error::ReadError;
 use crate::state::AppState;
 
 pub(crate) use accounts::AccountsService;
+pub use append_stream::AppendStreamAnswers;
 pub(crate) use ledger::LedgerService;
 pub(crate) use privacy::PrivacyService;
 pub(crate) use projections::ProjectionsService;

@@ -114,13 +114,23 @@ impl Writer {
 
     /// Appends, and returns once the events are durable (or the append failed).
     pub async fn append(&self, append: Append) -> Result<AppendOutcome, AppendError> {
+        self.submit(append).await?.await
+    }
+
+    /// Queues an append, and returns once it is queued: the writer decides queued appends in
+    /// queue order, so appends submitted one after the other are decided in that order. The
+    /// future returned completes once the events are durable (or the append failed).
+    pub async fn submit(
+        &self,
+        append: Append,
+    ) -> Result<impl Future<Output = Result<AppendOutcome, AppendError>> + Send + 'static, AppendError> {
         let (reply, outcome) = oneshot::channel();
         self.commands.send(Command::Append { append, reply }).await.map_err(|_| AppendError::ShuttingDown)?;
         if let Some(queued) = &self.queued {
             queued();
         }
         // A dropped reply means the writer stopped before it got to this request.
-        outcome.await.map_err(|_| AppendError::ShuttingDown)?
+        Ok(async move { outcome.await.map_err(|_| AppendError::ShuttingDown)? })
     }
 
     /// Makes `build` the served one, once every durable event is folded into it. Returns the
