@@ -5,8 +5,9 @@
 //! writes it to `target/peers.md`. `RAPPORT_BENCH_SECONDS` sets each throughput measurement's
 //! length (default 5); `RAPPORT_BENCH_SIZES` the rebuild log sizes (default
 //! `1000000,10000000`; the last one is also the start-up and disk scenario's);
-//! `RAPPORT_BENCH_SCENARIOS` which scenarios run (default `1,2,3,4,5,6,7`) and
-//! `RAPPORT_BENCH_CLIENTS` the client counts of scenario 1 (default `1,8,32,128`).
+//! `RAPPORT_BENCH_SCENARIOS` which scenarios run (default `1,2,3,4,5,6,7,8`),
+//! `RAPPORT_BENCH_CLIENTS` the client counts of scenario 1 (default `1,8,32,128`) and
+//! `RAPPORT_BENCH_STREAM_CLIENTS` those of scenario 8 (default `1,32,128`).
 
 // A benchmark: a failed unwrap is a failure with its message, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,6 +32,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Ok(clients) = std::env::var("RAPPORT_BENCH_CLIENTS") {
         options.single_clients = clients.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    }
+    if let Ok(clients) = std::env::var("RAPPORT_BENCH_STREAM_CLIENTS") {
+        options.stream_clients = clients.split(',').filter_map(|s| s.trim().parse().ok()).collect();
     }
     if let Ok(sizes) = std::env::var("RAPPORT_BENCH_SIZES") {
         options.rebuild_sizes = sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();

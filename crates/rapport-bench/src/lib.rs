@@ -1,5 +1,6 @@
-//! The benchmark harness: Rapport and a PostgreSQL peer under the same workload, in one run,
-//! reported side by side as medians and ratios.
+//! The benchmark harness: Rapport, a PostgreSQL peer and a null Ledger service (the transport's
+//! ceiling, [`null`]) under the same workload, in one run, reported side by side as medians and
+//! ratios.
 //!
 //! Both systems run on this machine, on its disk, with durable acknowledgements: Rapport is the
 //! real gRPC server ([`rapport_server::serve`] over sled in a temporary directory) driven over
@@ -13,6 +14,7 @@
 
 pub mod disk;
 pub mod load;
+pub mod null;
 pub mod peer;
 pub mod postgres;
 pub mod rapport;
@@ -36,6 +38,10 @@ pub struct Options {
     pub runs: usize,
     /// Concurrent clients of the single-event scenario.
     pub single_clients: Vec<usize>,
+    /// Concurrent clients of the `AppendStream` scenario.
+    pub stream_clients: Vec<usize>,
+    /// Requests each `AppendStream` client keeps unanswered.
+    pub stream_depth: usize,
     /// Concurrent clients of the 100-event batch scenario.
     pub batch_clients: usize,
     /// Events per batch.
@@ -46,7 +52,7 @@ pub struct Options {
     pub rebuild_sizes: Vec<u64>,
     /// Runs of the rebuild at each size beyond the first (large logs take long to load).
     pub large_runs: usize,
-    /// The scenarios to run, by number (1 to 7; 5, 6 and 7 share one load of the log).
+    /// The scenarios to run, by number (1 to 8; 5, 6 and 7 share one load of the log).
     pub scenarios: Vec<u8>,
 }
 
@@ -63,12 +69,14 @@ impl Options {
             duration: Duration::from_secs(5),
             runs: 3,
             single_clients: vec![1, 8, 32, 128],
+            stream_clients: vec![1, 32, 128],
+            stream_depth: 64,
             batch_clients: 8,
             batch_size: 100,
             contended: (32, 10),
             rebuild_sizes: vec![1_000_000, 10_000_000],
             large_runs: 1,
-            scenarios: (1..=7).collect(),
+            scenarios: (1..=8).collect(),
         }
     }
 
@@ -78,12 +86,14 @@ impl Options {
             duration: Duration::from_millis(300),
             runs: 1,
             single_clients: vec![1, 4],
+            stream_clients: vec![1, 4],
+            stream_depth: 8,
             batch_clients: 2,
             batch_size: 20,
             contended: (4, 2),
             rebuild_sizes: vec![3_000],
             large_runs: 1,
-            scenarios: (1..=7).collect(),
+            scenarios: (1..=8).collect(),
         }
     }
 }

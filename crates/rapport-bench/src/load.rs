@@ -38,6 +38,13 @@ pub trait System: Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = anyhow::Result<Self::Client>> + Send;
 }
 
+/// A system that serves the Rapport contract on a loopback address (Rapport, the null
+/// service): what [`streamed_appends`] drives.
+pub trait Served: System {
+    /// Where it listens.
+    fn address(&self) -> std::net::SocketAddr;
+}
+
 /// What a measurement saw.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -111,6 +118,61 @@ pub async fn appends<S: System>(
                 outcome.events += count;
             }
             Ok(outcome)
+        }));
+    }
+    gather(tasks, started).await
+}
+
+/// `clients` clients, each over one `AppendStream` of its own connection, append single
+/// events to accounts of their own for `duration`, each keeping `depth` requests unanswered.
+/// A request's latency runs from its sending to its answer.
+pub async fn streamed_appends<S: Served>(
+    system: &Arc<S>,
+    clients: usize,
+    depth: usize,
+    duration: Duration,
+    prefix: &str,
+) -> anyhow::Result<Outcome> {
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connected.push(pb::ledger_client::LedgerClient::new(crate::rapport::connect(system.address()).await?));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for (n, mut ledger) in connected.into_iter().enumerate() {
+        let prefix = format!("{prefix}-{n}");
+        tasks.push(tokio::spawn(async move {
+            let mut workload = rapport_demo::Workload::new(20_000 + n as u64, 50, NOW, &prefix);
+            let (requests, outgoing) = tokio::sync::mpsc::channel(depth);
+            let mut answers =
+                ledger.append_stream(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await?.into_inner();
+            let mut sent_at = std::collections::HashMap::with_capacity(depth);
+            let mut outcome = Outcome::default();
+            let mut next_id = 0u64;
+            loop {
+                while sent_at.len() < depth && started.elapsed() < duration {
+                    next_id += 1;
+                    let request = Some(workload.next_request(1));
+                    sent_at.insert(next_id, Instant::now());
+                    requests
+                        .send(pb::AppendStreamRequest { correlation_id: next_id, request })
+                        .await
+                        .map_err(|_| anyhow::anyhow!("the append stream closed"))?;
+                }
+                if sent_at.is_empty() {
+                    return Ok(outcome);
+                }
+                let answer =
+                    answers.message().await?.ok_or_else(|| anyhow::anyhow!("the append stream ended early"))?;
+                if let Some(pb::append_stream_response::Outcome::Error(status)) = answer.outcome {
+                    anyhow::bail!("a streamed append was refused: {} {}", status.code, status.message);
+                }
+                let sent = sent_at.remove(&answer.correlation_id).ok_or_else(|| {
+                    anyhow::anyhow!("an answer to correlation id {}, not sent", answer.correlation_id)
+                })?;
+                outcome.latencies.push(sent.elapsed());
+                outcome.events += 1;
+            }
         }));
     }
     gather(tasks, started).await

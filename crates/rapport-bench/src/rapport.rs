@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::load::{Ledger, Refused, System};
+use crate::load::{Ledger, Refused, Served, System};
 
 /// The log a benchmarked server writes to.
 #[derive(Debug, Clone)]
@@ -126,7 +126,8 @@ impl Drop for Rapport {
     }
 }
 
-async fn connect(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
+/// A connection to the server at `address`.
+pub(crate) async fn connect(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
     Ok(tonic::transport::Endpoint::from_shared(format!("http://{address}"))?.connect().await?)
 }
 
@@ -136,15 +137,28 @@ pub struct RapportClient {
     accounts: pb::accounts_client::AccountsClient<Channel>,
 }
 
-impl System for Rapport {
-    type Client = RapportClient;
-
-    async fn connect(&self) -> anyhow::Result<RapportClient> {
-        let channel = connect(self.address).await?;
+impl RapportClient {
+    /// A client of the server at `address`, on a connection of its own.
+    pub async fn connect(address: std::net::SocketAddr) -> anyhow::Result<RapportClient> {
+        let channel = connect(address).await?;
         Ok(RapportClient {
             ledger: pb::ledger_client::LedgerClient::new(channel.clone()),
             accounts: pb::accounts_client::AccountsClient::new(channel),
         })
+    }
+}
+
+impl System for Rapport {
+    type Client = RapportClient;
+
+    async fn connect(&self) -> anyhow::Result<RapportClient> {
+        RapportClient::connect(self.address).await
+    }
+}
+
+impl Served for Rapport {
+    fn address(&self) -> std::net::SocketAddr {
+        self.address
     }
 }
 

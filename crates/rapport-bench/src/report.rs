@@ -1,5 +1,6 @@
 //! The results table: one row per scenario and measure, each system's median over the runs, and
-//! the ratio that says how many times better Rapport did (above 1: Rapport better).
+//! the ratios: how many times better Rapport did than PostgreSQL (above 1: Rapport better), and
+//! how much of the null service's figure it reached (the transport's ceiling: 1 is all of it).
 
 use std::fmt::Write;
 
@@ -16,6 +17,8 @@ pub struct Row {
     pub rapport: Vec<f64>,
     /// The peer's value in each run (empty: not measured).
     pub peer: Vec<f64>,
+    /// The null service's value in each run (empty: not measured).
+    pub null: Vec<f64>,
 }
 
 impl Row {
@@ -29,10 +32,25 @@ impl Row {
         median(&self.peer)
     }
 
+    /// The null service's median.
+    pub fn null_median(&self) -> Option<f64> {
+        median(&self.null)
+    }
+
     /// How many times better Rapport did than the peer (medians).
     pub fn ratio(&self) -> Option<f64> {
-        let (rapport, peer) = (self.rapport_median()?, self.peer_median()?);
-        let ratio = if self.higher_is_better { rapport / peer } else { peer / rapport };
+        self.better_than(self.peer_median()?)
+    }
+
+    /// How much of the null service's figure Rapport reached (medians): its rate over the null
+    /// service's, or the null service's latency over its own.
+    pub fn of_null(&self) -> Option<f64> {
+        self.better_than(self.null_median()?)
+    }
+
+    fn better_than(&self, other: f64) -> Option<f64> {
+        let rapport = self.rapport_median()?;
+        let ratio = if self.higher_is_better { rapport / other } else { other / rapport };
         ratio.is_finite().then_some(ratio)
     }
 }
@@ -69,26 +87,74 @@ impl Report {
             number(self.disk_syncs_per_second),
             number(self.disk_write_mb_per_second)
         );
-        let _ = writeln!(
-            out,
-            "| scenario | measure | Rapport | PostgreSQL | Rapport ÷ PostgreSQL (better = above 1) | runs |"
-        );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
-        for row in &self.rows {
-            let show = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), number);
-            let ratio = row.ratio().map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        if let Some(floor) = self.one_client_floor_ms() {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {ratio} | {} |",
+                "One client's floor: one sync ({:.3} ms) plus the null service's round trip ({:.3} ms) = {:.3} ms \
+                 per append.\n",
+                1_000.0 / self.disk_syncs_per_second,
+                floor - 1_000.0 / self.disk_syncs_per_second,
+                floor
+            );
+        }
+        for (clients, ratio) in self.streamed_over_unary() {
+            let _ = writeln!(out, "AppendStream ÷ unary Append, single events, {clients} clients: {ratio:.2}×.");
+        }
+        let _ = writeln!(
+            out,
+            "\n| scenario | measure | Rapport | PostgreSQL | null service | Rapport ÷ PostgreSQL (better = above 1) \
+             | Rapport ÷ null (1 = the transport's limit) | runs |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+        let show = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), number);
+        let times = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        for row in &self.rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.scenario,
                 row.measure,
                 show(row.rapport_median()),
                 show(row.peer_median()),
-                row.rapport.len().max(row.peer.len())
+                show(row.null_median()),
+                times(row.ratio()),
+                times(row.of_null()),
+                row.rapport.len().max(row.peer.len()).max(row.null.len())
             );
         }
         out
     }
+
+    /// The row of `scenario` and `measure`.
+    pub fn row(&self, scenario: &str, measure: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.scenario == scenario && r.measure == measure)
+    }
+
+    /// The least one client can wait for an acknowledged append: one sync of the disk plus the
+    /// null service's median round trip, in milliseconds.
+    pub fn one_client_floor_ms(&self) -> Option<f64> {
+        let null = self.row(&single_scenario(1), "p50 ms")?.null_median()?;
+        (self.disk_syncs_per_second > 0.0).then(|| 1_000.0 / self.disk_syncs_per_second + null)
+    }
+
+    /// Rapport's rate over `AppendStream` against its unary rate, at each client count both
+    /// were measured at.
+    pub fn streamed_over_unary(&self) -> Vec<(usize, f64)> {
+        let rate = |scenario: String| self.row(&scenario, "events/s").and_then(Row::rapport_median);
+        (1..=1_024)
+            .filter_map(|clients| Some((clients, rate(streamed_scenario(clients))? / rate(single_scenario(clients))?)))
+            .collect()
+    }
+}
+
+/// The name of scenario 1 at `clients` clients.
+pub fn single_scenario(clients: usize) -> String {
+    format!("1. single-event appends, {clients} clients")
+}
+
+/// The name of scenario 8 at `clients` clients.
+pub fn streamed_scenario(clients: usize) -> String {
+    format!("8. single events over AppendStream, {clients} clients")
 }
 
 /// A figure for the table: thousands separated, two decimals below 100.
@@ -118,10 +184,14 @@ mod tests {
             higher_is_better: true,
             rapport: vec![300.0, 100.0, 200.0],
             peer: vec![50.0, 100.0],
+            null: vec![400.0],
         };
         assert_eq!(throughput.ratio(), Some(200.0 / 75.0));
+        assert_eq!(throughput.of_null(), Some(0.5), "half the transport's rate");
         let latency = Row { higher_is_better: false, rapport: vec![2.0], peer: vec![8.0], ..throughput };
         assert_eq!(latency.ratio(), Some(4.0), "a quarter of the latency is 4× better");
+        let latency = Row { null: vec![0.5], ..latency };
+        assert_eq!(latency.of_null(), Some(0.25), "four times the null service's latency");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The scenarios, each run against Rapport and then the peer on fresh state, `runs` times:
+//! The scenarios, each run against Rapport, then the peer, then (for appends) the null service,
+//! on fresh state, `runs` times:
 //!
 //! 1. single-event appends at each client count;
 //! 2. batches;
@@ -6,7 +7,10 @@
 //! 4. GetAccount latency while 32 clients append single events;
 //! 5. a projection rebuild of a large log (the peer: a full scan folding the same events);
 //! 6. start-up to serving with that log;
-//! 7. disk bytes per event against the raw encoded size.
+//! 7. disk bytes per event against the raw encoded size;
+//! 8. single events over `AppendStream` at each client count, each client keeping
+//!    `stream_depth` requests unanswered (Rapport and the null service: the peer has no such
+//!    call).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,10 +22,11 @@ use rapport_segments::SegmentLog;
 use rapport_store::{AppendBatch, EventLog, NewEvent};
 
 use crate::load::{self, Outcome};
+use crate::null::Null;
 use crate::peer::Peer;
 use crate::postgres::Cluster;
 use crate::rapport::Rapport;
-use crate::report::{Report, Row};
+use crate::report::{Report, Row, single_scenario, streamed_scenario};
 use crate::{NOW, Options, disk};
 
 /// Clients of the write load GetAccount is measured under.
@@ -44,6 +49,7 @@ impl Table {
                 higher_is_better,
                 rapport: Vec::new(),
                 peer: Vec::new(),
+                null: Vec::new(),
             });
             self.rows.len() - 1
         });
@@ -63,6 +69,7 @@ impl Table {
         match system {
             System::Rapport => row.rapport.push(value),
             System::Peer => row.peer.push(value),
+            System::Null => row.null.push(value),
         }
     }
 }
@@ -71,6 +78,7 @@ impl Table {
 enum System {
     Rapport,
     Peer,
+    Null,
 }
 
 /// Runs every scenario; `progress` hears what is running.
@@ -86,7 +94,7 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
 
     for run in 1..=options.runs {
         for &clients in options.single_clients.iter().filter(|_| options.runs_scenario(1)) {
-            let scenario = format!("1. single-event appends, {clients} clients");
+            let scenario = single_scenario(clients);
             progress(&format!("run {run}: {scenario}"));
             let (rapport, stop) = fresh_rapport(scratch.path()).await?;
             let outcome = load::appends(&rapport, clients, 1, options.duration, "single").await?;
@@ -98,6 +106,10 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
                 System::Peer,
                 &load::appends(&peer, clients, 1, options.duration, "single").await?,
             );
+            let null = Arc::new(Null::start().await?);
+            let outcome = load::appends(&null, clients, 1, options.duration, "single").await?;
+            stop_null(null).await?;
+            table.throughput(&scenario, System::Null, &outcome);
         }
 
         if options.runs_scenario(2) {
@@ -111,12 +123,29 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
             peer.clear().await?;
             let outcome = load::appends(&peer, clients, batch, options.duration, "batch").await?;
             table.throughput(&scenario, System::Peer, &outcome);
+            let null = Arc::new(Null::start().await?);
+            let outcome = load::appends(&null, clients, batch, options.duration, "batch").await?;
+            stop_null(null).await?;
+            table.throughput(&scenario, System::Null, &outcome);
         }
         if options.runs_scenario(3) {
             contended(options, &mut table, &peer, scratch.path(), run, progress).await?;
         }
         if options.runs_scenario(4) {
             reads(options, &mut table, &peer, scratch.path(), run, progress).await?;
+        }
+        for &clients in options.stream_clients.iter().filter(|_| options.runs_scenario(8)) {
+            let scenario = streamed_scenario(clients);
+            progress(&format!("run {run}: {scenario}"));
+            let (duration, depth) = (options.duration, options.stream_depth);
+            let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+            let outcome = load::streamed_appends(&rapport, clients, depth, duration, "streamed").await?;
+            stop(rapport).await?;
+            table.throughput(&scenario, System::Rapport, &outcome);
+            let null = Arc::new(Null::start().await?);
+            let outcome = load::streamed_appends(&null, clients, depth, duration, "streamed").await?;
+            stop_null(null).await?;
+            table.throughput(&scenario, System::Null, &outcome);
         }
     }
 
@@ -186,6 +215,11 @@ async fn contended(
     let outcome = load::contended(peer, clients, accounts, options.duration, "hot").await?;
     table.throughput(&scenario, System::Peer, &outcome);
     table.add(&scenario, "conflicts per event", false, System::Peer, conflicts(&outcome));
+    // The null service never refuses: its rate is the transport's for the same requests.
+    let null = Arc::new(Null::start().await?);
+    let outcome = load::contended(&null, clients, accounts, options.duration, "hot").await?;
+    stop_null(null).await?;
+    table.throughput(&scenario, System::Null, &outcome);
     Ok(())
 }
 
@@ -238,6 +272,12 @@ fn rules_variant() -> String {
         "support_weight = 0.5",
         1,
     )
+}
+
+/// Stops a null service once its clients are gone.
+async fn stop_null(null: Arc<Null>) -> anyhow::Result<()> {
+    let null = Arc::try_unwrap(null).map_err(|_| anyhow::anyhow!("a client still holds the null service"))?;
+    null.stop().await
 }
 
 type Stop = Box<dyn FnOnce(Arc<Rapport>) -> futures::future::BoxFuture<'static, anyhow::Result<()>>>;

@@ -25,6 +25,17 @@ async fn every_scenario_runs_against_both_systems_and_fills_the_table() {
             assert!(row.ratio().is_some(), "{} / {} has both figures:\n{table}", row.scenario, row.measure);
         }
     }
+    // Every append's throughput row has the null service's figure beside it, and the streamed
+    // scenario its ratio to unary appends.
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| r.measure == "events/s" && ["1. ", "2. ", "3. ", "8. "].iter().any(|p| r.scenario.starts_with(p)))
+    {
+        assert!(row.of_null().is_some(), "{} has the null service's figure:\n{table}", row.scenario);
+    }
+    assert_eq!(report.streamed_over_unary().iter().map(|(clients, _)| *clients).collect::<Vec<_>>(), [1, 4]);
+    assert!(report.one_client_floor_ms().is_some_and(|floor| floor > 0.0), "{table}");
     // What was appended was acknowledged: throughput is positive for both.
     let single = report.rows.iter().find(|r| r.scenario.starts_with("1. ") && r.measure == "events/s").unwrap();
     assert!(single.rapport_median().unwrap() > 0.0 && single.peer_median().unwrap() > 0.0);

@@ -56,9 +56,11 @@ use crate::service::{AccountsService, LedgerService, PrivacyService, Projections
 use crate::state::AppState;
 use crate::writer::Writer;
 
-/// Accepted connections, with Nagle's algorithm off: replies are small and must leave at once
-/// (with it on, a reply waits for the client's delayed ACK, some 40 ms).
-fn incoming(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+/// The connections `serve` takes from `listener`, with Nagle's algorithm off: replies are
+/// small and must leave at once (with it on, a reply waits for the client's delayed ACK, some
+/// 40 ms). Public for a service that must run on the same stack, as the benchmark's null
+/// Ledger does.
+pub fn incoming(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     use futures::StreamExt;
     TcpListenerStream::new(listener).map(|accepted| {
         let stream = accepted?;
