@@ -79,6 +79,11 @@ fn hot_paths(c: &mut Criterion) {
     for (i, event) in domain.iter().enumerate() {
         warm.apply(folded(event, i as u64 + 5), &rules);
     }
+    // What the writer does to an account for each request before folding it: a copy of its
+    // picture (the published one stays as readers hold it), and of the domain account that
+    // `decide` folds the request into.
+    c.bench_function("copy an account's projection (the writer, per request)", |b| b.iter(|| black_box(&warm).clone()));
+    c.bench_function("copy an account (decide, per request)", |b| b.iter(|| black_box(&warm.account).clone()));
     let mut version = 1_005;
     c.bench_function("fold one event into an account's projection", |b| {
         b.iter(|| {

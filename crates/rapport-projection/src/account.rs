@@ -10,8 +10,10 @@
 //! picture, bit for bit. Records are kept sorted by business time, then version, so the order
 //! in which late-recorded events arrive does not show.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::{OrdMap, Vector};
 use rapport_domain::{
     Account, AccountId, ContactAssessment, ContactId, Event, EventBody, EventId, Label, MeetingKind, Money,
     OutcomeKind, Personal, SatisfactionScore, StaffId, Support, TeamRole, TierState, Timestamp, Touch, TouchKind,
@@ -41,6 +43,9 @@ pub struct Folded<'a> {
     pub recorded_at: Timestamp,
 }
 
+/// Gift totals per recipient, calendar year (UTC) and currency (ISO 4217 code), in minor units.
+pub type GiftTotals = OrdMap<ContactId, BTreeMap<i32, BTreeMap<String, i64>>>;
+
 /// An account as a projection holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountProjection {
@@ -51,30 +56,30 @@ pub struct AccountProjection {
     /// When that event was recorded.
     pub recorded_at: Timestamp,
     /// Every tier the account had, oldest first.
-    pub tier_history: Vec<TierState>,
+    pub tier_history: Vector<TierState>,
     /// What each contact did with us, by contact id (former contacts included).
-    pub contacts: BTreeMap<ContactId, ContactActivity>,
+    pub contacts: OrdMap<ContactId, ContactActivity>,
     /// Meetings within the horizon, by business time.
-    pub meetings: Vec<MeetingRecord>,
+    pub meetings: Vector<MeetingRecord>,
     /// Meetings ever held, by kind.
     pub meetings_by_kind: BTreeMap<MeetingKind, u64>,
     /// Gifts within the horizon, by business time.
-    pub gifts: Vec<GiftRecord>,
+    pub gifts: Vector<GiftRecord>,
     /// Gift totals per recipient, calendar year (UTC) and currency, for all time.
-    pub gift_totals: BTreeMap<ContactId, BTreeMap<i32, BTreeMap<String, i64>>>,
+    pub gift_totals: GiftTotals,
     /// Outcomes within the horizon, and at least the latest few, by business time.
-    pub outcomes: Vec<OutcomeRecord>,
+    pub outcomes: Vector<OutcomeRecord>,
     /// The latest feedback, by business time.
-    pub feedback: Vec<FeedbackRecord>,
+    pub feedback: Vector<FeedbackRecord>,
     /// The note left with the latest owner change.
     pub handover_note: Option<String>,
     /// Every time one of our people was on the account team beyond the owner, by when it began.
-    pub team_history: Vec<TeamTenure>,
+    pub team_history: Vector<TeamTenure>,
     /// The business unit of each of our people, as the staff directory (`StaffAssigned`) and
     /// team joins give it: the latest by business time.
-    pub staff_units: BTreeMap<StaffId, StaffUnit>,
+    pub staff_units: OrdMap<StaffId, StaffUnit>,
     /// The first touch of each department of the customer: who of ours opened it, and when.
-    pub departments_opened: BTreeMap<Label, DepartmentOpened>,
+    pub departments_opened: OrdMap<Label, DepartmentOpened>,
     /// The organisation's stance towards each competitor (signals naming no contact).
     pub competitors: BTreeMap<Label, CompetitorStance>,
     /// The latest executive visit ever, for the executive cadence beyond the horizon.
@@ -137,7 +142,7 @@ impl CompetitorStance {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactActivity {
     /// The latest support signals, oldest first.
-    pub assessments: Vec<Assessment>,
+    pub assessments: Vector<Assessment>,
     /// The latest touch by each of our people.
     pub touched_by: BTreeMap<StaffId, LastTouch>,
     /// When they were last added (business time): the start of their cadence while untouched.
@@ -253,18 +258,18 @@ impl AccountProjection {
             account,
             position: folded.position,
             recorded_at: folded.recorded_at,
-            tier_history: Vec::new(),
-            contacts: BTreeMap::new(),
-            meetings: Vec::new(),
+            tier_history: Vector::new(),
+            contacts: OrdMap::new(),
+            meetings: Vector::new(),
             meetings_by_kind: BTreeMap::new(),
-            gifts: Vec::new(),
-            gift_totals: BTreeMap::new(),
-            outcomes: Vec::new(),
-            feedback: Vec::new(),
+            gifts: Vector::new(),
+            gift_totals: OrdMap::new(),
+            outcomes: Vector::new(),
+            feedback: Vector::new(),
             handover_note: None,
-            team_history: Vec::new(),
-            staff_units: BTreeMap::new(),
-            departments_opened: BTreeMap::new(),
+            team_history: Vector::new(),
+            staff_units: OrdMap::new(),
+            departments_opened: OrdMap::new(),
             competitors: BTreeMap::new(),
             last_executive_visit: None,
         })
@@ -526,13 +531,13 @@ impl AccountProjection {
         drop_before(&mut self.meetings, cutoff, |m| m.at);
         drop_before(&mut self.gifts, cutoff, |g| g.at);
         // Outcomes are rare and worth showing: the latest few stay whatever their age.
-        let old = self.outcomes.partition_point(|o| o.at < cutoff);
+        let old = partition_point(&self.outcomes, |o| o.at < cutoff);
         let keep_old = OUTCOME_HISTORY.saturating_sub(self.outcomes.len() - old);
-        self.outcomes.drain(..old.saturating_sub(keep_old));
+        self.outcomes = self.outcomes.skip(old.saturating_sub(keep_old));
     }
 }
 
-fn close_tenure(history: &mut [TeamTenure], member: &StaffId, at: Timestamp) {
+fn close_tenure(history: &mut Vector<TeamTenure>, member: &StaffId, at: Timestamp) {
     for tenure in history.iter_mut().filter(|t| &t.member == member && t.to.is_none()) {
         tenure.to = Some(at.max(tenure.from));
     }
@@ -548,20 +553,30 @@ fn touch(activity: &mut ContactActivity, person: &StaffId, touch: LastTouch) {
     }
 }
 
-fn insert_sorted<T, K: Ord>(records: &mut Vec<T>, record: T, key: impl Fn(&T) -> K) {
-    let k = key(&record);
-    // Most events arrive in business-time order, so this is usually a push.
-    let at = records.partition_point(|r| key(r) <= k);
-    records.insert(at, record);
+/// The index of the first record for which `before` is false (the records are sorted so that
+/// it is true for a prefix): `slice::partition_point` for a persistent vector.
+fn partition_point<T: Clone>(records: &Vector<T>, before: impl Fn(&T) -> bool) -> usize {
+    records.binary_search_by(|r| if before(r) { Ordering::Less } else { Ordering::Greater }).unwrap_or_else(|at| at)
 }
 
-fn keep_latest<T>(records: &mut Vec<T>, most: usize) {
-    if records.len() > most {
-        records.drain(..records.len() - most);
+fn insert_sorted<T: Clone, K: Ord>(records: &mut Vector<T>, record: T, key: impl Fn(&T) -> K) {
+    let k = key(&record);
+    // Most events arrive in business-time order, so this is usually a push.
+    if records.back().is_none_or(|last| key(last) <= k) {
+        records.push_back(record);
+    } else {
+        let at = partition_point(records, |r| key(r) <= k);
+        records.insert(at, record);
     }
 }
 
-fn drop_before<T>(records: &mut Vec<T>, cutoff: Timestamp, at: impl Fn(&T) -> Timestamp) {
-    let old = records.partition_point(|r| at(r) < cutoff);
-    records.drain(..old);
+fn keep_latest<T: Clone>(records: &mut Vector<T>, most: usize) {
+    if records.len() > most {
+        *records = records.skip(records.len() - most);
+    }
+}
+
+fn drop_before<T: Clone>(records: &mut Vector<T>, cutoff: Timestamp, at: impl Fn(&T) -> Timestamp) {
+    let old = partition_point(records, |r| at(r) < cutoff);
+    *records = records.skip(old);
 }

@@ -29,8 +29,8 @@ mod scores;
 
 pub use account::{
     ASSESSMENT_HISTORY, AccountProjection, Assessment, CompetitorStance, ContactActivity, DepartmentOpened,
-    FEEDBACK_HISTORY, FeedbackRecord, Folded, GiftRecord, LastTouch, MeetingRecord, OUTCOME_HISTORY, OutcomeRecord,
-    StaffUnit, TeamTenure,
+    FEEDBACK_HISTORY, FeedbackRecord, Folded, GiftRecord, GiftTotals, LastTouch, MeetingRecord, OUTCOME_HISTORY,
+    OutcomeRecord, StaffUnit, TeamTenure,
 };
 pub use calendar::date_of;
 pub use compare::{Movement, compare};

@@ -4,10 +4,8 @@
 //! Projections hold personal text sealed; a view opens it with the key store ([`Keys`]), and
 //! shows a forgotten contact's name as `[forgotten]` and their text empty, with a flag.
 
-use std::collections::BTreeMap;
-
 use rapport_domain as domain;
-use rapport_domain::{AccountId, ContactId, FORGOTTEN_NAME, Money, Personal, Timestamp};
+use rapport_domain::{AccountId, FORGOTTEN_NAME, Money, Personal, Timestamp};
 use rapport_projection::{
     AccountProjection, ContactActivity, GiftFlag, GiftRecord, GiftRegister, HandoverReport, Movement, OutcomeRecord,
     PortfolioPage, PortfolioQuery, RuleSet, Scores,
@@ -207,7 +205,7 @@ pub fn account_to_wire(
     }
 }
 
-fn gift_totals_to_wire(totals: &BTreeMap<ContactId, BTreeMap<i32, BTreeMap<String, i64>>>) -> Vec<pb::GiftTotal> {
+fn gift_totals_to_wire(totals: &rapport_projection::GiftTotals) -> Vec<pb::GiftTotal> {
     let mut out = Vec::new();
     for (contact, years) in totals {
         for (year, currencies) in years {
