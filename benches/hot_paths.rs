@@ -84,6 +84,16 @@ fn hot_paths(c: &mut Criterion) {
     // `decide` folds the request into.
     c.bench_function("copy an account's projection (the writer, per request)", |b| b.iter(|| black_box(&warm).clone()));
     c.bench_function("copy an account (decide, per request)", |b| b.iter(|| black_box(&warm.account).clone()));
+    // A 100-event request as the writer folds it: into a copy of the published picture.
+    c.bench_function("fold a 100-event request into a copy of an account's projection", |b| {
+        b.iter(|| {
+            let mut copy = black_box(&warm).clone();
+            for (i, event) in domain.iter().take(100).enumerate() {
+                copy.apply(folded(event, 1_005 + i as u64), &rules);
+            }
+            copy
+        })
+    });
     let mut version = 1_005;
     c.bench_function("fold one event into an account's projection", |b| {
         b.iter(|| {

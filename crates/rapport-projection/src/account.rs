@@ -10,10 +10,11 @@
 //! picture, bit for bit. Records are kept sorted by business time, then version, so the order
 //! in which late-recorded events arrive does not show.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use imbl::{OrdMap, Vector};
+use imbl::OrdMap;
+
 use rapport_domain::{
     Account, AccountId, ContactAssessment, ContactId, Event, EventBody, EventId, Label, MeetingKind, Money,
     OutcomeKind, Personal, SatisfactionScore, StaffId, Support, TeamRole, TierState, Timestamp, Touch, TouchKind,
@@ -46,6 +47,13 @@ pub struct Folded<'a> {
 /// Gift totals per recipient, calendar year (UTC) and currency (ISO 4217 code), in minor units.
 pub type GiftTotals = OrdMap<ContactId, BTreeMap<i32, BTreeMap<String, i64>>>;
 
+/// Records kept in business-time order, shared between copies of a picture until one of them
+/// changes them: the writer copies an account's picture for every request it folds (the
+/// published one stays as readers hold it), and only the histories the request touches are
+/// copied then. A `Vec` inside, because late events land anywhere in it and a `Vec` takes them
+/// with one move.
+pub type History<T> = Arc<Vec<T>>;
+
 /// An account as a projection holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountProjection {
@@ -56,25 +64,25 @@ pub struct AccountProjection {
     /// When that event was recorded.
     pub recorded_at: Timestamp,
     /// Every tier the account had, oldest first.
-    pub tier_history: Vector<TierState>,
+    pub tier_history: History<TierState>,
     /// What each contact did with us, by contact id (former contacts included).
     pub contacts: OrdMap<ContactId, ContactActivity>,
     /// Meetings within the horizon, by business time.
-    pub meetings: Vector<MeetingRecord>,
+    pub meetings: History<MeetingRecord>,
     /// Meetings ever held, by kind.
     pub meetings_by_kind: BTreeMap<MeetingKind, u64>,
     /// Gifts within the horizon, by business time.
-    pub gifts: Vector<GiftRecord>,
+    pub gifts: History<GiftRecord>,
     /// Gift totals per recipient, calendar year (UTC) and currency, for all time.
     pub gift_totals: GiftTotals,
     /// Outcomes within the horizon, and at least the latest few, by business time.
-    pub outcomes: Vector<OutcomeRecord>,
+    pub outcomes: History<OutcomeRecord>,
     /// The latest feedback, by business time.
-    pub feedback: Vector<FeedbackRecord>,
+    pub feedback: History<FeedbackRecord>,
     /// The note left with the latest owner change.
     pub handover_note: Option<String>,
     /// Every time one of our people was on the account team beyond the owner, by when it began.
-    pub team_history: Vector<TeamTenure>,
+    pub team_history: History<TeamTenure>,
     /// The business unit of each of our people, as the staff directory (`StaffAssigned`) and
     /// team joins give it: the latest by business time.
     pub staff_units: OrdMap<StaffId, StaffUnit>,
@@ -142,7 +150,7 @@ impl CompetitorStance {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactActivity {
     /// The latest support signals, oldest first.
-    pub assessments: Vector<Assessment>,
+    pub assessments: History<Assessment>,
     /// The latest touch by each of our people.
     pub touched_by: BTreeMap<StaffId, LastTouch>,
     /// When they were last added (business time): the start of their cadence while untouched.
@@ -258,16 +266,16 @@ impl AccountProjection {
             account,
             position: folded.position,
             recorded_at: folded.recorded_at,
-            tier_history: Vector::new(),
+            tier_history: History::default(),
             contacts: OrdMap::new(),
-            meetings: Vector::new(),
+            meetings: History::default(),
             meetings_by_kind: BTreeMap::new(),
-            gifts: Vector::new(),
+            gifts: History::default(),
             gift_totals: OrdMap::new(),
-            outcomes: Vector::new(),
-            feedback: Vector::new(),
+            outcomes: History::default(),
+            feedback: History::default(),
             handover_note: None,
-            team_history: Vector::new(),
+            team_history: History::default(),
             staff_units: OrdMap::new(),
             departments_opened: OrdMap::new(),
             competitors: BTreeMap::new(),
@@ -446,10 +454,12 @@ impl AccountProjection {
             }
             // The register and the feedback keep their records; what was personal in them is gone.
             EventBody::ContactForgotten(erasure) => {
-                for gift in self.gifts.iter_mut().filter(|g| g.recipient == erasure.contact_id) {
+                for gift in Arc::make_mut(&mut self.gifts).iter_mut().filter(|g| g.recipient == erasure.contact_id) {
                     gift.description = Personal::Forgotten;
                 }
-                for feedback in self.feedback.iter_mut().filter(|f| f.contact.as_ref() == Some(&erasure.contact_id)) {
+                let feedback_records = Arc::make_mut(&mut self.feedback);
+                for feedback in feedback_records.iter_mut().filter(|f| f.contact.as_ref() == Some(&erasure.contact_id))
+                {
                     feedback.text = Personal::Forgotten;
                 }
             }
@@ -531,14 +541,18 @@ impl AccountProjection {
         drop_before(&mut self.meetings, cutoff, |m| m.at);
         drop_before(&mut self.gifts, cutoff, |g| g.at);
         // Outcomes are rare and worth showing: the latest few stay whatever their age.
-        let old = partition_point(&self.outcomes, |o| o.at < cutoff);
+        let old = self.outcomes.partition_point(|o| o.at < cutoff);
         let keep_old = OUTCOME_HISTORY.saturating_sub(self.outcomes.len() - old);
-        self.outcomes = self.outcomes.skip(old.saturating_sub(keep_old));
+        drop_first(&mut self.outcomes, old.saturating_sub(keep_old));
     }
 }
 
-fn close_tenure(history: &mut Vector<TeamTenure>, member: &StaffId, at: Timestamp) {
-    for tenure in history.iter_mut().filter(|t| &t.member == member && t.to.is_none()) {
+fn close_tenure(history: &mut History<TeamTenure>, member: &StaffId, at: Timestamp) {
+    let open = |t: &TeamTenure| &t.member == member && t.to.is_none();
+    if !history.iter().any(open) {
+        return;
+    }
+    for tenure in Arc::make_mut(history).iter_mut().filter(|t| open(t)) {
         tenure.to = Some(at.max(tenure.from));
     }
 }
@@ -553,30 +567,24 @@ fn touch(activity: &mut ContactActivity, person: &StaffId, touch: LastTouch) {
     }
 }
 
-/// The index of the first record for which `before` is false (the records are sorted so that
-/// it is true for a prefix): `slice::partition_point` for a persistent vector.
-fn partition_point<T: Clone>(records: &Vector<T>, before: impl Fn(&T) -> bool) -> usize {
-    records.binary_search_by(|r| if before(r) { Ordering::Less } else { Ordering::Greater }).unwrap_or_else(|at| at)
-}
-
-fn insert_sorted<T: Clone, K: Ord>(records: &mut Vector<T>, record: T, key: impl Fn(&T) -> K) {
+fn insert_sorted<T: Clone, K: Ord>(records: &mut History<T>, record: T, key: impl Fn(&T) -> K) {
     let k = key(&record);
     // Most events arrive in business-time order, so this is usually a push.
-    if records.back().is_none_or(|last| key(last) <= k) {
-        records.push_back(record);
-    } else {
-        let at = partition_point(records, |r| key(r) <= k);
-        records.insert(at, record);
+    let at = records.partition_point(|r| key(r) <= k);
+    Arc::make_mut(records).insert(at, record);
+}
+
+/// Drops the first `count` records. Nothing to drop copies nothing.
+fn drop_first<T: Clone>(records: &mut History<T>, count: usize) {
+    if count > 0 {
+        Arc::make_mut(records).drain(..count);
     }
 }
 
-fn keep_latest<T: Clone>(records: &mut Vector<T>, most: usize) {
-    if records.len() > most {
-        *records = records.skip(records.len() - most);
-    }
+fn keep_latest<T: Clone>(records: &mut History<T>, most: usize) {
+    drop_first(records, records.len().saturating_sub(most));
 }
 
-fn drop_before<T: Clone>(records: &mut Vector<T>, cutoff: Timestamp, at: impl Fn(&T) -> Timestamp) {
-    let old = partition_point(records, |r| at(r) < cutoff);
-    *records = records.skip(old);
+fn drop_before<T: Clone>(records: &mut History<T>, cutoff: Timestamp, at: impl Fn(&T) -> Timestamp) {
+    drop_first(records, records.partition_point(|r| at(r) < cutoff));
 }

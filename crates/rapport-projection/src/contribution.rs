@@ -30,8 +30,8 @@ pub(crate) struct Improvement<'a> {
 pub(crate) fn improvements(projection: &AccountProjection, from: Timestamp, to: Timestamp) -> Vec<Improvement<'_>> {
     let mut all = Vec::new();
     for (contact, activity) in &projection.contacts {
-        for (before, after) in activity.assessments.iter().zip(activity.assessments.iter().skip(1)) {
-            let (before, after) = (&before.assessment, &after.assessment);
+        for pair in activity.assessments.windows(2) {
+            let (before, after) = (&pair[0].assessment, &pair[1].assessment);
             if after.at < from || after.at > to {
                 continue;
             }
