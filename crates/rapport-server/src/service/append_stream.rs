@@ -62,6 +62,8 @@ async fn run(
         // Shutting down: nothing more is read, what was read is answered, and the client is
         // told to send the rest again (elsewhere, or once the server is back).
         if reading && *closing.borrow_and_update() {
+            // The place held for the next request is the ending's.
+            drop(place);
             return end(unanswered, &answers, Status::from(AppendError::ShuttingDown)).await;
         }
         tokio::select! {
@@ -94,7 +96,10 @@ async fn run(
                 }
                 // The stream itself broke (a message too large or undecodable, a reset): what
                 // was read is still answered, then the stream ends with the reason.
-                Err(status) => return end(unanswered, &answers, status).await,
+                Err(status) => {
+                    drop(place);
+                    return end(unanswered, &answers, status).await;
+                }
             },
             _ = closing.changed(), if reading => {}
             else => return,
