@@ -140,7 +140,7 @@ pub(crate) async fn append(args: AppendArgs) -> anyhow::Result<()> {
 /// Sends `requests` over one `AppendStream` (one round trip for all of them, decided in this
 /// order) and returns each one's answer in the same order: what unary `Append` would have
 /// answered. Fails only when the stream itself does.
-pub(crate) async fn append_all(
+async fn append_all(
     ledger: &mut pb::ledger_client::LedgerClient<Connection>,
     requests: Vec<pb::AppendRequest>,
 ) -> anyhow::Result<Vec<Result<pb::AppendResponse, Status>>> {
