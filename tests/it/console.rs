@@ -87,7 +87,16 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
 async fn metrics_parse_and_count_appends_healthz_and_readyz_answer() {
     let (server, url) = TestServer::start_with_console(test_config()).await;
     assert_eq!(get(&format!("{url}/healthz")).await.status, 200);
-    let ready = get(&format!("{url}/readyz")).await;
+    // Ready once the server serves, which may come a moment after its listeners accept.
+    let mut ready = get(&format!("{url}/readyz")).await;
+    for _ in 0..100 {
+        if ready.status == 200 {
+            break;
+        }
+        assert!(ready.body.starts_with("not ready: starting"), "{}", ready.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        ready = get(&format!("{url}/readyz")).await;
+    }
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     let before = scrape(&get(&format!("{url}/metrics")).await.body);
     assert_eq!(value(&before, "rapport_append_requests_total", &[]), Some(0.0));

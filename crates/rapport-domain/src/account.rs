@@ -4,6 +4,7 @@
 //! events are facts already accepted. References it cannot resolve (a contact whose
 //! `ContactAdded` was retracted, say) are ignored rather than invented.
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,13 +32,15 @@ pub struct Account {
     pub tier: Option<TierState>,
     /// Our people on the account team beyond the owner.
     pub team: BTreeMap<StaffId, TeamMember>,
-    /// Every contact ever added, current and former.
-    pub contacts: BTreeMap<ContactId, Contact>,
+    /// Every contact ever added, current and former. Persistent, as the maps below: an
+    /// account is copied for every request decided against it, and the copy shares what the
+    /// request does not change.
+    pub contacts: OrdMap<ContactId, Contact>,
     /// Every relationship plan ever made, open and closed.
-    pub plans: BTreeMap<PlanId, Plan>,
+    pub plans: OrdMap<PlanId, Plan>,
     /// Events of this stream retracted by later corrections, with the version of the
     /// retraction that names each.
-    pub retracted: BTreeMap<EventId, u64>,
+    pub retracted: OrdMap<EventId, u64>,
     /// Number of events in the stream, retracted ones and retractions included.
     pub version: u64,
     /// Business time of the latest event folded in (corrections do not count as activity).
@@ -188,9 +191,9 @@ impl Account {
             }],
             tier: None,
             team: BTreeMap::new(),
-            contacts: BTreeMap::new(),
-            plans: BTreeMap::new(),
-            retracted: BTreeMap::new(),
+            contacts: OrdMap::new(),
+            plans: OrdMap::new(),
+            retracted: OrdMap::new(),
             version: 1,
             last_activity_at: event.occurred_at,
         })
