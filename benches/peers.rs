@@ -5,9 +5,11 @@
 //! writes it to `target/peers.md`. `RAPPORT_BENCH_SECONDS` sets each throughput measurement's
 //! length (default 5); `RAPPORT_BENCH_SIZES` the rebuild log sizes (default
 //! `1000000,10000000`; the last one is also the start-up and disk scenario's);
-//! `RAPPORT_BENCH_SCENARIOS` which scenarios run (default `1,2,3,4,5,6,7,8`),
-//! `RAPPORT_BENCH_CLIENTS` the client counts of scenario 1 (default `1,8,32,128`) and
-//! `RAPPORT_BENCH_STREAM_CLIENTS` those of scenario 8 (default `1,32,128`).
+//! `RAPPORT_BENCH_SCENARIOS` which scenarios run (default `1,2,3,4,5,6,7,8,9,10`),
+//! `RAPPORT_BENCH_CLIENTS` the client counts of scenario 1 (default `1,8,32,128`),
+//! `RAPPORT_BENCH_STREAM_CLIENTS` those of scenario 8 (default `1,32,128`),
+//! `RAPPORT_BENCH_LISTING_SIZES` the portfolio sizes of scenario 9 (default `10000,100000`)
+//! and `RAPPORT_BENCH_SUBSCRIBERS` the live subscribers of scenario 10 (default `0,10,50`).
 
 // A benchmark: a failed unwrap is a failure with its message, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +37,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Ok(clients) = std::env::var("RAPPORT_BENCH_STREAM_CLIENTS") {
         options.stream_clients = clients.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    }
+    if let Ok(counts) = std::env::var("RAPPORT_BENCH_SUBSCRIBERS") {
+        options.subscriber_counts = counts.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    }
+    if let Ok(sizes) = std::env::var("RAPPORT_BENCH_LISTING_SIZES") {
+        options.listing_sizes = sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();
     }
     if let Ok(sizes) = std::env::var("RAPPORT_BENCH_SIZES") {
         options.rebuild_sizes = sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();

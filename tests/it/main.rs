@@ -17,6 +17,7 @@ mod console;
 mod demo;
 mod faults;
 mod fixtures;
+mod portfolio;
 mod practice;
 mod privacy;
 mod projections;

@@ -52,7 +52,11 @@ pub struct Options {
     pub rebuild_sizes: Vec<u64>,
     /// Runs of the rebuild at each size beyond the first (large logs take long to load).
     pub large_runs: usize,
-    /// The scenarios to run, by number (1 to 8; 5, 6 and 7 share one load of the log).
+    /// Live subscribers scenario 10 appends under, one measurement each.
+    pub subscriber_counts: Vec<usize>,
+    /// Portfolio sizes, in accounts, `ListAccounts` is measured at (scenario 9).
+    pub listing_sizes: Vec<usize>,
+    /// The scenarios to run, by number (1 to 10; 5, 6 and 7 share one load of the log).
     pub scenarios: Vec<u8>,
 }
 
@@ -76,7 +80,9 @@ impl Options {
             contended: (32, 10),
             rebuild_sizes: vec![1_000_000, 10_000_000],
             large_runs: 1,
-            scenarios: (1..=8).collect(),
+            subscriber_counts: vec![0, 10, 50],
+            listing_sizes: vec![10_000, 100_000],
+            scenarios: (1..=10).collect(),
         }
     }
 
@@ -93,7 +99,9 @@ impl Options {
             contended: (4, 2),
             rebuild_sizes: vec![3_000],
             large_runs: 1,
-            scenarios: (1..=8).collect(),
+            subscriber_counts: vec![0, 2],
+            listing_sizes: vec![50, 200],
+            scenarios: (1..=10).collect(),
         }
     }
 }

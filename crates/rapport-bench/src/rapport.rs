@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -115,6 +116,131 @@ impl Rapport {
             done = step?.events_done;
         }
         Ok(done as f64 / began.elapsed().as_secs_f64())
+    }
+}
+
+/// What scenario 9 times: the first listing (which scores every account), then default pages
+/// and at-risk pages, one after another.
+#[derive(Debug, Clone)]
+pub struct Listings {
+    /// The first listing, in milliseconds.
+    pub first_ms: f64,
+    /// Each default page after it, sorted.
+    pub pages: Vec<Duration>,
+    /// Each page of at-risk accounts, sorted.
+    pub at_risk: Vec<Duration>,
+}
+
+impl Rapport {
+    /// Times `pages` default pages of `ListAccounts` and `at_risk` pages of at-risk accounts,
+    /// after timing the first listing.
+    pub async fn listings(&self, pages: usize, at_risk: usize) -> anyhow::Result<Listings> {
+        let mut accounts = pb::accounts_client::AccountsClient::new(connect(self.address).await?);
+        let began = Instant::now();
+        accounts.list_accounts(pb::ListAccountsRequest::default()).await?;
+        let first_ms = began.elapsed().as_secs_f64() * 1_000.0;
+        let mut time = async |request: pb::ListAccountsRequest, times: usize| -> anyhow::Result<Vec<Duration>> {
+            let mut taken = Vec::with_capacity(times);
+            for _ in 0..times {
+                let began = Instant::now();
+                accounts.list_accounts(request.clone()).await?;
+                taken.push(began.elapsed());
+            }
+            taken.sort();
+            Ok(taken)
+        };
+        let pages = time(pb::ListAccountsRequest::default(), pages).await?;
+        let at_risk = time(pb::ListAccountsRequest { at_risk: true, ..Default::default() }, at_risk).await?;
+        Ok(Listings { first_ms, pages, at_risk })
+    }
+}
+
+/// Live subscribers reading everything, each on a connection of its own, as a consumer of the
+/// log would (scenario 10).
+pub struct Watching {
+    /// The position of the last event each subscriber received.
+    received: Vec<Arc<AtomicU64>>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// How far behind the subscribers were when the load stopped, and how long the slowest took
+/// to catch up.
+#[derive(Debug, Clone, Copy)]
+pub struct Lag {
+    /// Events the slowest subscriber had still to receive when the load stopped.
+    pub behind: u64,
+    /// From the load's end until every subscriber had received the last event.
+    pub caught_up_in: Duration,
+}
+
+impl Rapport {
+    /// Starts `subscribers` subscriptions from the start of the log, each reading every event.
+    pub async fn watch(&self, subscribers: usize) -> anyhow::Result<Watching> {
+        let mut watching = Watching { received: Vec::new(), tasks: Vec::new() };
+        for _ in 0..subscribers {
+            let mut ledger = pb::ledger_client::LedgerClient::new(connect(self.address).await?)
+                .max_decoding_message_size(64 * 1024 * 1024);
+            let mut stream =
+                ledger.subscribe(pb::SubscribeRequest { from_position: 1, ..Default::default() }).await?.into_inner();
+            let received = Arc::new(AtomicU64::new(0));
+            let last = Arc::clone(&received);
+            watching.tasks.push(tokio::spawn(async move {
+                while let Some(message) = stream.next().await {
+                    if let Some(pb::subscribe_response::Kind::Event(event)) = message?.kind {
+                        last.store(event.position, Ordering::Release);
+                    }
+                }
+                anyhow::Ok(())
+            }));
+            watching.received.push(received);
+        }
+        Ok(watching)
+    }
+
+    /// The position of the log's last event: one read from `from`, through the end.
+    pub async fn head(&self, from: u64) -> anyhow::Result<u64> {
+        let mut ledger = pb::ledger_client::LedgerClient::new(connect(self.address).await?)
+            .max_decoding_message_size(64 * 1024 * 1024);
+        let mut events =
+            ledger.read_all(pb::ReadAllRequest { from_position: from, ..Default::default() }).await?.into_inner();
+        let mut head = from.saturating_sub(1);
+        while let Some(event) = events.next().await {
+            head = event?.position;
+        }
+        Ok(head)
+    }
+}
+
+impl Watching {
+    /// Called as the load stops: how far behind the slowest subscriber is, and how long until
+    /// every one has received the log's last event (at most `patience`); then ends them.
+    pub async fn lag(self, rapport: &Rapport, patience: Duration) -> anyhow::Result<Lag> {
+        let stopped = Instant::now();
+        if self.received.is_empty() {
+            return Ok(Lag { behind: 0, caught_up_in: Duration::ZERO });
+        }
+        let slowest = || self.received.iter().map(|r| r.load(Ordering::Acquire)).min().unwrap_or(0);
+        let at_stop = slowest();
+        let fastest = self.received.iter().map(|r| r.load(Ordering::Acquire)).max().unwrap_or(0);
+        let head = rapport.head(fastest + 1).await?;
+        while slowest() < head {
+            if let Some(ended) = self.tasks.iter().position(|task| task.is_finished()) {
+                let task = self.tasks.into_iter().nth(ended).ok_or_else(|| anyhow::anyhow!("a subscriber ended"))?;
+                task.await??;
+                anyhow::bail!("a subscription ended at {} of {head}", slowest());
+            }
+            anyhow::ensure!(
+                stopped.elapsed() < patience,
+                "a subscriber is still at {} of {head} after {patience:?}",
+                slowest()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let caught_up_in = stopped.elapsed();
+        for task in &self.tasks {
+            task.abort();
+        }
+        Ok(Lag { behind: head - at_stop, caught_up_in })
     }
 }
 

@@ -100,6 +100,17 @@ impl Report {
         for (clients, ratio) in self.streamed_over_unary() {
             let _ = writeln!(out, "AppendStream ÷ unary Append, single events, {clients} clients: {ratio:.2}×.");
         }
+        for (subscribers, ratio) in self.watched_over_unwatched() {
+            let _ = writeln!(out, "Batches with {subscribers} live subscribers ÷ with none: {ratio:.2}×.");
+        }
+        if let Some((smallest, largest, growth)) = self.listing_growth() {
+            let _ = writeln!(
+                out,
+                "ListAccounts page p50 at {} accounts ÷ at {}: {growth:.2}×.",
+                grouped(&largest.to_string()),
+                grouped(&smallest.to_string())
+            );
+        }
         let _ = writeln!(
             out,
             "\n| scenario | measure | Rapport | PostgreSQL | null service | Rapport ÷ PostgreSQL (better = above 1) \
@@ -137,6 +148,41 @@ impl Report {
         (self.disk_syncs_per_second > 0.0).then(|| 1_000.0 / self.disk_syncs_per_second + null)
     }
 
+    /// The median ListAccounts page at the largest portfolio measured against the smallest:
+    /// (smallest, largest, largest's time ÷ smallest's). 1 is a page's cost independent of the
+    /// portfolio's size.
+    pub fn listing_growth(&self) -> Option<(usize, usize, f64)> {
+        let sizes: Vec<(usize, f64)> = self
+            .rows
+            .iter()
+            .filter(|r| r.measure == "page p50 ms")
+            .filter_map(|r| {
+                let accounts = r.scenario.strip_prefix("9. ListAccounts, ")?.strip_suffix(" accounts")?;
+                Some((accounts.replace(',', "").parse().ok()?, r.rapport_median()?))
+            })
+            .collect();
+        let smallest = sizes.iter().min_by_key(|(accounts, _)| *accounts)?;
+        let largest = sizes.iter().max_by_key(|(accounts, _)| *accounts)?;
+        (largest.0 > smallest.0).then(|| (smallest.0, largest.0, largest.1 / smallest.1))
+    }
+
+    /// Rapport's append rate with each number of live subscribers against its rate with none
+    /// (scenario 10): (subscribers, ratio).
+    pub fn watched_over_unwatched(&self) -> Vec<(usize, f64)> {
+        let watched: Vec<(usize, f64)> = self
+            .rows
+            .iter()
+            .filter(|r| r.measure == "events/s")
+            .filter_map(|r| {
+                let rest = r.scenario.strip_prefix("10. ")?;
+                let subscribers = rest.rsplit(", ").next()?.strip_suffix(" live subscribers")?;
+                Some((subscribers.parse().ok()?, r.rapport_median()?))
+            })
+            .collect();
+        let Some(&(_, alone)) = watched.iter().find(|(subscribers, _)| *subscribers == 0) else { return Vec::new() };
+        watched.iter().filter(|(subscribers, _)| *subscribers > 0).map(|&(s, rate)| (s, rate / alone)).collect()
+    }
+
     /// Rapport's rate over `AppendStream` against its unary rate, at each client count both
     /// were measured at.
     pub fn streamed_over_unary(&self) -> Vec<(usize, f64)> {
@@ -152,6 +198,16 @@ pub fn single_scenario(clients: usize) -> String {
     format!("1. single-event appends, {clients} clients")
 }
 
+/// The name of scenario 10 with `subscribers` live subscribers.
+pub fn watched_scenario(batch: usize, clients: usize, subscribers: usize) -> String {
+    format!("10. {batch}-event batches, {clients} clients, {subscribers} live subscribers")
+}
+
+/// The name of scenario 9 at `accounts` accounts.
+pub fn listing_scenario(accounts: usize) -> String {
+    format!("9. ListAccounts, {} accounts", grouped(&accounts.to_string()))
+}
+
 /// The name of scenario 8 at `clients` clients.
 pub fn streamed_scenario(clients: usize) -> String {
     format!("8. single events over AppendStream, {clients} clients")
@@ -162,11 +218,15 @@ fn number(value: f64) -> String {
     if value.abs() < 100.0 {
         return format!("{value:.2}");
     }
-    let whole = format!("{:.0}", value.round());
+    grouped(&format!("{:.0}", value.round()))
+}
+
+/// A whole number's digits in groups of three.
+fn grouped(whole: &str) -> String {
     let (sign, digits) = whole.split_at(usize::from(whole.starts_with('-')));
-    let grouped: Vec<String> =
+    let groups: Vec<String> =
         digits.as_bytes().rchunks(3).rev().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-    format!("{sign}{}", grouped.join(","))
+    format!("{sign}{}", groups.join(","))
 }
 
 #[cfg(test)]
@@ -199,5 +259,7 @@ mod tests {
         assert_eq!(number(1_234_567.4), "1,234,567");
         assert_eq!(number(123.0), "123");
         assert_eq!(number(12.345), "12.35");
+        assert_eq!(listing_scenario(50), "9. ListAccounts, 50 accounts");
+        assert_eq!(listing_scenario(100_000), "9. ListAccounts, 100,000 accounts");
     }
 }

@@ -10,7 +10,12 @@
 //! 7. disk bytes per event against the raw encoded size;
 //! 8. single events over `AppendStream` at each client count, each client keeping
 //!    `stream_depth` requests unanswered (Rapport and the null service: the peer has no such
-//!    call).
+//!    call);
+//! 9. a page of `ListAccounts` at each portfolio size, accounts of 5 events each (Rapport
+//!    alone: the peer keeps no scores to list by);
+//! 10. batches as in scenario 2 while live subscribers each read every event, with how far
+//!     behind the slowest was when the load stopped and how long it took to catch up
+//!     (Rapport alone: the peer has no subscriptions).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,13 +31,23 @@ use crate::null::Null;
 use crate::peer::Peer;
 use crate::postgres::Cluster;
 use crate::rapport::Rapport;
-use crate::report::{Report, Row, single_scenario, streamed_scenario};
+use crate::report::{Report, Row, listing_scenario, single_scenario, streamed_scenario, watched_scenario};
 use crate::{NOW, Options, disk};
 
 /// Clients of the write load GetAccount is measured under.
 const READ_UNDER_CLIENTS: usize = 32;
 /// Accounts GetAccount reads, each opened with 20 events.
 const READ_ACCOUNTS: usize = 200;
+
+/// Events each account of scenario 9 is opened with.
+const LISTED_EVENTS: usize = 5;
+/// Default pages of scenario 9 timed at each size, after the first listing.
+const LISTING_PAGES: usize = 200;
+/// Pages of at-risk accounts timed at each size.
+const AT_RISK_PAGES: usize = 50;
+
+/// The longest scenario 10 waits for its subscribers to catch up before it fails.
+const SUBSCRIBER_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Rows being filled: (scenario, measure) → row.
 struct Table {
@@ -149,6 +164,30 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
         }
     }
 
+    for &subscribers in options.subscriber_counts.iter().filter(|_| options.runs_scenario(10)) {
+        for run in 1..=options.runs {
+            let scenario = watched_scenario(options.batch_size, options.batch_clients, subscribers);
+            progress(&format!("run {run}: {scenario}"));
+            let (batch, clients) = (options.batch_size, options.batch_clients);
+            let (rapport, stop) = fresh_rapport(scratch.path()).await?;
+            let watching = rapport.watch(subscribers).await?;
+            let outcome = load::appends(&rapport, clients, batch, options.duration, "watched").await?;
+            let lag = watching.lag(&rapport, SUBSCRIBER_PATIENCE).await?;
+            stop(rapport).await?;
+            table.throughput(&scenario, System::Rapport, &outcome);
+            if subscribers > 0 {
+                let behind = "slowest subscriber behind at the load's end, events";
+                table.add(&scenario, behind, false, System::Rapport, lag.behind as f64);
+                let caught_up = "slowest subscriber caught up after, ms";
+                table.add(&scenario, caught_up, false, System::Rapport, lag.caught_up_in.as_secs_f64() * 1_000.0);
+            }
+        }
+    }
+
+    for run in (1..=options.runs).filter(|_| options.runs_scenario(9)) {
+        listings(options, &mut table, scratch.path(), run, progress).await?;
+    }
+
     let large = [5, 6, 7].iter().any(|n| options.runs_scenario(*n));
     for (index, &size) in options.rebuild_sizes.iter().enumerate().filter(|_| large) {
         let runs = if index == 0 { options.runs } else { options.large_runs };
@@ -249,6 +288,40 @@ async fn reads(
     Ok(())
 }
 
+/// Scenario 9: ListAccounts pages at each portfolio size, on a server started over a log of
+/// that many accounts.
+async fn listings(
+    options: &Options,
+    table: &mut Table,
+    scratch: &std::path::Path,
+    run: usize,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<()> {
+    for &accounts in &options.listing_sizes {
+        let scenario = listing_scenario(accounts);
+        progress(&format!("run {run}: {scenario}: loading"));
+        let dir = tempfile::Builder::new().prefix("rapport-listing").tempdir_in(scratch)?;
+        let path = dir.path().to_owned();
+        let log = Arc::new(tokio::task::spawn_blocking(move || SegmentLog::open(&path.join("log"))).await??);
+        let mut workload = rapport_demo::Workload::new(7, accounts, NOW, "listed");
+        let mut versions = HashMap::new();
+        let requests: Vec<_> = (0..accounts).map(|a| workload.next_request_for(a, LISTED_EVENTS)).collect();
+        for chunk in requests.chunks(1_000) {
+            write_log(&log, chunk, &mut versions).await?;
+        }
+        drop(log);
+        progress(&format!("run {run}: {scenario}: listing"));
+        let (rapport, _) = Rapport::start(dir.path()).await?;
+        let listed = rapport.listings(LISTING_PAGES, AT_RISK_PAGES).await?;
+        rapport.stop().await?;
+        table.add(&scenario, "first listing ms (scores every account)", false, System::Rapport, listed.first_ms);
+        table.add(&scenario, "page p50 ms", false, System::Rapport, load::percentile_ms(&listed.pages, 0.5));
+        table.add(&scenario, "page p99 ms", false, System::Rapport, load::percentile_ms(&listed.pages, 0.99));
+        table.add(&scenario, "at-risk page p50 ms", false, System::Rapport, load::percentile_ms(&listed.at_risk, 0.5));
+    }
+    Ok(())
+}
+
 fn conflicts(outcome: &Outcome) -> f64 {
     outcome.conflicts as f64 / outcome.events.max(1) as f64
 }
@@ -315,46 +388,59 @@ async fn load_both(dir: &std::path::Path, peer: &Peer, size: u64) -> anyhow::Res
             loaded += request.events.len() as u64;
             chunk.push(request);
         }
-        let mut batches = Vec::with_capacity(chunk.len());
-        for request in &chunk {
-            let account =
-                AccountId::parse(&request.account_id, &Limits::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let events: Vec<NewEvent> = request
-                .events
-                .iter()
-                .map(|wire| {
-                    let event = rapport_wire::event_from_wire(wire, "event", &Limits::default())
-                        .map_err(|v| anyhow::anyhow!("a generated event is invalid: {v}"))?;
-                    let id = EventId::parse(&wire.event_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    anyhow::Ok(NewEvent { event_id: id, payload: rapport_wire::encode_event(&event) })
-                })
-                .collect::<Result<_, _>>()?;
-            raw += events.iter().map(|e| e.payload.len() as u64).sum::<u64>();
-            let version = versions.entry(request.account_id.clone()).or_default();
-            let expected = *version;
-            *version += events.len() as u64;
-            batches.push((account, expected, events));
-        }
-        let writer = Arc::clone(&log);
-        let appending = tokio::task::spawn_blocking(move || {
-            let now = Timestamp::from_unix_nanos(NOW * 1_000_000_000);
-            let batches: Vec<AppendBatch<'_>> = batches
-                .iter()
-                .map(|(account_id, expected_version, events)| AppendBatch {
-                    account_id,
-                    expected_version: *expected_version,
-                    recorded_at: now,
-                    recorded_by: "",
-                    events,
-                })
-                .collect();
-            // As the server's writer does with a group: one log write for many requests.
-            writer.append_all(&batches).into_iter().collect::<Result<Vec<_>, _>>()?;
-            writer.sync()
-        });
-        peer.load(&chunk).await?;
-        appending.await??;
+        // The log is written on a blocking thread meanwhile the peer loads the same chunk.
+        let (written, loaded) = tokio::join!(write_log(&log, &chunk, &mut versions), peer.load(&chunk));
+        raw += written?;
+        loaded?;
     }
     drop(log);
+    Ok(raw)
+}
+
+/// Writes `requests` to `log` as the server's writer writes a group (one log write, one sync),
+/// each at the version after the ones before it in `versions`. Returns the total of the
+/// events' encoded sizes.
+async fn write_log(
+    log: &Arc<SegmentLog>,
+    requests: &[rapport_proto::v1::AppendRequest],
+    versions: &mut HashMap<String, u64>,
+) -> anyhow::Result<u64> {
+    let mut raw = 0;
+    let mut batches = Vec::with_capacity(requests.len());
+    for request in requests {
+        let account = AccountId::parse(&request.account_id, &Limits::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let events: Vec<NewEvent> = request
+            .events
+            .iter()
+            .map(|wire| {
+                let event = rapport_wire::event_from_wire(wire, "event", &Limits::default())
+                    .map_err(|v| anyhow::anyhow!("a generated event is invalid: {v}"))?;
+                let id = EventId::parse(&wire.event_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+                anyhow::Ok(NewEvent { event_id: id, payload: rapport_wire::encode_event(&event) })
+            })
+            .collect::<Result<_, _>>()?;
+        raw += events.iter().map(|e| e.payload.len() as u64).sum::<u64>();
+        let version = versions.entry(request.account_id.clone()).or_default();
+        let expected = *version;
+        *version += events.len() as u64;
+        batches.push((account, expected, events));
+    }
+    let writer = Arc::clone(log);
+    tokio::task::spawn_blocking(move || {
+        let now = Timestamp::from_unix_nanos(NOW * 1_000_000_000);
+        let batches: Vec<AppendBatch<'_>> = batches
+            .iter()
+            .map(|(account_id, expected_version, events)| AppendBatch {
+                account_id,
+                expected_version: *expected_version,
+                recorded_at: now,
+                recorded_by: "",
+                events,
+            })
+            .collect();
+        writer.append_all(&batches).into_iter().collect::<Result<Vec<_>, _>>()?;
+        writer.sync()
+    })
+    .await??;
     Ok(raw)
 }

@@ -36,6 +36,18 @@ async fn every_scenario_runs_against_both_systems_and_fills_the_table() {
     }
     assert_eq!(report.streamed_over_unary().iter().map(|(clients, _)| *clients).collect::<Vec<_>>(), [1, 4]);
     assert!(report.one_client_floor_ms().is_some_and(|floor| floor > 0.0), "{table}");
+    // Batches were appended with and without subscribers, and the subscribers' lag taken.
+    assert_eq!(report.watched_over_unwatched().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [2], "{table}");
+    let caught_up =
+        report.row("10. 20-event batches, 2 clients, 2 live subscribers", "slowest subscriber caught up after, ms");
+    assert!(caught_up.and_then(|r| r.rapport_median()).is_some(), "{table}");
+    // The portfolio is listed at both sizes, and the growth of a page between them is shown.
+    for accounts in ["50", "200"] {
+        let scenario = format!("9. ListAccounts, {accounts} accounts");
+        let page = report.row(&scenario, "page p50 ms").and_then(|r| r.rapport_median());
+        assert!(page.is_some_and(|ms| ms > 0.0), "{scenario} is timed:\n{table}");
+    }
+    assert!(report.listing_growth().is_some_and(|(small, large, _)| (small, large) == (50, 200)), "{table}");
     // What was appended was acknowledged: throughput is positive for both.
     let single = report.rows.iter().find(|r| r.scenario.starts_with("1. ") && r.measure == "events/s").unwrap();
     assert!(single.rapport_median().unwrap() > 0.0 && single.peer_median().unwrap() > 0.0);

@@ -40,7 +40,7 @@ pub use contribution::{
 pub use decay::fade;
 pub use digest::ProjectionDigest;
 pub use past::Cut;
-pub use portfolio::{PortfolioOrder, PortfolioPage, PortfolioQuery, ScoreRange};
+pub use portfolio::{PortfolioIndex, PortfolioOrder, PortfolioPage, PortfolioQuery, ScoreRange};
 pub use practice::{
     BypassingTouch, Cadence, CompetitivePosition, Coordination, IRON_TRIANGLE, IronTriangle, OverdueContact,
     PlanStatus, PlanView, Practice, Standing, UnitInContact, practice,

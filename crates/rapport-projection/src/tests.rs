@@ -128,8 +128,13 @@ impl Stream {
 
     /// Folds event by event, replaying at retractions as the projector does.
     fn project(&self, rules: &RuleSet) -> AccountProjection {
+        self.project_as("acme", rules)
+    }
+
+    /// [`Stream::project`] for the account `id`.
+    fn project_as(&self, id: &str, rules: &RuleSet) -> AccountProjection {
         let folded = self.folded();
-        let id = AccountId::parse("acme", &limits()).unwrap();
+        let id = AccountId::parse(id, &limits()).unwrap();
         let mut projection = AccountProjection::open(id.clone(), folded[0]).unwrap();
         for (i, f) in folded.iter().enumerate().skip(1) {
             if matches!(f.event.body, EventBody::EventRetracted(_)) {
@@ -633,4 +638,5 @@ fn older_rule_files_take_the_defaults_of_later_formats_and_may_not_use_their_key
     }
 }
 
+mod portfolio;
 mod practice;

@@ -48,6 +48,11 @@ pub struct ServerConfig {
     /// or not yet taken by the client); at the bound it stops reading the stream, and HTTP/2
     /// flow control holds the client back. At least 1.
     pub append_stream_window: usize,
+    /// Listings score the portfolio at the server's time rounded down to a multiple of this
+    /// (at least 1 s), and keep those scores from one page to the next and from one listing to
+    /// the next until the time passes into the next multiple; a longer quantum rescores the
+    /// whole portfolio less often, and shows scores that much older.
+    pub listing_quantum: Duration,
     /// The bearer tokens every request must carry (except health and reflection); `None`
     /// serves without authentication.
     pub tokens: Option<Arc<Tokens>>,
@@ -88,6 +93,7 @@ impl Default for ServerConfig {
             subscriber_stall_timeout: Duration::from_secs(30),
             max_subscriptions_per_client: 64,
             append_stream_window: 256,
+            listing_quantum: Duration::from_secs(60),
             tokens: None,
             tls: None,
             on_append_queued: None,
@@ -111,6 +117,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("subscriber_stall_timeout", &self.subscriber_stall_timeout)
             .field("max_subscriptions_per_client", &self.max_subscriptions_per_client)
             .field("append_stream_window", &self.append_stream_window)
+            .field("listing_quantum", &self.listing_quantum)
             .field("tokens", &self.tokens.as_ref().map(|t| t.len()))
             .field("tls", &self.tls.is_some())
             .field("on_append_queued", &self.on_append_queued.is_some())

@@ -145,6 +145,7 @@ async fn serve_inside(
         personal: PersonalData::new(config.keys.clone(), config.rotate_master_key_after_erasure),
         max_read_wait: config.max_read_wait,
         append_stream_window: config.append_stream_window.max(1),
+        listing_quantum: config.listing_quantum.max(std::time::Duration::from_secs(1)),
         metrics: Arc::clone(&metrics),
     });
     let retention = config.forget_after_left.map(|after| tokio::spawn(retention::run(Arc::clone(&state), after)));

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub max_read_wait: Duration,
     /// Most unanswered requests of one `AppendStream`.
     pub append_stream_window: usize,
+    /// What listings round the server's time down to a multiple of.
+    pub listing_quantum: Duration,
     /// What operators watch (`/metrics`).
     pub metrics: Arc<Metrics>,
 }

@@ -153,6 +153,11 @@ struct ServeArgs {
     #[arg(long, env = "RAPPORT_APPEND_STREAM_WINDOW", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     append_stream_window: u32,
+    /// Listings score the portfolio at the time rounded down to a multiple of this many
+    /// seconds, and keep those scores until the time reaches the next multiple.
+    #[arg(long, env = "RAPPORT_LISTING_QUANTUM_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    listing_quantum_seconds: u64,
     /// Require bearer tokens, as listed (hashed) in this TOML file (see `rapport token new`).
     /// Without it, the server serves anyone who can reach it.
     #[arg(long, env = "RAPPORT_TOKENS")]

@@ -99,6 +99,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         subscriber_stall_timeout: Duration::from_secs(args.subscriber_stall_seconds),
         max_subscriptions_per_client: args.max_subscriptions_per_client,
         append_stream_window: args.append_stream_window as usize,
+        listing_quantum: Duration::from_secs(args.listing_quantum_seconds),
         tokens,
         tls,
         keys: Some(store.keys),

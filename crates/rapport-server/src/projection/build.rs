@@ -10,6 +10,7 @@ use rapport_projection::{AccountProjection, Checkpoint, ProjectionDigest, RuleSe
 use rapport_store::ProjectionStore;
 use tokio::sync::watch;
 
+use super::listing::Listing;
 use crate::error::ReadError;
 
 /// Accounts read from the store per step of a full load.
@@ -29,9 +30,11 @@ pub(crate) struct Build {
     progress: watch::Sender<u64>,
     /// The last digest taken: position, digest, number of accounts.
     digest: Mutex<Option<(u64, String, usize)>>,
+    /// The portfolio kept scored for listings.
+    pub(super) listing: Mutex<Listing>,
 }
 
-struct BuildState {
+pub(super) struct BuildState {
     position: u64,
     recorded_at: Timestamp,
     /// Accounts read or changed so far; all of them when `complete`.
@@ -39,6 +42,8 @@ struct BuildState {
     complete: bool,
     /// Changed since the last checkpoint.
     dirty: HashSet<AccountId>,
+    /// Changed since the portfolio index last looked; `None` until the first listing.
+    pub(super) unlisted: Option<HashSet<AccountId>>,
 }
 
 impl Build {
@@ -55,18 +60,20 @@ impl Build {
                 // A build from nothing holds every account it has; a resumed one reads them lazily.
                 complete: checkpoint.is_none(),
                 dirty: HashSet::new(),
+                unlisted: None,
             }),
             fold: Mutex::new(()),
             progress: watch::channel(position).0,
             digest: Mutex::new(None),
+            listing: Mutex::default(),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BuildState> {
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, BuildState> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BuildState> {
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, BuildState> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -142,8 +149,12 @@ impl Build {
         recorded_at: Timestamp,
     ) {
         let mut state = self.write();
+        let state = &mut *state;
         for (id, projection) in accounts {
             state.dirty.insert(id.clone());
+            if let Some(unlisted) = &mut state.unlisted {
+                unlisted.insert(id.clone());
+            }
             state.accounts.insert(id, projection);
         }
         if position > state.position {

@@ -16,10 +16,12 @@
 
 mod build;
 mod fold;
+mod listing;
 mod projector;
 mod registry;
 
 pub(crate) use build::Build;
 pub(crate) use fold::{fold, fold_into, replay, replay_as_of};
+pub(crate) use listing::quantised;
 pub(crate) use projector::follow;
 pub(crate) use registry::Projections;

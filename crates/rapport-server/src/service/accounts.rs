@@ -18,7 +18,7 @@ use tracing::instrument;
 use super::{blocking, read_up_to};
 use crate::error::ReadError;
 use crate::error::ReadError::Invalid;
-use crate::projection::{Build, replay_as_of};
+use crate::projection::{Build, quantised, replay_as_of};
 use crate::state::AppState;
 
 /// `rapport.v1.Accounts`.
@@ -68,12 +68,14 @@ impl pb::accounts_server::Accounts for AccountsService {
         read_up_to(&self.0, request.metadata(), request.get_ref().min_position).await?;
         let state = Arc::clone(&self.0);
         let request = request.into_inner();
-        let query = portfolio_query(&request, (state.clock)()).map_err(ReadError::Invalid)?;
+        let now = quantised((state.clock)(), state.listing_quantum);
+        let query = portfolio_query(&request, now).map_err(ReadError::Invalid)?;
         let response = blocking(move || {
             let build = state.build(&request.rule_set)?;
-            let (accounts, _, _) = build.all()?;
-            let page = query.run(accounts.iter().map(Arc::as_ref), &build.rules);
-            Ok(portfolio_page_to_wire(&page, &query, &build.rules))
+            let first_page = request.page_token.is_empty();
+            build.list(query, first_page, state.listing_quantum, |page, query| {
+                portfolio_page_to_wire(page, query, &build.rules)
+            })
         })
         .await?;
         Ok(Response::new(response))
