@@ -1,6 +1,7 @@
 //! Subscriptions: catch-up then live with no gap and no duplicate, from any position, across a
 //! disconnect and resume; filters with checkpoints that still come when nothing matches;
-//! heartbeats; and the reasons the server gives when it ends a subscription.
+//! heartbeats; what later subscribers are shown of an event retracted after others were sent
+//! it; and the reasons the server gives when it ends a subscription.
 
 use std::time::Duration;
 
@@ -185,6 +186,43 @@ async fn filters_checkpoints_and_heartbeats() {
         "{}",
         bad.message()
     );
+    server.stop().await;
+}
+
+/// Subscriptions share the events they send, rendered once; a retraction after they were
+/// rendered must still reach what later subscribers are shown of the event it retracts.
+#[tokio::test]
+async fn a_later_subscriber_sees_a_retraction_made_after_others_were_sent_the_event() {
+    let server = TestServer::start().await;
+    let mut ledger = server.ledger();
+    let mut live = subscribe(&server, from(1)).await;
+    open_account(&mut ledger, "acme", "alice").await;
+    let visit = meeting(&["alice"], &["c1"]);
+    let visit_id = visit.event_id.clone();
+    ledger.append(request("acme", Expected::Any, vec![visit])).await.unwrap();
+    let visit_at = durable_end(&server).await;
+    let mut before = Received::default();
+    receive_until(&mut live, &mut before, |r| r.events.last().is_some_and(|e| e.position == visit_at)).await;
+    assert_eq!(before.events.last().map(|e| e.retracted_by), Some(0), "not retracted yet");
+
+    let correction = ledger.append(request("acme", Expected::Any, vec![retracted(&visit_id)])).await.unwrap();
+    let correction_version = correction.into_inner().last_version;
+    let stream = read_stream(&mut ledger, "acme").await;
+    let in_stream = stream.iter().find(|e| e.position == visit_at).map(|e| e.retracted_by);
+    assert_eq!(in_stream, Some(correction_version), "ReadStream shows the correction's version");
+
+    // Two subscribers from the start, one after the other: both are shown the retraction.
+    for _ in 0..2 {
+        let mut later = subscribe(&server, from(1)).await;
+        let mut seen = Received::default();
+        receive_until(&mut later, &mut seen, |r| r.events.iter().any(|e| e.position == visit_at)).await;
+        let shown = seen.events.iter().find(|e| e.position == visit_at).map(|e| e.retracted_by);
+        assert_eq!(shown, Some(correction_version));
+    }
+    // The live subscriber goes on with the correction itself.
+    let mut after = Received::default();
+    receive_until(&mut live, &mut after, |r| !r.events.is_empty()).await;
+    assert_eq!(after.events[0].position, visit_at + 1);
     server.stop().await;
 }
 

@@ -24,6 +24,11 @@ impl EventFilter {
             && (self.accounts.is_empty() || self.accounts.contains(account_id))
     }
 
+    /// Whether events of every account may pass.
+    pub fn admits_every_account(&self) -> bool {
+        self.accounts.is_empty() && self.account_prefix.is_empty()
+    }
+
     /// Whether events of this kind may pass.
     pub fn admits_kind(&self, kind: EventKind) -> bool {
         self.kinds.is_empty() || self.kinds.contains(&kind)
@@ -43,6 +48,10 @@ mod tests {
     fn empty_parts_admit_everything_and_given_parts_must_all_hold() {
         let everything = EventFilter::default();
         assert!(everything.admits_account(&id("acme")) && everything.admits_kind(EventKind::GiftGiven));
+        assert!(everything.admits_every_account());
+        let gifts = EventFilter { kinds: BTreeSet::from([EventKind::GiftGiven]), ..EventFilter::default() };
+        assert!(gifts.admits_every_account(), "a filter of kinds only");
+        assert!(!EventFilter { account_prefix: "eu-".into(), ..EventFilter::default() }.admits_every_account());
 
         let filter = EventFilter {
             kinds: BTreeSet::from([EventKind::GiftGiven]),

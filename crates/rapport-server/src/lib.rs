@@ -21,6 +21,7 @@ mod append;
 mod config;
 mod door;
 mod error;
+mod feed;
 mod idempotency;
 mod metrics;
 mod privacy;
@@ -52,7 +53,7 @@ pub use tonic::transport::Identity as TlsIdentity;
 
 use crate::privacy::PersonalData;
 use crate::projection::Projections;
-use crate::service::{AccountsService, LedgerService, PrivacyService, ProjectionsService};
+use crate::service::{AccountsService, LedgerService, PrivacyService, ProjectionsService, SubscribeRoute};
 use crate::state::AppState;
 use crate::writer::Writer;
 
@@ -131,8 +132,10 @@ async fn serve_inside(
     let projections = tokio::task::spawn_blocking(move || Projections::open(loader, store, rules)).await??;
     let projections = Arc::new(projections);
     let projector = tokio::spawn(projection::follow(Arc::clone(&projections), config.checkpoint_interval));
-    let writer = Writer::start(Arc::clone(&log), Arc::clone(&projections), &config, Arc::clone(&metrics))
-        .map_err(ServeError::Writer)?;
+    let feed = Arc::new(feed::Feed::default());
+    let writer =
+        Writer::start(Arc::clone(&log), Arc::clone(&projections), &config, Arc::clone(&metrics), Arc::clone(&feed))
+            .map_err(ServeError::Writer)?;
     let state = Arc::new(AppState {
         log,
         projections: Arc::clone(&projections),
@@ -147,6 +150,7 @@ async fn serve_inside(
         append_stream_window: config.append_stream_window.max(1),
         listing_quantum: config.listing_quantum.max(std::time::Duration::from_secs(1)),
         metrics: Arc::clone(&metrics),
+        feed,
     });
     let retention = config.forget_after_left.map(|after| tokio::spawn(retention::run(Arc::clone(&state), after)));
     let rotation = match (&config.keys, config.rotate_master_key_every) {
@@ -178,6 +182,7 @@ async fn serve_inside(
 
     let ledger = pb::ledger_server::LedgerServer::new(LedgerService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
+    let ledger = SubscribeRoute::new(ledger, Arc::clone(&state), config.max_request_bytes);
     let accounts = pb::accounts_server::AccountsServer::new(AccountsService(Arc::clone(&state)))
         .max_decoding_message_size(config.max_request_bytes);
 

@@ -199,6 +199,9 @@ pub(crate) async fn forget(state: &Arc<AppState>, request: ErasureRequest) -> Re
     }
 
     state.personal.begin_erasing(subject);
+    // Subscriptions' rendered events may show the contact's text: from here on it is shown
+    // forgotten, so they are rendered again.
+    state.feed.invalidate();
     let begun = Arc::clone(&store);
     if let Err(error) = blocking_keys(move || begun.begin_forget(&subject)).await {
         // Nothing was begun: the contact is as readable as before.

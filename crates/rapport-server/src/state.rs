@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Clock;
 use crate::error::ReadError;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::privacy::PersonalData;
 use crate::projection::{Build, Projections};
@@ -43,6 +44,8 @@ pub(crate) struct AppState {
     pub listing_quantum: Duration,
     /// What operators watch (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// The events subscriptions send, rendered once for all of them.
+    pub feed: Arc<Feed>,
 }
 
 impl AppState {

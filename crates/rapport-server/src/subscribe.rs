@@ -1,11 +1,13 @@
 //! `Ledger.Subscribe`: the log from a position on, then live.
 //!
-//! Each subscription is a task with its own cursor into the log. It reads pages up to the
+//! Each subscription is a task with its own cursor into the log. It takes pages up to the
 //! durable position, sends what its filter lets through, moves its cursor, and when it has
-//! caught up waits for the durable position to move (a `watch` channel the writer updates;
-//! nothing is fanned out). Catch-up and live are the same loop over the same log, so there is
-//! no hand-over at which an event could be lost or repeated; and a slow subscriber only slows
-//! its own cursor: appends and other subscribers never wait for it.
+//! caught up waits for the durable position to move (a `watch` channel the writer updates).
+//! The pages are rendered once for every subscription that reads them ([`crate::feed`]):
+//! each event read, opened and encoded once, its bytes shared. Catch-up and live are the same
+//! loop over the same log, so there is no hand-over at which an event could be lost or
+//! repeated; and a slow subscriber only slows its own cursor: appends and other subscribers
+//! never wait for it.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,8 +15,9 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt, stream};
 use rapport_domain::EventFilter;
+use rapport_proto::codec::Encoded;
 use rapport_proto::v1 as pb;
-use rapport_wire::replies::{subscribed_event, subscription_checkpoint, subscription_heartbeat};
+use rapport_wire::replies::{subscription_checkpoint, subscription_heartbeat};
 use rapport_wire::requests::{event_filter, interval};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -22,11 +25,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::error::{ReadError, SubscriptionEnd};
+use crate::feed;
 use crate::state::AppState;
 use crate::subscribers::Slot;
 
-/// Events read from the log per page.
-const PAGE: usize = 512;
 /// Messages buffered per subscriber before the task waits for the client.
 const BUFFER: usize = 256;
 /// How often a checkpoint is sent while the cursor moves, unless the request says.
@@ -34,8 +36,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long an idle subscription waits before a heartbeat, unless the request says.
 const HEARTBEAT_AFTER: Duration = Duration::from_secs(5);
 
-/// The stream a subscriber reads.
-pub type SubscriptionStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+/// The stream a subscriber reads: `SubscribeResponse`s, encoded.
+pub type SubscriptionStream = Pin<Box<dyn Stream<Item = Result<Encoded, Status>> + Send>>;
 
 /// Starts a subscription for `client` (who it counts against); the stream ends only when the
 /// client goes, or with a status that says why the server ended it.
@@ -76,7 +78,7 @@ struct Subscription {
     cursor: u64,
     checkpoint_every: Duration,
     heartbeat_after: Duration,
-    sender: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
+    sender: mpsc::Sender<Result<Encoded, Status>>,
     ending: Arc<Mutex<Option<Status>>>,
     /// Held while the task runs; it shows the cursor to the metrics.
     slot: Slot,
@@ -135,7 +137,7 @@ impl Subscription {
             }
             if now >= last_sent + self.heartbeat_after {
                 // Idle: say so, with the position, so that the client can still store progress.
-                self.send(subscription_heartbeat(head, (self.state.clock)())).await?;
+                self.send(Encoded::of(&subscription_heartbeat(head, (self.state.clock)()))).await?;
                 if self.cursor - 1 != checkpointed {
                     self.send(self.checkpoint(head)).await?;
                     checkpointed = self.cursor - 1;
@@ -158,28 +160,26 @@ impl Subscription {
         }
     }
 
-    /// Sends what the filter lets through from the cursor up to `head` (a page at most). The
-    /// page is read, filtered by account and rendered on the blocking pool.
+    /// Sends what the filter lets through from the cursor up to `head` (a page at most): the
+    /// page every subscription shares, or, filtering by account, one of its own.
     async fn send_page(&mut self, head: u64) -> Result<(), Stop> {
-        let (state, filter, from) = (Arc::clone(&self.state), Arc::clone(&self.filter), self.cursor);
-        let limit = usize::try_from(head - from + 1).unwrap_or(PAGE).min(PAGE);
-        let read = tokio::task::spawn_blocking(move || -> Result<_, ReadError> {
-            let page = state.log.read_all(from, limit)?;
-            let last = page.last().map(|record| record.position);
-            let admitted: Vec<_> =
-                page.into_iter().filter(|record| filter.admits_account(&record.account_id)).collect();
-            Ok((last, state.recorded_to_wire(&admitted)?))
-        });
-        let (last, events) = read.await.map_err(ReadError::from)??;
-        for event in events {
-            let kind = event.event.as_ref().and_then(|e| e.body.as_ref()).map(rapport_wire::kind_of);
-            if kind.is_some_and(|kind| self.filter.admits_kind(kind)) {
+        let from = self.cursor;
+        let page = if self.filter.admits_every_account() {
+            self.state.feed.page(&self.state, from, head).await?
+        } else {
+            feed::render(Arc::clone(&self.state), from, head, Some(Arc::clone(&self.filter))).await?
+        };
+        let start = page.events.partition_point(|event| event.position < from);
+        for event in &page.events[start..] {
+            let admitted = self.filter.admits_account(&event.account_id)
+                && event.kind.is_some_and(|kind| self.filter.admits_kind(kind));
+            if admitted {
                 // Everything before this event was sent or filtered out.
                 self.cursor = event.position;
-                self.send(subscribed_event(event)).await?;
+                self.send(event.message.clone()).await?;
             }
         }
-        if let Some(last) = last {
+        if let Some(last) = page.last {
             self.cursor = last + 1;
         }
         self.slot.advance(self.cursor);
@@ -187,12 +187,12 @@ impl Subscription {
     }
 
     /// Every position before the cursor has been considered.
-    fn checkpoint(&self, head: u64) -> pb::SubscribeResponse {
-        subscription_checkpoint(self.cursor - 1, head, (self.state.clock)())
+    fn checkpoint(&self, head: u64) -> Encoded {
+        Encoded::of(&subscription_checkpoint(self.cursor - 1, head, (self.state.clock)()))
     }
 
     /// Sends one message, waiting for the client at most the configured stall time.
-    async fn send(&self, message: pb::SubscribeResponse) -> Result<(), Stop> {
+    async fn send(&self, message: Encoded) -> Result<(), Stop> {
         let stall = self.state.subscriber_stall_timeout;
         match tokio::time::timeout(stall, self.sender.send(Ok(message))).await {
             Ok(Ok(())) => Ok(()),

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use prost::Message;
 use rapport_domain::AccountId;
+use rapport_proto::codec::Encoded;
 use rapport_proto::v1 as pb;
 use rapport_store::{ChainBreak, ChainCheck, Direction, EventLog};
 use rapport_wire::replies::{digest_response, verify_response};
@@ -18,6 +21,25 @@ use crate::append::Append;
 use crate::error::ReadError;
 use crate::state::AppState;
 use crate::subscribe::{SubscriptionStream, subscribe};
+
+/// A subscription's messages, decoded.
+pub(crate) type DecodedSubscription =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+/// The subscription `request` asks for, counted against its client: its token's identity, or
+/// else where it connects from.
+#[instrument(skip_all, fields(from_position = request.get_ref().from_position))]
+pub(super) fn subscription(
+    state: &Arc<AppState>,
+    request: &Request<pb::SubscribeRequest>,
+) -> Result<SubscriptionStream, Status> {
+    let client = match (request.extensions().get::<Arc<Caller>>(), request.remote_addr()) {
+        (Some(caller), _) => format!("token \"{}\"", caller.identity),
+        (None, Some(address)) => format!("client {}", address.ip()),
+        (None, None) => "the client".to_owned(),
+    };
+    Ok(subscribe(Arc::clone(state), request.get_ref(), client)?)
+}
 
 /// An append as `Append` and `AppendStream` both take it: the events' actors checked against
 /// the caller, the request parsed and sealed, and queued with the writer. Returns once it is
@@ -140,17 +162,19 @@ impl pb::ledger_server::Ledger for LedgerService {
         Ok(Response::new(stream))
     }
 
-    type SubscribeStream = SubscriptionStream;
+    type SubscribeStream = DecodedSubscription;
 
-    #[instrument(skip_all, fields(from_position = request.get_ref().from_position))]
-    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<SubscriptionStream>, Status> {
-        // A client is its token's identity, or else where it connects from.
-        let client = match (request.extensions().get::<Arc<Caller>>(), request.remote_addr()) {
-            (Some(caller), _) => format!("token \"{}\"", caller.identity),
-            (None, Some(address)) => format!("client {}", address.ip()),
-            (None, None) => "the client".to_owned(),
-        };
-        Ok(Response::new(subscribe(Arc::clone(&self.0), request.get_ref(), client)?))
+    /// The server answers `Subscribe` on its own route ([`super::SubscribeRoute`]), which sends
+    /// the subscription's encoded messages as they are; this is the same subscription for a
+    /// `LedgerServer` served without that route, its messages decoded again.
+    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<DecodedSubscription>, Status> {
+        let encoded = subscription(&self.0, &request)?;
+        let decoded = encoded.map(|message| {
+            let Encoded(bytes) = message?;
+            pb::SubscribeResponse::decode(bytes)
+                .map_err(|error| Status::internal(format!("a subscription's own message does not decode: {error}")))
+        });
+        Ok(Response::new(Box::pin(decoded)))
     }
 
     #[instrument(skip_all, fields(account_id = %request.get_ref().account_id))]

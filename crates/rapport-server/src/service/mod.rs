@@ -8,6 +8,7 @@ mod append_stream;
 mod ledger;
 mod privacy;
 mod projections;
+mod subscribe_route;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub(crate) use ledger::LedgerService;
 pub(crate) use privacy::PrivacyService;
 pub(crate) use projections::ProjectionsService;
 pub use projections::RebuildProgressStream;
+pub(crate) use subscribe_route::SubscribeRoute;
 
 /// Events read from the log per step of a streamed read.
 const PAGE: u64 = 512;

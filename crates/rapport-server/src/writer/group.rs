@@ -23,6 +23,7 @@ use super::Command;
 use crate::append::{Append, AppendOutcome};
 use crate::config::ServerConfig;
 use crate::error::{AppendError, ReadError};
+use crate::feed::Feed;
 use crate::idempotency::judge;
 use crate::metrics::Metrics;
 use crate::projection::{Projections, fold, fold_into, replay};
@@ -132,6 +133,11 @@ pub(super) struct Sequencer {
     metrics: Arc<Metrics>,
     /// Whether the last sync succeeded: the log takes appends (see `Writer::is_writable`).
     writable: Arc<AtomicBool>,
+    /// The subscriptions' rendered events, dropped once a retraction is published (the events
+    /// it retracts show `retracted_by`).
+    feed: Arc<Feed>,
+    /// Whether an event folded and not published yet retracts others.
+    retraction_unpublished: bool,
 }
 
 impl Sequencer {
@@ -144,6 +150,7 @@ impl Sequencer {
         catch_up_queued: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
         writable: Arc<AtomicBool>,
+        feed: Arc<Feed>,
     ) -> Sequencer {
         Sequencer {
             log,
@@ -156,6 +163,8 @@ impl Sequencer {
             catch_up_queued,
             metrics,
             writable,
+            feed,
+            retraction_unpublished: false,
         }
     }
 
@@ -269,6 +278,9 @@ impl Sequencer {
             return Err(error);
         }
         self.projections.publish(self.unpublished.drain(), self.folded_position, self.folded_recorded_at);
+        if std::mem::take(&mut self.retraction_unpublished) {
+            self.feed.invalidate();
+        }
         Ok(())
     }
 
@@ -475,6 +487,7 @@ impl Sequencer {
     fn fold_other(&mut self, record: &StoredEvent, rules: &RuleSet) -> Result<(), ReadError> {
         debug_assert_eq!(record.position, self.folded_position + 1, "the log is folded in position order");
         let event = decode_event(record)?;
+        self.retraction_unpublished |= matches!(event.body, EventBody::EventRetracted(_));
         let log = self.log.as_ref();
         match self.unpublished.entry(record.account_id.clone()) {
             // In place: nothing holds an unpublished projection for long (if something does,
@@ -506,6 +519,7 @@ impl Sequencer {
             position: appended.first_position + offset as u64,
             recorded_at: appended.recorded_at,
         };
+        self.retraction_unpublished |= retracts;
         let projection = if retracts {
             // Undoing the retracted events' effects takes a replay of the stream.
             let last_version = appended.first_version + count - 1;

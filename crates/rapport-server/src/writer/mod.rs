@@ -41,6 +41,7 @@ use tracing::error;
 use crate::append::{Append, AppendOutcome};
 use crate::config::{QueueHook, ServerConfig};
 use crate::error::{AppendError, ReadError};
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::projection::{Build, Projections};
 use group::Sequencer;
@@ -82,6 +83,7 @@ impl Writer {
         projections: Arc<Projections>,
         config: &ServerConfig,
         metrics: Arc<Metrics>,
+        feed: Arc<Feed>,
     ) -> std::io::Result<Writer> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writable = Arc::new(AtomicBool::new(true));
@@ -102,7 +104,7 @@ impl Writer {
             }
         }));
         let sequencer =
-            Sequencer::new(log, projections, config.clone(), catch_up_queued, metrics, Arc::clone(&writable));
+            Sequencer::new(log, projections, config.clone(), catch_up_queued, metrics, Arc::clone(&writable), feed);
         let thread = std::thread::Builder::new().name("rapport-writer".into()).spawn(move || sequencer.run(queue))?;
         Ok(Writer { commands, thread: Mutex::new(Some(thread)), queued: config.on_append_queued.clone(), writable })
     }
