@@ -391,3 +391,21 @@ async fn bytes_that_do_not_decode_are_invalid_argument_and_write_nothing() {
     raw_call(server.channel(), "/rapport.v1.Ledger/Append", false, valid, None).await.unwrap();
     assert_eq!(read_all(&mut ledger).await.len(), before.len() + 1, "only the valid request wrote");
 }
+
+/// `Subscribe` is served on a route of its own (its events framed once for every subscriber);
+/// its request is refused as every other method's is: bytes that are not a `SubscribeRequest`
+/// are INVALID_ARGUMENT, and a valid one is answered.
+#[tokio::test]
+async fn a_subscribe_request_that_does_not_decode_is_invalid_argument() {
+    use prost::Message;
+    let server = TestServer::start().await;
+    let path = "/rapport.v1.Ledger/Subscribe";
+    for garbage in [vec![0xde, 0xad, 0xbe, 0xef, 0x13, 0x37], vec![0x08], vec![0x12, 0x7f, 0x01]] {
+        let status = raw_call(server.channel(), path, true, garbage, None).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("not a valid protobuf encoding of SubscribeRequest"), "{}", status.message());
+    }
+    let valid = pb::SubscribeRequest { from_position: 1, ..Default::default() }.encode_to_vec();
+    raw_call(server.channel(), path, true, valid, None).await.expect("a valid request starts a subscription");
+    server.stop().await;
+}

@@ -8,6 +8,7 @@
 #![allow(missing_docs)]
 
 pub mod codec;
+pub mod framed;
 
 /// The client contract, package `rapport.v1`.
 // Generated: a `oneof` holding a whole recorded event next to a small checkpoint is expected.

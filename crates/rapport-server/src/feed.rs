@@ -2,9 +2,11 @@
 //!
 //! Every subscription used to read the log, decode and open each event and encode its message
 //! on its own, so fifty subscribers did fifty times the work of one, on the cores the writer
-//! needs. Now a page of the log is rendered once, into each event's encoded `SubscribeResponse`,
-//! and every subscription that reads that page shares the bytes: the live ones, which all
-//! wait at the end of the log, and catch-up ones that started together. A subscription
+//! needs. Now a page of the log is rendered once, into one buffer of every event's
+//! `SubscribeResponse` framed as gRPC sends it, and every subscription that reads that page
+//! sends slices of that buffer (a whole page in one slice when it lets every event through):
+//! the live subscriptions, which all wait at the end of the log, and catch-up ones that
+//! started together. A subscription
 //! filtering by account renders its own pages (only its accounts' events), so that one
 //! consumer of one account does not render everyone's.
 //!
@@ -18,12 +20,14 @@
 //! store the feed learns of it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use rapport_domain::{AccountId, EventFilter, EventKind};
-use rapport_proto::codec::Encoded;
+use rapport_proto::framed::frame_into;
 use rapport_wire::replies::subscribed_event;
 use tokio::sync::OnceCell;
 
@@ -56,6 +60,8 @@ pub(crate) struct Page {
     pub last: Option<u64>,
     /// The events, in position order.
     pub events: Vec<FedEvent>,
+    /// Every event's `SubscribeResponse`, framed, one after the other.
+    framed: Bytes,
 }
 
 /// One event as subscriptions send it.
@@ -66,11 +72,22 @@ pub(crate) struct FedEvent {
     pub account_id: AccountId,
     /// Its kind, for the subscriptions' filters.
     pub kind: Option<EventKind>,
-    /// Its `SubscribeResponse`, encoded.
-    pub message: Encoded,
+    /// Where its framed message is in the page's buffer.
+    span: Range<usize>,
 }
 
 impl Page {
+    /// The framed messages of `events` (a run of this page's events), as one slice of the
+    /// page's buffer.
+    pub fn framed(&self, events: Range<usize>) -> Bytes {
+        match (self.events.get(events.start), events.end.checked_sub(1).and_then(|last| self.events.get(last))) {
+            (Some(first), Some(last)) if events.start < events.end => {
+                self.framed.slice(first.span.start..last.span.end)
+            }
+            _ => Bytes::new(),
+        }
+    }
+
     fn serves(&self, from: u64, epoch: u64) -> bool {
         self.epoch == epoch && self.last.is_some_and(|last| last >= from) && self.rendered_at.elapsed() < FRESH_FOR
     }
@@ -135,18 +152,19 @@ pub(crate) async fn render(
             .into_iter()
             .filter(|record| filter.as_ref().is_none_or(|f| f.admits_account(&record.account_id)))
             .collect();
+        let mut framed = BytesMut::new();
         let events = state
             .recorded_to_wire(&records)?
             .into_iter()
             .zip(records)
-            .map(|(event, record)| FedEvent {
-                position: record.position,
-                account_id: record.account_id,
-                kind: event.event.as_ref().and_then(|e| e.body.as_ref()).map(rapport_wire::kind_of),
-                message: Encoded::of(&subscribed_event(event)),
+            .map(|(event, record)| {
+                let kind = event.event.as_ref().and_then(|e| e.body.as_ref()).map(rapport_wire::kind_of);
+                let start = framed.len();
+                frame_into(&subscribed_event(event), &mut framed);
+                FedEvent { position: record.position, account_id: record.account_id, kind, span: start..framed.len() }
             })
             .collect();
-        Ok(Page { epoch, rendered_at: Instant::now(), last, events })
+        Ok(Page { epoch, rendered_at: Instant::now(), last, events, framed: framed.freeze() })
     });
     Ok(Arc::new(page.await.map_err(ReadError::from)??))
 }

@@ -4,18 +4,21 @@
 //! durable position, sends what its filter lets through, moves its cursor, and when it has
 //! caught up waits for the durable position to move (a `watch` channel the writer updates).
 //! The pages are rendered once for every subscription that reads them ([`crate::feed`]):
-//! each event read, opened and encoded once, its bytes shared. Catch-up and live are the same
+//! each event read, opened, encoded and framed once, and its bytes shared; the stream carries
+//! framed gRPC messages, which [`crate::service::SubscribeRoute`] hands to HTTP/2 as they are. Catch-up and live are the same
 //! loop over the same log, so there is no hand-over at which an event could be lost or
 //! repeated; and a slow subscriber only slows its own cursor: appends and other subscribers
 //! never wait for it.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
 use rapport_domain::EventFilter;
-use rapport_proto::codec::Encoded;
+use rapport_proto::framed::framed;
 use rapport_proto::v1 as pb;
 use rapport_wire::replies::{subscription_checkpoint, subscription_heartbeat};
 use rapport_wire::requests::{event_filter, interval};
@@ -25,19 +28,21 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::error::{ReadError, SubscriptionEnd};
-use crate::feed;
+use crate::feed::{self, Page};
 use crate::state::AppState;
 use crate::subscribers::Slot;
 
-/// Messages buffered per subscriber before the task waits for the client.
-const BUFFER: usize = 256;
+/// Sends buffered per subscriber before the task waits for the client: each is a run of a page's
+/// events (up to a page of them, 512) or one checkpoint or heartbeat.
+const BUFFER: usize = 4;
 /// How often a checkpoint is sent while the cursor moves, unless the request says.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long an idle subscription waits before a heartbeat, unless the request says.
 const HEARTBEAT_AFTER: Duration = Duration::from_secs(5);
 
-/// The stream a subscriber reads: `SubscribeResponse`s, encoded.
-pub type SubscriptionStream = Pin<Box<dyn Stream<Item = Result<Encoded, Status>> + Send>>;
+/// The stream a subscriber reads: `SubscribeResponse`s framed as gRPC sends them, one or
+/// more to an item.
+pub type SubscriptionStream = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
 
 /// Starts a subscription for `client` (who it counts against); the stream ends only when the
 /// client goes, or with a status that says why the server ended it.
@@ -78,7 +83,7 @@ struct Subscription {
     cursor: u64,
     checkpoint_every: Duration,
     heartbeat_after: Duration,
-    sender: mpsc::Sender<Result<Encoded, Status>>,
+    sender: mpsc::Sender<Result<Bytes, Status>>,
     ending: Arc<Mutex<Option<Status>>>,
     /// Held while the task runs; it shows the cursor to the metrics.
     slot: Slot,
@@ -137,7 +142,7 @@ impl Subscription {
             }
             if now >= last_sent + self.heartbeat_after {
                 // Idle: say so, with the position, so that the client can still store progress.
-                self.send(Encoded::of(&subscription_heartbeat(head, (self.state.clock)()))).await?;
+                self.send(framed(&subscription_heartbeat(head, (self.state.clock)()))).await?;
                 if self.cursor - 1 != checkpointed {
                     self.send(self.checkpoint(head)).await?;
                     checkpointed = self.cursor - 1;
@@ -169,15 +174,21 @@ impl Subscription {
         } else {
             feed::render(Arc::clone(&self.state), from, head, Some(Arc::clone(&self.filter))).await?
         };
+        // Each run of events the filter lets through goes in one send: a whole page, when it
+        // lets every event through.
         let start = page.events.partition_point(|event| event.position < from);
-        for event in &page.events[start..] {
+        let mut run = start..start;
+        for (i, event) in page.events.iter().enumerate().skip(start) {
             let admitted = self.filter.admits_account(&event.account_id)
                 && event.kind.is_some_and(|kind| self.filter.admits_kind(kind));
             if admitted {
-                // Everything before this event was sent or filtered out.
-                self.cursor = event.position;
-                self.send(event.message.clone()).await?;
+                run = if run.is_empty() { i..i + 1 } else { run.start..i + 1 };
+            } else if !run.is_empty() {
+                self.send_run(&page, std::mem::replace(&mut run, i..i)).await?;
             }
+        }
+        if !run.is_empty() {
+            self.send_run(&page, run).await?;
         }
         if let Some(last) = page.last {
             self.cursor = last + 1;
@@ -186,13 +197,22 @@ impl Subscription {
         Ok(())
     }
 
-    /// Every position before the cursor has been considered.
-    fn checkpoint(&self, head: u64) -> Encoded {
-        Encoded::of(&subscription_checkpoint(self.cursor - 1, head, (self.state.clock)()))
+    /// Sends a run of a page's events.
+    async fn send_run(&mut self, page: &Page, run: Range<usize>) -> Result<(), Stop> {
+        // Everything before the run's first event was sent or filtered out.
+        if let Some(first) = page.events.get(run.start) {
+            self.cursor = first.position;
+        }
+        self.send(page.framed(run)).await
     }
 
-    /// Sends one message, waiting for the client at most the configured stall time.
-    async fn send(&self, message: Encoded) -> Result<(), Stop> {
+    /// Every position before the cursor has been considered.
+    fn checkpoint(&self, head: u64) -> Bytes {
+        framed(&subscription_checkpoint(self.cursor - 1, head, (self.state.clock)()))
+    }
+
+    /// Sends framed messages, waiting for the client at most the configured stall time.
+    async fn send(&self, message: Bytes) -> Result<(), Stop> {
         let stall = self.state.subscriber_stall_timeout;
         match tokio::time::timeout(stall, self.sender.send(Ok(message))).await {
             Ok(Ok(())) => Ok(()),

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use prost::Message;
 use rapport_domain::AccountId;
-use rapport_proto::codec::Encoded;
+use rapport_proto::framed::decode_frames;
 use rapport_proto::v1 as pb;
 use rapport_store::{ChainBreak, ChainCheck, Direction, EventLog};
 use rapport_wire::replies::{digest_response, verify_response};
@@ -165,14 +164,17 @@ impl pb::ledger_server::Ledger for LedgerService {
     type SubscribeStream = DecodedSubscription;
 
     /// The server answers `Subscribe` on its own route ([`super::SubscribeRoute`]), which sends
-    /// the subscription's encoded messages as they are; this is the same subscription for a
+    /// the subscription's framed messages as they are; this is the same subscription for a
     /// `LedgerServer` served without that route, its messages decoded again.
     async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<DecodedSubscription>, Status> {
-        let encoded = subscription(&self.0, &request)?;
-        let decoded = encoded.map(|message| {
-            let Encoded(bytes) = message?;
-            pb::SubscribeResponse::decode(bytes)
-                .map_err(|error| Status::internal(format!("a subscription's own message does not decode: {error}")))
+        let framed = subscription(&self.0, &request)?;
+        let decoded = framed.flat_map(|sent| {
+            let messages = sent.and_then(decode_frames::<pb::SubscribeResponse>);
+            let messages: Vec<Result<pb::SubscribeResponse, Status>> = match messages {
+                Ok(messages) => messages.into_iter().map(Ok).collect(),
+                Err(status) => vec![Err(status)],
+            };
+            futures::stream::iter(messages)
         });
         Ok(Response::new(Box::pin(decoded)))
     }

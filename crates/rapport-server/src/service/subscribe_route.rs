@@ -1,23 +1,21 @@
-//! `Ledger.Subscribe` on a route of its own, beside the generated `LedgerServer`: its messages
-//! are encoded once for every subscription that sends them ([`crate::feed`]), and this route
-//! writes those bytes as they are, where the generated service would encode every message for
-//! every subscriber.
+//! `Ledger.Subscribe` on a route of its own, beside the generated `LedgerServer`: a
+//! subscription's events are framed once for every subscription that sends them
+//! ([`crate::feed`]), and this route hands those bytes to HTTP/2 as they are
+//! ([`rapport_proto::framed::server_streaming`]), where the generated service would copy and
+//! frame every message again for every subscriber.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rapport_proto::codec::{Encoded, EncodedCodec};
 use rapport_proto::v1 as pb;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Service, http};
-use tonic::server::{Grpc, NamedService, ServerStreamingService};
-use tonic::{Request, Response, Status};
+use tonic::server::NamedService;
 
 use super::LedgerService;
 use super::ledger::subscription;
 use crate::state::AppState;
-use crate::subscribe::SubscriptionStream;
 
 const SUBSCRIBE: &str = "/rapport.v1.Ledger/Subscribe";
 
@@ -59,25 +57,10 @@ impl Service<http::Request<Body>> for SubscribeRoute {
         if request.uri().path() != SUBSCRIBE {
             return self.ledger.call(request);
         }
-        let method = Subscribe(Arc::clone(&self.state));
-        let max_request_bytes = self.max_request_bytes;
+        let (state, max_request_bytes) = (Arc::clone(&self.state), self.max_request_bytes);
         Box::pin(async move {
-            let mut grpc = Grpc::new(EncodedCodec::<pb::SubscribeRequest>::default())
-                .apply_max_message_size_config(Some(max_request_bytes), None);
-            Ok(grpc.server_streaming(method, request).await)
+            let answer = async |request: tonic::Request<pb::SubscribeRequest>| subscription(&state, &request);
+            Ok(rapport_proto::framed::server_streaming(request, max_request_bytes, answer).await)
         })
-    }
-}
-
-struct Subscribe(Arc<AppState>);
-
-impl ServerStreamingService<pb::SubscribeRequest> for Subscribe {
-    type Response = Encoded;
-    type ResponseStream = SubscriptionStream;
-    type Future = BoxFuture<Response<SubscriptionStream>, Status>;
-
-    fn call(&mut self, request: Request<pb::SubscribeRequest>) -> Self::Future {
-        let state = Arc::clone(&self.0);
-        Box::pin(async move { Ok(Response::new(subscription(&state, &request)?)) })
     }
 }
