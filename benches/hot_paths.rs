@@ -1,7 +1,8 @@
 //! criterion micro-benchmarks of the append and rebuild hot paths, per event: validating a wire
 //! event into the domain (`event_from_wire`), encoding it to the stored bytes, decoding stored
-//! bytes back, hashing a recorded event into its chain, decoding a stored envelope, and folding
-//! one event into an account's projection. `cargo bench --bench hot_paths`.
+//! bytes back, hashing a recorded event into its chain, decoding a stored envelope, folding
+//! one event into an account's projection, and what `GetAccount` does with an account (score
+//! it, build its view). `cargo bench --bench hot_paths`.
 
 // A benchmark: a failed unwrap is a failure with its message, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -94,6 +95,30 @@ fn hot_paths(c: &mut Criterion) {
             copy
         })
     });
+    // What `GetAccount` does with an account held in memory: score it at an instant, then
+    // build its view (contacts opened, relationships, coverage, practice, scores); an account of
+    // 20 events, as scenario 4 of the harness reads, and the warm one of 1,004.
+    let mut small = base.clone();
+    for (i, event) in domain.iter().take(16).enumerate() {
+        small.apply(folded(event, i as u64 + 5), &rules);
+    }
+    let later = Timestamp::from_unix_nanos((NOW + 86_400) * 1_000_000_000);
+    for (name, account) in [("20 events", &small), ("1,004 events", &warm)] {
+        c.bench_function(&format!("score an account of {name} (GetAccount)"), |b| {
+            b.iter(|| rapport_projection::scores(black_box(account), &rules, later))
+        });
+        let scored = rapport_projection::scores(account, &rules, later);
+        c.bench_function(&format!("build the view of an account of {name} (GetAccount)"), |b| {
+            b.iter(|| {
+                rapport_wire::views::account_to_wire(
+                    black_box(account),
+                    &rules,
+                    &scored,
+                    &rapport_wire::sealing::NoKeys,
+                )
+            })
+        });
+    }
     let mut version = 1_005;
     c.bench_function("fold one event into an account's projection", |b| {
         b.iter(|| {
