@@ -39,7 +39,7 @@ const PAGE: usize = 512;
 /// Rendered pages kept, the newest first kept: live subscribers read the last ones.
 const KEPT_PAGES: usize = 64;
 /// How long a rendered page is served after it was rendered.
-pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);
+const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// The rendered pages, shared by the subscriptions.
 #[derive(Default)]
