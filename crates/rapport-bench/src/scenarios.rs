@@ -164,6 +164,9 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
         }
     }
 
+    for run in (1..=options.runs).filter(|_| options.runs_scenario(9)) {
+        listings(options, &mut table, scratch.path(), run, progress).await?;
+    }
     for &subscribers in options.subscriber_counts.iter().filter(|_| options.runs_scenario(10)) {
         for run in 1..=options.runs {
             let scenario = watched_scenario(options.batch_size, options.batch_clients, subscribers);
@@ -182,10 +185,6 @@ pub async fn run_all(options: &Options, progress: &(dyn Fn(&str) + Sync)) -> any
                 table.add(&scenario, caught_up, false, System::Rapport, lag.caught_up_in.as_secs_f64() * 1_000.0);
             }
         }
-    }
-
-    for run in (1..=options.runs).filter(|_| options.runs_scenario(9)) {
-        listings(options, &mut table, scratch.path(), run, progress).await?;
     }
 
     let large = [5, 6, 7].iter().any(|n| options.runs_scenario(*n));

@@ -6,18 +6,17 @@
 //! `SubscribeResponse` framed as gRPC sends it, and every subscription that reads that page
 //! sends slices of that buffer (a whole page in one slice when it lets every event through):
 //! the live subscriptions, which all wait at the end of the log, and catch-up ones that
-//! started together. A subscription
-//! filtering by account renders its own pages (only its accounts' events), so that one
-//! consumer of one account does not render everyone's.
+//! started together. A subscription filtering by account renders its own pages (only its
+//! accounts' events), so that one consumer of one account does not render everyone's.
 //!
 //! A rendered event shows what was known when it was rendered: whether a later correction
 //! retracted it, and a contact's personal text, opened with the contact's key. So pages are
-//! dropped when either may have changed: the writer calls [`Feed::invalidate`] when it folds a
-//! retraction or an erasure, and so does an erasure on this node once it begins and once the
-//! key is gone. A contact forgotten on another node of a cluster reaches this one's key store
-//! through the key stream, which the feed does not hear of; pages are therefore served for
-//! [`FRESH_FOR`] after they were rendered at most, which bounds how much later than the key
-//! store the feed learns of it.
+//! dropped when either may have changed: the writer calls [`Feed::invalidate`] once it has
+//! published a retraction, and an erasure on this node once it has begun (from then on the
+//! contact is shown forgotten). A contact forgotten on another node of a cluster reaches this
+//! one's key store through the key stream, which the feed does not hear of; pages are
+//! therefore served for [`FRESH_FOR`] after they were rendered at most, which bounds how much
+//! later than the key store the feed learns of it.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
