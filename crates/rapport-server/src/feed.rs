@@ -79,10 +79,9 @@ impl Page {
     /// The framed messages of `events` (a run of this page's events), as one slice of the
     /// page's buffer.
     pub fn framed(&self, events: Range<usize>) -> Bytes {
-        match (self.events.get(events.start), events.end.checked_sub(1).and_then(|last| self.events.get(last))) {
-            (Some(first), Some(last)) if events.start < events.end => {
-                self.framed.slice(first.span.start..last.span.end)
-            }
+        let run = self.events.get(events).unwrap_or_default();
+        match (run.first(), run.last()) {
+            (Some(first), Some(last)) => self.framed.slice(first.span.start..last.span.end),
             _ => Bytes::new(),
         }
     }

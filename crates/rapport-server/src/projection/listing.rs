@@ -39,8 +39,13 @@ pub(crate) struct Listing {
 
 /// `now` rounded down to a multiple of `quantum` since the Unix epoch.
 pub(crate) fn quantised(now: Timestamp, quantum: Duration) -> Timestamp {
-    let quantum = i64::try_from(quantum.as_nanos()).unwrap_or(i64::MAX).max(1);
+    let quantum = nanos(quantum).max(1);
     Timestamp::from_unix_nanos(now.unix_nanos().div_euclid(quantum) * quantum)
+}
+
+/// `duration` in nanoseconds, as a timestamp counts them (saturating).
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl Build {
@@ -64,7 +69,7 @@ impl Build {
         let behind = listing.index.as_ref().map(|index| (index.instant(), query.as_of));
         match behind {
             Some((at, wanted)) if first_page && at < wanted => {
-                if at.saturating_add_nanos(quantum.as_nanos().try_into().unwrap_or(i64::MAX)) >= wanted {
+                if at.saturating_add_nanos(nanos(quantum)) >= wanted {
                     self.rescore_in_background(&mut listing, wanted);
                     query.as_of = at;
                 } else {
