@@ -37,21 +37,36 @@ impl ProjectionDigest {
 
     /// Adds the next account; accounts must come in id order.
     pub fn add(&mut self, projection: &AccountProjection) {
+        let part = self.part(projection);
+        self.add_part(part);
+    }
+
+    /// What `projection` adds to this digest, worked out on its own: the parts of many accounts
+    /// can be worked out at once (on as many threads), then added in id order with
+    /// [`ProjectionDigest::add_part`], to the same digest as [`ProjectionDigest::add`] gives.
+    pub fn part(&self, projection: &AccountProjection) -> AccountDigest {
         let encoded = crate::encode(projection);
-        self.hasher.update((encoded.len() as u64).to_be_bytes());
-        self.hasher.update(&encoded);
+        let mut bytes = Vec::with_capacity(encoded.len() + 128);
+        bytes.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(&encoded);
         let s = scores(projection, &self.rules, self.as_of);
         for &kind in ScoreKind::ALL {
-            self.hasher.update(hundredths(s.get(kind)).to_be_bytes());
+            bytes.extend_from_slice(&hundredths(s.get(kind)).to_be_bytes());
         }
-        self.hasher.update([s.value_class.map_or(0, |c| c as u8 + 1)]);
+        bytes.push(s.value_class.map_or(0, |c| c as u8 + 1));
         let from = self.as_of.saturating_add_nanos(-days_to_nanos(self.rules.general_relationship.window_days));
         let credit = contributions(projection, &self.rules, from, self.as_of);
         let touches = playbook_touches(projection, &self.rules, from, self.as_of);
         // Plain structs, vectors, strings and numbers: serialising cannot fail.
         let figures = postcard::to_allocvec(&(&s.practice, &credit, &touches)).unwrap_or_default();
-        self.hasher.update((figures.len() as u64).to_be_bytes());
-        self.hasher.update(&figures);
+        bytes.extend_from_slice(&(figures.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(&figures);
+        AccountDigest(bytes)
+    }
+
+    /// Adds the next account's part; parts must come in the id order of their accounts.
+    pub fn add_part(&mut self, part: AccountDigest) {
+        self.hasher.update(&part.0);
         self.accounts += 1;
     }
 
@@ -62,6 +77,10 @@ impl ProjectionDigest {
         hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
+
+/// What one account adds to a [`ProjectionDigest`]: the bytes it hashes for that account.
+#[derive(Debug, Clone)]
+pub struct AccountDigest(Vec<u8>);
 
 fn hundredths(score: &Score) -> i64 {
     (score.value * 100.0).round() as i64

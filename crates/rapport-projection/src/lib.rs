@@ -38,7 +38,7 @@ pub use contribution::{
     Contribution, Contributions, Playbook, PlaybookRow, PlaybookTouch, contributions, playbook_touches,
 };
 pub use decay::fade;
-pub use digest::ProjectionDigest;
+pub use digest::{AccountDigest, ProjectionDigest};
 pub use past::Cut;
 pub use portfolio::{PortfolioIndex, PortfolioOrder, PortfolioPage, PortfolioQuery, ScoreRange};
 pub use practice::{

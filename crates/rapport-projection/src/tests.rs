@@ -460,6 +460,20 @@ fn encoding_round_trips_and_digests_tell_builds_apart() {
     other.version = 2;
     other.key_relationship.support_weight = 0.9;
     assert_ne!(digest(&rules, &projection), digest(&other, &projection));
+
+    // Parts worked out apart and added in order make the digest `add` makes.
+    let mut second = Stream::opened("bob");
+    four_key_contacts(&mut second);
+    let second = second.project(&rules);
+    let mut whole = ProjectionDigest::new(&rules, 7, day(10));
+    let mut by_parts = whole.clone();
+    whole.add(&projection);
+    whole.add(&second);
+    let parts = [by_parts.part(&projection), by_parts.part(&second)];
+    for part in parts {
+        by_parts.add_part(part);
+    }
+    assert_eq!(by_parts.finish(), whole.finish());
 }
 
 #[test]

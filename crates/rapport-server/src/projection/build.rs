@@ -6,15 +6,18 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use rapport_domain::{AccountId, Timestamp};
-use rapport_projection::{AccountProjection, Checkpoint, ProjectionDigest, RuleSet};
+use rapport_projection::{AccountDigest, AccountProjection, Checkpoint, ProjectionDigest, RuleSet};
 use rapport_store::ProjectionStore;
 use tokio::sync::watch;
 
+use super::fold::fold_workers;
 use super::listing::Listing;
 use crate::error::ReadError;
 
 /// Accounts read from the store per step of a full load.
 const LOAD_PAGE: usize = 1_024;
+/// Accounts a digest works out at once, spread over the cores.
+const DIGEST_BATCH: usize = 512;
 
 /// One rule set's projection.
 pub(crate) struct Build {
@@ -142,12 +145,16 @@ impl Build {
     }
 
     /// Shows accounts folded up to `position` (whose last event was recorded at `recorded_at`).
+    /// Returns the pictures it replaced, released from the lock: dropping them frees what no
+    /// reader holds any more (with what a change copied, that can be most of a picture), so a
+    /// caller that can free them elsewhere keeps that off its own path.
     pub fn publish(
         &self,
         accounts: impl IntoIterator<Item = (AccountId, Arc<AccountProjection>)>,
         position: u64,
         recorded_at: Timestamp,
-    ) {
+    ) -> Vec<Arc<AccountProjection>> {
+        let mut replaced = Vec::new();
         let mut state = self.write();
         let state = &mut *state;
         for (id, projection) in accounts {
@@ -155,13 +162,14 @@ impl Build {
             if let Some(unlisted) = &mut state.unlisted {
                 unlisted.insert(id.clone());
             }
-            state.accounts.insert(id, projection);
+            replaced.extend(state.accounts.insert(id, projection));
         }
         if position > state.position {
             state.position = position;
             state.recorded_at = recorded_at;
         }
         self.progress.send_replace(state.position);
+        replaced
     }
 
     /// Commits the accounts changed since the last checkpoint, with the position they reflect.
@@ -204,8 +212,22 @@ impl Build {
         }
         let (accounts, position, recorded_at) = self.all()?;
         let mut digest = ProjectionDigest::new(&self.rules, position, recorded_at);
-        for account in &accounts {
-            digest.add(account);
+        // Each account is encoded and scored on one of the cores; the parts are hashed in order,
+        // a batch at a time so that the encoded accounts are not all held at once.
+        let threads = fold_workers();
+        for batch in accounts.chunks(DIGEST_BATCH) {
+            let per_thread = batch.len().div_ceil(threads);
+            let parts: Vec<Vec<AccountDigest>> = std::thread::scope(|scope| {
+                let digest = &digest;
+                let shares: Vec<_> = batch
+                    .chunks(per_thread)
+                    .map(|share| scope.spawn(move || share.iter().map(|a| digest.part(a)).collect::<Vec<_>>()))
+                    .collect();
+                shares.into_iter().map(|s| s.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+            });
+            for part in parts.into_iter().flatten() {
+                digest.add_part(part);
+            }
         }
         let digest = digest.finish();
         *cached = Some((position, digest.clone(), accounts.len()));
