@@ -26,8 +26,9 @@ const STEP: Duration = Duration::from_millis(500);
 
 impl Build {
     /// Folds the log from this build's position up to `target`, in chunks. Stops early (and
-    /// returns `Ok(false)`) when `keep_going` turns false. Holds the fold lock one chunk at a
-    /// time, so an activation waits for one chunk at most.
+    /// returns `Ok(false)`) when `keep_going` turns false. Holds the fold lock a step at a time;
+    /// a step ends at `target`, so for a build within a chunk of the log (as activation
+    /// requires) an activation waits for that chunk at most.
     pub fn catch_up(&self, log: &dyn EventLog, target: u64, keep_going: impl Fn() -> bool) -> Result<bool, ReadError> {
         let workers = fold_workers();
         let mut replaced = Vec::new();
