@@ -399,7 +399,7 @@ fn sealed_events_decode_and_open_with_their_keys_forever() {
     ];
     let write = std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some();
     for (n, (kind, wire)) in cases.iter().enumerate() {
-        let clear = rapport_wire::event_from_wire(wire, "event", &limits).unwrap();
+        let clear = rapport_wire::event_from_wire(wire.clone(), "event", &limits).unwrap();
         let sealed = sealed_with_fixture_keys(&account, &clear);
         let path = sealed_dir().join(format!("{:02}-{kind}.bin", n + 1));
         if write {
@@ -537,7 +537,7 @@ fn practice_events_decode_open_and_fold_forever() {
     let write = std::env::var_os("RAPPORT_WRITE_FIXTURES").is_some();
     let mut recorded = Vec::new();
     for (n, (kind, wire)) in cases.iter().enumerate() {
-        let clear = rapport_wire::event_from_wire(wire, "event", &limits).unwrap();
+        let clear = rapport_wire::event_from_wire(wire.clone(), "event", &limits).unwrap();
         let sealed = sealed_with_fixture_keys(&account, &clear);
         let path = practice_dir().join(format!("{:02}-{kind}.bin", n + 1));
         if write && !path.exists() {
@@ -556,8 +556,8 @@ fn practice_events_decode_open_and_fold_forever() {
     }
     // They fold: after an opening and the contact, into a plan achieved and a unit per person.
     let mut stream = vec![
-        rapport_wire::event_from_wire(&history()[0].1, "event", &limits).unwrap(),
-        rapport_wire::event_from_wire(&history()[2].1, "event", &limits).unwrap(),
+        rapport_wire::event_from_wire(history()[0].1.clone(), "event", &limits).unwrap(),
+        rapport_wire::event_from_wire(history()[2].1.clone(), "event", &limits).unwrap(),
     ];
     stream.extend(recorded);
     let folded = rapport_domain::Account::replay(account, &stream).unwrap();

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rapport_domain::{AccountId, EventId, Limits, Timestamp};
+use rapport_domain::{AccountId, Limits, Timestamp};
 use rapport_projection::RuleSet;
 use rapport_segments::SegmentLog;
 use rapport_store::{AppendBatch, EventLog, NewEvent};
@@ -412,10 +412,9 @@ async fn write_log(
             .events
             .iter()
             .map(|wire| {
-                let event = rapport_wire::event_from_wire(wire, "event", &Limits::default())
+                let event = rapport_wire::event_from_wire(wire.clone(), "event", &Limits::default())
                     .map_err(|v| anyhow::anyhow!("a generated event is invalid: {v}"))?;
-                let id = EventId::parse(&wire.event_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-                anyhow::Ok(NewEvent { event_id: id, payload: rapport_wire::encode_event(&event) })
+                anyhow::Ok(NewEvent { event_id: event.id, payload: rapport_wire::encode_event(&event) })
             })
             .collect::<Result<_, _>>()?;
         raw += events.iter().map(|e| e.payload.len() as u64).sum::<u64>();

@@ -45,10 +45,11 @@ macro_rules! identifier {
         pub struct $name(String);
 
         impl $name {
-            /// Parses an identifier, enforcing the shared identifier rule.
-            pub fn parse(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
-                check_identifier(value, $what, limits)?;
-                Ok(Self(value.to_owned()))
+            /// Parses an identifier, enforcing the shared identifier rule. Owned text (a
+            /// decoded request's) becomes the identifier without being copied.
+            pub fn parse(value: impl AsRef<str> + Into<String>, limits: &Limits) -> Result<Self, InvalidValue> {
+                check_identifier(value.as_ref(), $what, limits)?;
+                Ok(Self(value.into()))
             }
 
             /// The identifier as text.
@@ -60,6 +61,12 @@ macro_rules! identifier {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
             }
         }
     };
@@ -152,7 +159,7 @@ mod tests {
         for value in reject {
             assert!(AccountId::parse(value, &limits).is_err(), "{value:?} should be rejected");
         }
-        assert!(AccountId::parse(&"a".repeat(limits.max_id_len), &limits).is_ok());
+        assert!(AccountId::parse("a".repeat(limits.max_id_len), &limits).is_ok());
     }
 
     #[test]

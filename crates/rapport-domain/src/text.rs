@@ -12,27 +12,29 @@ use crate::{InvalidValue, Limits};
 pub struct Label(String);
 
 impl Label {
-    /// Parses an optional label (empty is allowed).
-    pub fn parse(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
+    /// Parses an optional label (empty is allowed). Owned text (a decoded request's) becomes
+    /// the label without being copied.
+    pub fn parse(value: impl AsRef<str> + Into<String>, limits: &Limits) -> Result<Self, InvalidValue> {
+        let text = value.as_ref();
         // Most text is ASCII: its characters are its bytes, checked a byte at a time.
-        let chars = if value.is_ascii() { value.len() } else { value.chars().count() };
+        let chars = if text.is_ascii() { text.len() } else { text.chars().count() };
         if chars > limits.max_label_chars {
             return Err(InvalidValue::new(format!(
                 "is {chars} characters long; at most {} are allowed",
                 limits.max_label_chars
             )));
         }
-        if let Some(bad) = first_control(value, |_| false) {
+        if let Some(bad) = first_control(text, |_| false) {
             return Err(InvalidValue::new(format!(
                 "contains the control character {bad:?}; use a single line of text"
             )));
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 
     /// Parses a label that must hold something other than whitespace.
-    pub fn parse_required(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
-        if value.trim().is_empty() {
+    pub fn parse_required(value: impl AsRef<str> + Into<String>, limits: &Limits) -> Result<Self, InvalidValue> {
+        if value.as_ref().trim().is_empty() {
             return Err(InvalidValue::new("is required"));
         }
         Self::parse(value, limits)
@@ -49,6 +51,11 @@ impl Label {
         &self.0
     }
 
+    /// The text, given up.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// True when there is no text.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -61,6 +68,12 @@ impl fmt::Display for Label {
     }
 }
 
+impl AsRef<str> for Label {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Multi-line free text: meeting notes, evidence, feedback. Line breaks and tabs are allowed,
 /// other control characters are not; at most `Limits::max_note_bytes` bytes. May be empty.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -68,23 +81,35 @@ impl fmt::Display for Label {
 pub struct Note(String);
 
 impl Note {
-    /// Parses a note.
-    pub fn parse(value: &str, limits: &Limits) -> Result<Self, InvalidValue> {
-        if value.len() > limits.max_note_bytes {
+    /// Parses a note. Owned text (a decoded request's) becomes the note without being copied.
+    pub fn parse(value: impl AsRef<str> + Into<String>, limits: &Limits) -> Result<Self, InvalidValue> {
+        let text = value.as_ref();
+        if text.len() > limits.max_note_bytes {
             return Err(InvalidValue::new(format!(
                 "is {} bytes long; at most {} are allowed",
-                value.len(),
+                text.len(),
                 limits.max_note_bytes
             )));
         }
-        if let Some(bad) = first_control(value, |c| matches!(c, '\n' | '\r' | '\t')) {
+        if let Some(bad) = first_control(text, |c| matches!(c, '\n' | '\r' | '\t')) {
             return Err(InvalidValue::new(format!("contains the control character {bad:?}")));
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, given up.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl AsRef<str> for Note {
+    fn as_ref(&self) -> &str {
         &self.0
     }
 }
@@ -120,8 +145,8 @@ mod tests {
         assert!(Label::parse_required("  ", &limits).is_err());
         assert!(Label::parse_required("Müller & Söhne GmbH", &limits).is_ok());
         assert!(Label::parse("two\nlines", &limits).is_err());
-        assert!(Label::parse(&"é".repeat(limits.max_label_chars), &limits).is_ok());
-        assert!(Label::parse(&"é".repeat(limits.max_label_chars + 1), &limits).is_err());
+        assert!(Label::parse("é".repeat(limits.max_label_chars), &limits).is_ok());
+        assert!(Label::parse("é".repeat(limits.max_label_chars + 1), &limits).is_err());
     }
 
     #[test]
@@ -129,8 +154,8 @@ mod tests {
         let limits = Limits::default();
         assert!(Note::parse("line one\nline two\ttabbed\r\n", &limits).is_ok());
         assert!(Note::parse("bell\u{7}", &limits).is_err());
-        assert!(Note::parse(&"x".repeat(limits.max_note_bytes), &limits).is_ok());
-        assert!(Note::parse(&"x".repeat(limits.max_note_bytes + 1), &limits).is_err());
+        assert!(Note::parse("x".repeat(limits.max_note_bytes), &limits).is_ok());
+        assert!(Note::parse("x".repeat(limits.max_note_bytes + 1), &limits).is_err());
     }
 
     /// The byte-wise check of ASCII text finds exactly the control characters

@@ -42,7 +42,7 @@ pub fn account_of_subject(name: &str, subject: &str, limits: &Limits) -> Option<
     if token.contains('.') {
         return None;
     }
-    AccountId::parse(&token.replace('~', "."), limits).ok()
+    AccountId::parse(token.replace('~', "."), limits).ok()
 }
 
 /// The configuration Rapport creates its stream with: file storage, `replicas` copies (at least

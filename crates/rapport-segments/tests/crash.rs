@@ -29,7 +29,7 @@ impl Lcg {
 }
 
 fn account(n: u64) -> AccountId {
-    AccountId::parse(&format!("account-{n}"), &Limits::default()).expect("a valid account id")
+    AccountId::parse(format!("account-{n}"), &Limits::default()).expect("a valid account id")
 }
 
 /// Event `n`: its id encodes `n`; its payload, of a length that varies with `n`, names it.

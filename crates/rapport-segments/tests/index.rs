@@ -15,7 +15,7 @@ use rapport_store::{AppendBatch, Direction, EventLog, NewEvent, StoredEvent, Str
 const SMALL: Options = Options { segment_bytes: 4096 };
 
 fn account(n: u64) -> AccountId {
-    AccountId::parse(&format!("account-{n}"), &Limits::default()).unwrap()
+    AccountId::parse(format!("account-{n}"), &Limits::default()).unwrap()
 }
 
 fn event(n: u64) -> NewEvent {

@@ -28,23 +28,24 @@ pub(crate) struct Append {
 }
 
 impl Append {
-    /// Parses an append request, every field through `rapport-wire`, and seals its personal
-    /// fields; the writer then judges it against the account. `recorded_by` is the
-    /// authenticated identity making the request.
+    /// Parses an append request, every field through `rapport-wire` (its text becomes the
+    /// events' without being copied), and seals its personal fields; the writer then judges it
+    /// against the account. `recorded_by` is the authenticated identity making the request.
     pub async fn from_wire(
-        request: &pb::AppendRequest,
+        request: pb::AppendRequest,
         recorded_by: String,
         limits: &Limits,
         personal: &PersonalData,
     ) -> Result<Append, AppendError> {
+        let pb::AppendRequest { account_id, expected, events } = request;
         let parse = || -> Result<_, Violation> {
-            let account_id = rapport_wire::requests::account_id(&request.account_id, "account_id", limits)?;
-            Ok((account_id, rapport_wire::requests::append_events(request, limits)?))
+            let account_id = rapport_wire::requests::account_id(&account_id, "account_id", limits)?;
+            Ok((account_id, rapport_wire::requests::append_events(events, limits)?))
         };
         let (account_id, mut events) = parse().map_err(AppendError::Invalid)?;
         let keys_written = personal.seal(&account_id, &mut events).await?;
         let payloads = events.iter().map(rapport_wire::encode_event).collect();
-        let expected = rapport_wire::requests::expected_version(request.expected.as_ref());
+        let expected = rapport_wire::requests::expected_version(expected.as_ref());
         Ok(Append { account_id, expected, events, payloads, recorded_by, keys_written })
     }
 }

@@ -53,7 +53,7 @@ async fn sweep(state: &Arc<AppState>, after: Duration) {
     let days = after.as_secs() / 86_400;
     let limits = Limits::default();
     let (Ok(reason), Ok(by)) = (
-        Label::parse(&format!("retention: {days} days after the contact left (--forget-after-left-days)"), &limits),
+        Label::parse(format!("retention: {days} days after the contact left (--forget-after-left-days)"), &limits),
         StaffId::parse(RETENTION, &limits),
     ) else {
         return;

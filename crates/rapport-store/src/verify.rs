@@ -154,7 +154,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (account, payload))| {
-                let account_id = AccountId::parse(account, &Limits::default()).unwrap();
+                let account_id = AccountId::parse(*account, &Limits::default()).unwrap();
                 let (version, prev_hash) = heads.get(*account).map_or((1, GENESIS_HASH), |(v, h)| (v + 1, *h));
                 let mut id = [0u8; 16];
                 id[15] = i as u8;

@@ -16,26 +16,30 @@ use rapport_domain::{
     ContactId, Currency, EventBody, EventId, EventKind, FORGOTTEN_NAME, InvalidValue, Label, Limits, Money, Note,
     Personal, PersonalField, PlanId, Sealed, SourceSystem, StaffId, Timestamp, Violation,
 };
+use std::cell::RefCell;
+
 use rapport_proto::{v1 as pb, wkt};
 
 use crate::enums::{from_number, to_number};
 use crate::timestamp_to_wire;
 
-/// Parses one wire event; `prefix` is its path (`events[3]`).
-pub fn event_from_wire(event: &pb::Event, prefix: &str, limits: &Limits) -> Result<domain::Event, Violation> {
+/// Parses one wire event; `prefix` is its path (`events[3]`). The event is taken apart: its
+/// text becomes the domain's without being copied.
+pub fn event_from_wire(event: pb::Event, prefix: &str, limits: &Limits) -> Result<domain::Event, Violation> {
     let at = |field: &str| format!("{prefix}.{field}");
-    let id = EventId::parse(&event.event_id).map_err(|e| e.at(at("event_id")))?;
-    let occurred_at = timestamp_from_wire(event.occurred_at.as_ref(), || at("occurred_at"))?;
-    let actor = StaffId::parse(&event.actor, limits).map_err(|e| e.at(at("actor")))?;
-    let source = SourceSystem::parse(&event.source, limits).map_err(|e| e.at(at("source")))?;
-    let body = match &event.body {
+    let pb::Event { event_id, occurred_at, actor, source, body, sealed } = event;
+    let id = EventId::parse(&event_id).map_err(|e| e.at(at("event_id")))?;
+    let occurred_at = timestamp_from_wire(occurred_at.as_ref(), || at("occurred_at"))?;
+    let actor = StaffId::parse(actor, limits).map_err(|e| e.at(at("actor")))?;
+    let source = SourceSystem::parse(source, limits).map_err(|e| e.at(at("source")))?;
+    let body = match body {
         None => {
             return Err(Violation::new(
                 at("body"),
                 "is required; set exactly one of account_opened, tier_assigned, contact_added, ... (see events.proto)",
             ));
         }
-        Some(body) => body_from_wire(body, event.sealed.as_ref(), prefix, limits)?,
+        Some(body) => body_from_wire(body, sealed, prefix, limits)?,
     };
     Ok(domain::Event { id, occurred_at, actor, source, body })
 }
@@ -62,12 +66,13 @@ pub fn personal_field_number(kind: EventKind, field: PersonalField) -> Option<u3
 }
 
 /// The sealed fields of a stored event, parsed and checked against the body they belong to.
-struct SealedParts<'a> {
-    fields: Vec<(u32, &'a pb::SealedField)>,
+/// Each is taken out as its body field is parsed.
+struct SealedParts {
+    fields: Vec<pb::SealedField>,
 }
 
-impl<'a> SealedParts<'a> {
-    fn of(sealed: Option<&'a pb::SealedFields>, kind: EventKind, prefix: &str) -> Result<Self, Violation> {
+impl SealedParts {
+    fn of(sealed: Option<pb::SealedFields>, kind: EventKind, prefix: &str) -> Result<Self, Violation> {
         let Some(sealed) = sealed else { return Ok(SealedParts { fields: Vec::new() }) };
         if sealed.scheme != SEALING_SCHEME {
             return Err(Violation::new(
@@ -85,7 +90,6 @@ impl<'a> SealedParts<'a> {
             PersonalField::Text,
             PersonalField::Actions,
         ];
-        let mut fields = Vec::with_capacity(sealed.fields.len());
         for (index, field) in sealed.fields.iter().enumerate() {
             if !personal.iter().any(|&p| personal_field_number(kind, p) == Some(field.field)) {
                 return Err(Violation::new(
@@ -93,23 +97,23 @@ impl<'a> SealedParts<'a> {
                     format!("is {}, which is no personal field of {kind}", field.field),
                 ));
             }
-            fields.push((field.field, field));
         }
-        Ok(SealedParts { fields })
+        Ok(SealedParts { fields: sealed.fields })
     }
 
     /// The field's sealed text, if the stored form sealed it.
-    fn get(&self, number: u32, path: impl Fn() -> String, limits: &Limits) -> Result<Option<Personal>, Violation> {
-        let Some((_, field)) = self.fields.iter().find(|(n, _)| *n == number) else { return Ok(None) };
+    fn take(&mut self, number: u32, path: impl Fn() -> String, limits: &Limits) -> Result<Option<Personal>, Violation> {
+        let Some(index) = self.fields.iter().position(|f| f.field == number) else { return Ok(None) };
+        let field = self.fields.swap_remove(index);
         let contacts = field
             .contact_ids
-            .iter()
+            .into_iter()
             .map(|id| ContactId::parse(id, limits).map_err(|e| e.at(path())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(if field.ciphertext.is_empty() {
             Personal::Forgotten
         } else {
-            Personal::Sealed(Sealed { contacts, bytes: field.ciphertext.clone() })
+            Personal::Sealed(Sealed { contacts, bytes: field.ciphertext })
         }))
     }
 }
@@ -119,7 +123,8 @@ fn timestamp_from_wire(ts: Option<&wkt::Timestamp>, field: impl Fn() -> String) 
     Timestamp::from_parts(ts.seconds, ts.nanos).map_err(|e| e.at(field()))
 }
 
-/// Field parsers for one body, sharing its path prefix (`events[3].gift_given`).
+/// Field parsers for one body, sharing its path prefix (`events[3].gift_given`). Each takes
+/// the field's value, which becomes the domain's.
 struct Fields<'a> {
     /// The event's path (`events[3]`).
     prefix: &'a str,
@@ -127,7 +132,7 @@ struct Fields<'a> {
     body: &'a str,
     limits: &'a Limits,
     /// The stored form's sealed fields (none in a client's event).
-    sealed: &'a SealedParts<'a>,
+    sealed: &'a RefCell<SealedParts>,
 }
 
 impl Fields<'_> {
@@ -139,17 +144,17 @@ impl Fields<'_> {
     fn at<'s>(&'s self, field: &'s str) -> impl FnOnce(InvalidValue) -> Violation + 's {
         move |e| e.at(self.path(field))
     }
-    fn staff(&self, field: &str, value: &str) -> Result<StaffId, Violation> {
+    fn staff(&self, field: &str, value: String) -> Result<StaffId, Violation> {
         StaffId::parse(value, self.limits).map_err(self.at(field))
     }
-    fn contact(&self, field: &str, value: &str) -> Result<ContactId, Violation> {
+    fn contact(&self, field: &str, value: String) -> Result<ContactId, Violation> {
         ContactId::parse(value, self.limits).map_err(self.at(field))
     }
     /// A contact id that may be empty (the organisation as a whole).
-    fn optional_contact(&self, field: &str, value: &str) -> Result<Option<ContactId>, Violation> {
+    fn optional_contact(&self, field: &str, value: String) -> Result<Option<ContactId>, Violation> {
         (!value.is_empty()).then(|| self.contact(field, value)).transpose()
     }
-    fn plan(&self, field: &str, value: &str) -> Result<PlanId, Violation> {
+    fn plan(&self, field: &str, value: String) -> Result<PlanId, Violation> {
         PlanId::parse(value, self.limits).map_err(self.at(field))
     }
     fn support(&self, field: &str, value: i32) -> Result<domain::Support, Violation> {
@@ -158,43 +163,43 @@ impl Fields<'_> {
     fn intimacy(&self, field: &str, value: u32) -> Result<domain::Intimacy, Violation> {
         domain::Intimacy::new(value).map_err(self.at(field))
     }
-    fn due(&self, field: &str, value: Option<&wkt::Timestamp>) -> Result<Timestamp, Violation> {
+    fn due(&self, field: &str, value: Option<wkt::Timestamp>) -> Result<Timestamp, Violation> {
         let ts = value.ok_or_else(|| Violation::new(self.path(field), "is required; give the date the plan is due"))?;
         Timestamp::from_parts(ts.seconds, ts.nanos).map_err(self.at(field))
     }
-    fn label(&self, field: &str, value: &str) -> Result<Label, Violation> {
+    fn label(&self, field: &str, value: String) -> Result<Label, Violation> {
         Label::parse(value, self.limits).map_err(self.at(field))
     }
-    fn required_label(&self, field: &str, value: &str) -> Result<Label, Violation> {
+    fn required_label(&self, field: &str, value: String) -> Result<Label, Violation> {
         Label::parse_required(value, self.limits).map_err(self.at(field))
     }
-    fn note(&self, field: &str, value: &str) -> Result<Note, Violation> {
+    fn note(&self, field: &str, value: String) -> Result<Note, Violation> {
         Note::parse(value, self.limits).map_err(self.at(field))
     }
     fn sealed(&self, field: &str, number: u32) -> Result<Option<Personal>, Violation> {
-        self.sealed.get(number, || format!("{}.sealed.{field}", self.prefix), self.limits)
+        self.sealed.borrow_mut().take(number, || format!("{}.sealed.{field}", self.prefix), self.limits)
     }
     /// A personal label: sealed in the stored form, else in clear (and then checked).
-    fn personal_label(&self, field: &str, number: u32, value: &str, required: bool) -> Result<Personal, Violation> {
+    fn personal_label(&self, field: &str, number: u32, value: String, required: bool) -> Result<Personal, Violation> {
         if let Some(sealed) = self.sealed(field, number)? {
             return Ok(sealed);
         }
         let label = if required { self.required_label(field, value)? } else { self.label(field, value)? };
-        Ok(Personal::Clear(label.as_str().to_owned()))
+        Ok(Personal::Clear(label.into_string()))
     }
     /// A personal note: sealed in the stored form, else in clear (and then checked).
-    fn personal_note(&self, field: &str, number: u32, value: &str) -> Result<Personal, Violation> {
+    fn personal_note(&self, field: &str, number: u32, value: String) -> Result<Personal, Violation> {
         if let Some(sealed) = self.sealed(field, number)? {
             return Ok(sealed);
         }
-        Ok(Personal::Clear(self.note(field, value)?.as_str().to_owned()))
+        Ok(Personal::Clear(self.note(field, value)?.into_string()))
     }
     /// An optional personal label (`ContactUpdated`): set when sealed or given.
     fn optional_personal_label(
         &self,
         field: &str,
         number: u32,
-        value: Option<&str>,
+        value: Option<String>,
         required: bool,
     ) -> Result<Option<Personal>, Violation> {
         match (self.sealed(field, number)?, value) {
@@ -210,11 +215,11 @@ impl Fields<'_> {
     fn list<T>(
         &self,
         field: &str,
-        values: &[String],
-        parse: impl Fn(&str, &Limits) -> Result<T, InvalidValue>,
+        values: Vec<String>,
+        parse: impl Fn(String, &Limits) -> Result<T, InvalidValue>,
     ) -> Result<Vec<T>, Violation> {
         values
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, v)| parse(v, self.limits).map_err(|e| e.at(self.path(&format!("{field}[{i}]")))))
             .collect()
@@ -222,38 +227,38 @@ impl Fields<'_> {
 }
 
 fn body_from_wire(
-    body: &pb::event::Body,
-    sealed: Option<&pb::SealedFields>,
+    body: pb::event::Body,
+    sealed: Option<pb::SealedFields>,
     prefix: &str,
     limits: &Limits,
 ) -> Result<EventBody, Violation> {
     use pb::event::Body as B;
-    let sealed = SealedParts::of(sealed, kind_of(body), prefix)?;
+    let sealed = RefCell::new(SealedParts::of(sealed, kind_of(&body), prefix)?);
     let sealed = &sealed;
     let f = |body| Fields { prefix, body, limits, sealed };
     Ok(match body {
         B::AccountOpened(b) => {
             let f = f("account_opened");
             EventBody::AccountOpened(domain::AccountOpened {
-                name: f.required_label("name", &b.name)?,
-                industry: f.label("industry", &b.industry)?,
-                owner: f.staff("owner", &b.owner)?,
+                name: f.required_label("name", b.name)?,
+                industry: f.label("industry", b.industry)?,
+                owner: f.staff("owner", b.owner)?,
             })
         }
         B::TierAssigned(b) => {
             let f = f("tier_assigned");
             EventBody::TierAssigned(domain::TierAssigned {
                 tier: from_number(b.tier, || f.path("tier"))?,
-                reason: f.label("reason", &b.reason)?,
+                reason: f.label("reason", b.reason)?,
             })
         }
         B::ContactAdded(b) => {
             let f = f("contact_added");
             EventBody::ContactAdded(domain::ContactAdded {
-                contact_id: f.contact("contact_id", &b.contact_id)?,
-                name: f.personal_label("name", 2, &b.name, true)?,
-                title: f.personal_label("title", 3, &b.title, false)?,
-                department: f.label("department", &b.department)?,
+                contact_id: f.contact("contact_id", b.contact_id)?,
+                name: f.personal_label("name", 2, b.name, true)?,
+                title: f.personal_label("title", 3, b.title, false)?,
+                department: f.label("department", b.department)?,
                 role: from_number(b.role, || f.path("role"))?,
                 key: b.key,
             })
@@ -261,10 +266,10 @@ fn body_from_wire(
         B::ContactUpdated(b) => {
             let f = f("contact_updated");
             EventBody::ContactUpdated(domain::ContactUpdated {
-                contact_id: f.contact("contact_id", &b.contact_id)?,
-                name: f.optional_personal_label("name", 2, b.name.as_deref(), true)?,
-                title: f.optional_personal_label("title", 3, b.title.as_deref(), false)?,
-                department: b.department.as_deref().map(|v| f.label("department", v)).transpose()?,
+                contact_id: f.contact("contact_id", b.contact_id)?,
+                name: f.optional_personal_label("name", 2, b.name, true)?,
+                title: f.optional_personal_label("title", 3, b.title, false)?,
+                department: b.department.map(|v| f.label("department", v)).transpose()?,
                 role: b.role.map(|v| from_number(v, || f.path("role"))).transpose()?,
                 key: b.key,
             })
@@ -272,69 +277,69 @@ fn body_from_wire(
         B::ContactLeft(b) => {
             let f = f("contact_left");
             EventBody::ContactLeft(domain::ContactLeft {
-                contact_id: f.contact("contact_id", &b.contact_id)?,
-                reason: f.label("reason", &b.reason)?,
+                contact_id: f.contact("contact_id", b.contact_id)?,
+                reason: f.label("reason", b.reason)?,
             })
         }
         B::MeetingHeld(b) => {
             let f = f("meeting_held");
             EventBody::MeetingHeld(domain::MeetingHeld {
-                staff: f.list("staff", &b.staff, StaffId::parse)?,
-                contact_ids: f.list("contact_ids", &b.contact_ids, ContactId::parse)?,
+                staff: f.list("staff", b.staff, StaffId::parse)?,
+                contact_ids: f.list("contact_ids", b.contact_ids, ContactId::parse)?,
                 kind: from_number(b.kind, || f.path("kind"))?,
-                topic: f.personal_label("topic", 4, &b.topic, true)?,
-                notes: f.personal_note("notes", 5, &b.notes)?,
+                topic: f.personal_label("topic", 4, b.topic, true)?,
+                notes: f.personal_note("notes", 5, b.notes)?,
             })
         }
         B::GiftGiven(b) => {
             let f = f("gift_given");
             EventBody::GiftGiven(domain::GiftGiven {
-                giver: f.staff("giver", &b.giver)?,
-                recipient: f.contact("recipient_contact_id", &b.recipient_contact_id)?,
-                description: f.personal_label("description", 3, &b.description, true)?,
+                giver: f.staff("giver", b.giver)?,
+                recipient: f.contact("recipient_contact_id", b.recipient_contact_id)?,
+                description: f.personal_label("description", 3, b.description, true)?,
                 value: f.money("value_minor", b.value_minor, "currency", &b.currency)?,
-                approval_ref: Some(f.label("approval_ref", &b.approval_ref)?).filter(|r| !r.is_empty()),
+                approval_ref: Some(f.label("approval_ref", b.approval_ref)?).filter(|r| !r.is_empty()),
             })
         }
         B::SupportSignal(b) => {
             let f = f("support_signal");
             EventBody::SupportSignal(domain::SupportSignal {
-                contact_id: f.contact("contact_id", &b.contact_id)?,
+                contact_id: f.contact("contact_id", b.contact_id)?,
                 support: f.support("support", b.support)?,
                 intimacy: f.intimacy("intimacy", b.intimacy)?,
-                evidence: f.personal_note("evidence", 4, &b.evidence)?,
+                evidence: f.personal_note("evidence", 4, b.evidence)?,
             })
         }
         B::OwnerChanged(b) => {
             let f = f("owner_changed");
             EventBody::OwnerChanged(domain::OwnerChanged {
-                from_owner: f.staff("from_owner", &b.from_owner)?,
-                to_owner: f.staff("to_owner", &b.to_owner)?,
-                reason: f.required_label("reason", &b.reason)?,
-                handover_note: f.note("handover_note", &b.handover_note)?,
+                from_owner: f.staff("from_owner", b.from_owner)?,
+                to_owner: f.staff("to_owner", b.to_owner)?,
+                reason: f.required_label("reason", b.reason)?,
+                handover_note: f.note("handover_note", b.handover_note)?,
             })
         }
         B::TeamMemberJoined(b) => {
             let f = f("team_member_joined");
             EventBody::TeamMemberJoined(domain::TeamMemberJoined {
-                member: f.staff("member", &b.member)?,
+                member: f.staff("member", b.member)?,
                 role: from_number(b.role, || f.path("role"))?,
-                business_unit: f.label("business_unit", &b.business_unit)?,
+                business_unit: f.label("business_unit", b.business_unit)?,
             })
         }
         B::TeamMemberLeft(b) => {
             let f = f("team_member_left");
             EventBody::TeamMemberLeft(domain::TeamMemberLeft {
-                member: f.staff("member", &b.member)?,
-                reason: f.label("reason", &b.reason)?,
+                member: f.staff("member", b.member)?,
+                reason: f.label("reason", b.reason)?,
             })
         }
         B::FeedbackReceived(b) => {
             let f = f("feedback_received");
             EventBody::FeedbackReceived(domain::FeedbackReceived {
-                contact_id: f.optional_contact("contact_id", &b.contact_id)?,
+                contact_id: f.optional_contact("contact_id", b.contact_id)?,
                 score: domain::SatisfactionScore::new(b.score).map_err(f.at("score"))?,
-                text: f.personal_note("text", 3, &b.text)?,
+                text: f.personal_note("text", 3, b.text)?,
             })
         }
         B::OutcomeRecorded(b) => {
@@ -351,74 +356,74 @@ fn body_from_wire(
             };
             EventBody::OutcomeRecorded(domain::OutcomeRecorded {
                 kind: from_number(b.kind, || f.path("kind"))?,
-                title: f.required_label("title", &b.title)?,
+                title: f.required_label("title", b.title)?,
                 value,
-                reference: f.label("reference", &b.reference)?,
+                reference: f.label("reference", b.reference)?,
             })
         }
         B::EventRetracted(b) => {
             let f = f("event_retracted");
             EventBody::EventRetracted(domain::EventRetracted {
                 target: EventId::parse(&b.event_id).map_err(f.at("event_id"))?,
-                reason: f.required_label("reason", &b.reason)?,
+                reason: f.required_label("reason", b.reason)?,
             })
         }
         B::ContactForgotten(b) => {
             let f = f("contact_forgotten");
             EventBody::ContactForgotten(domain::ContactForgotten {
-                contact_id: f.contact("contact_id", &b.contact_id)?,
-                reason: f.required_label("reason", &b.reason)?,
-                requested_by: f.staff("requested_by", &b.requested_by)?,
+                contact_id: f.contact("contact_id", b.contact_id)?,
+                reason: f.required_label("reason", b.reason)?,
+                requested_by: f.staff("requested_by", b.requested_by)?,
             })
         }
         B::RelationshipPlanned(b) => {
             let f = f("relationship_planned");
             EventBody::RelationshipPlanned(domain::RelationshipPlanned {
-                plan_id: f.plan("plan_id", &b.plan_id)?,
-                contact_id: f.contact("contact_id", &b.contact_id)?,
+                plan_id: f.plan("plan_id", b.plan_id)?,
+                contact_id: f.contact("contact_id", b.contact_id)?,
                 target: domain::PlanTarget {
                     support: f.support("target_support", b.target_support)?,
                     intimacy: f.intimacy("target_intimacy", b.target_intimacy)?,
                 },
-                due_at: f.due("due_at", b.due_at.as_ref())?,
-                owner: f.staff("owner", &b.owner)?,
-                actions: f.personal_note("actions", 7, &b.actions)?,
-                goal: f.required_label("goal", &b.goal)?,
-                goal_reference: f.label("goal_reference", &b.goal_reference)?,
+                due_at: f.due("due_at", b.due_at)?,
+                owner: f.staff("owner", b.owner)?,
+                actions: f.personal_note("actions", 7, b.actions)?,
+                goal: f.required_label("goal", b.goal)?,
+                goal_reference: f.label("goal_reference", b.goal_reference)?,
             })
         }
         B::PlanRevised(b) => {
             let f = f("plan_revised");
             EventBody::PlanRevised(domain::PlanRevised {
-                plan_id: f.plan("plan_id", &b.plan_id)?,
+                plan_id: f.plan("plan_id", b.plan_id)?,
                 target_support: b.target_support.map(|v| f.support("target_support", v)).transpose()?,
                 target_intimacy: b.target_intimacy.map(|v| f.intimacy("target_intimacy", v)).transpose()?,
-                due_at: b.due_at.as_ref().map(|v| f.due("due_at", Some(v))).transpose()?,
-                reason: f.required_label("reason", &b.reason)?,
+                due_at: b.due_at.map(|v| f.due("due_at", Some(v))).transpose()?,
+                reason: f.required_label("reason", b.reason)?,
             })
         }
         B::PlanClosed(b) => {
             let f = f("plan_closed");
             EventBody::PlanClosed(domain::PlanClosed {
-                plan_id: f.plan("plan_id", &b.plan_id)?,
+                plan_id: f.plan("plan_id", b.plan_id)?,
                 outcome: from_number(b.outcome, || f.path("outcome"))?,
-                reason: f.required_label("reason", &b.reason)?,
+                reason: f.required_label("reason", b.reason)?,
             })
         }
         B::CompetitorSignal(b) => {
             let f = f("competitor_signal");
             EventBody::CompetitorSignal(domain::CompetitorSignal {
-                competitor: f.required_label("competitor", &b.competitor)?,
-                contact_id: f.optional_contact("contact_id", &b.contact_id)?,
+                competitor: f.required_label("competitor", b.competitor)?,
+                contact_id: f.optional_contact("contact_id", b.contact_id)?,
                 stance: f.support("stance", b.stance)?,
-                evidence: f.personal_note("evidence", 4, &b.evidence)?,
+                evidence: f.personal_note("evidence", 4, b.evidence)?,
             })
         }
         B::StaffAssigned(b) => {
             let f = f("staff_assigned");
             EventBody::StaffAssigned(domain::StaffAssigned {
-                staff: f.staff("staff", &b.staff)?,
-                business_unit: f.required_label("business_unit", &b.business_unit)?,
+                staff: f.staff("staff", b.staff)?,
+                business_unit: f.required_label("business_unit", b.business_unit)?,
             })
         }
     })
@@ -445,8 +450,8 @@ pub fn event_to_wire(event: &domain::Event) -> pb::Event {
     pb::Event {
         event_id: event.id.to_string(),
         occurred_at: Some(timestamp_to_wire(event.occurred_at)),
-        actor: event.actor.to_string(),
-        source: event.source.to_string(),
+        actor: event.actor.as_str().to_owned(),
+        source: event.source.as_str().to_owned(),
         body: Some(body),
         sealed: (!sealed.is_empty()).then_some(pb::SealedFields { scheme: SEALING_SCHEME, fields: sealed }),
     }
@@ -455,7 +460,7 @@ pub fn event_to_wire(event: &domain::Event) -> pb::Event {
 fn sealed_field(kind: EventKind, field: PersonalField, contacts: &[ContactId], ciphertext: Vec<u8>) -> pb::SealedField {
     pb::SealedField {
         field: personal_field_number(kind, field).unwrap_or_default(),
-        contact_ids: contacts.iter().map(ToString::to_string).collect(),
+        contact_ids: contacts.iter().map(|c| c.as_str().to_owned()).collect(),
         ciphertext,
     }
 }
@@ -478,8 +483,8 @@ pub fn event_to_reader(event: &domain::Event) -> (pb::Event, bool) {
     let wire = pb::Event {
         event_id: event.id.to_string(),
         occurred_at: Some(timestamp_to_wire(event.occurred_at)),
-        actor: event.actor.to_string(),
-        source: event.source.to_string(),
+        actor: event.actor.as_str().to_owned(),
+        source: event.source.as_str().to_owned(),
         body: Some(body),
         sealed: None,
     };
@@ -491,7 +496,8 @@ type PersonalText<'a> = dyn FnMut(PersonalField, &Personal) -> Option<String> + 
 
 fn body_to_wire(body: &EventBody, personal: &mut PersonalText<'_>) -> pb::event::Body {
     use pb::event::Body as B;
-    let s = |v: &dyn std::fmt::Display| v.to_string();
+    // The text as it is (the domain's types are text that passed its rules).
+    let s = |v: &dyn AsRef<str>| v.as_ref().to_owned();
     match body {
         EventBody::AccountOpened(b) => {
             B::AccountOpened(pb::AccountOpened { name: s(&b.name), industry: s(&b.industry), owner: s(&b.owner) })
@@ -611,7 +617,7 @@ fn body_to_wire(body: &EventBody, personal: &mut PersonalText<'_>) -> pb::event:
 /// What a recorded event says, as the domain words it: the line the CLI's history and the
 /// console's timeline show.
 pub fn summary(event: &pb::Event) -> String {
-    match event_from_wire(event, "event", &rapport_domain::Limits::for_recorded_events()) {
+    match event_from_wire(event.clone(), "event", &rapport_domain::Limits::for_recorded_events()) {
         Ok(event) => event.body.summary(),
         Err(violation) => format!("(not a valid event: {violation})"),
     }

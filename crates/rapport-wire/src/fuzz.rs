@@ -136,7 +136,7 @@ proptest! {
     #[test]
     fn structured_requests_never_panic_and_round_trip(account_id in text(), events in prop::collection::vec(event(), 1..4)) {
         let request = pb::AppendRequest { account_id, expected: None, events };
-        if let Ok(events) = append_events(&request, &Limits::default()) {
+        if let Ok(events) = append_events(request.events, &Limits::default()) {
             for event in &events {
                 let payload = encode_event(event);
                 let decoded = decode_event(&stored(payload.clone())).expect("an accepted event decodes");
@@ -149,7 +149,7 @@ proptest! {
     #[test]
     fn raw_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(request) = pb::AppendRequest::decode(bytes.as_slice()) {
-            let _ = append_events(&request, &Limits::default());
+            let _ = append_events(request.events, &Limits::default());
         }
         let _ = decode_event(&stored(Bytes::from(bytes)));
     }

@@ -31,7 +31,7 @@ pub struct UndecodableEvent(String);
 /// have tightened since), so history always folds.
 pub fn event_from_bytes(payload: &[u8]) -> Result<domain::Event, UndecodableEvent> {
     let wire = pb::Event::decode(payload).map_err(|e| UndecodableEvent(e.to_string()))?;
-    event_from_wire(&wire, "event", &Limits::for_recorded_events()).map_err(|v| UndecodableEvent(v.to_string()))
+    event_from_wire(wire, "event", &Limits::for_recorded_events()).map_err(|v| UndecodableEvent(v.to_string()))
 }
 
 /// A recorded event whose stored bytes do not decode: the log is damaged.

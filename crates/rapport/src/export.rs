@@ -205,8 +205,8 @@ impl<R: Read> ExportReader<R> {
 fn shown_matches_stored(shown: &pb::Event, stored: &pb::Event) -> bool {
     let limits = Limits::for_recorded_events();
     let (Ok(mut shown), Ok(stored)) = (
-        rapport_wire::event_from_wire(shown, "event", &limits),
-        rapport_wire::event_from_wire(stored, "stored", &limits),
+        rapport_wire::event_from_wire(shown.clone(), "event", &limits),
+        rapport_wire::event_from_wire(stored.clone(), "stored", &limits),
     ) else {
         return false;
     };
@@ -249,7 +249,7 @@ fn migrate(keys: &KeyStore, exported: Exported) -> anyhow::Result<(StoredEvent, 
         open_event(&mut opened, &account, keys);
         if holds_clear_text(&original) || (!forgotten && opened.body.is_forgotten()) {
             if !holds_clear_text(&original) {
-                event = rapport_wire::event_from_wire(&shown, "event", &Limits::for_recorded_events())
+                event = rapport_wire::event_from_wire(shown, "event", &Limits::for_recorded_events())
                     .map_err(|v| anyhow::anyhow!("the event as readers saw it does not hold together: {v}"))?;
             }
             let found = keys.keys_or_create(&subjects).context("could not make the contacts' data keys")?;

@@ -56,14 +56,14 @@ pub(super) async fn queue_append(
         }
         None => String::new(),
     };
-    let append = Append::from_wire(&request, recorded_by, &state.limits, &state.personal).await?;
+    let append = Append::from_wire(request, recorded_by, &state.limits, &state.personal).await?;
+    let kinds: Vec<_> = append.events.iter().map(|event| event.body.kind()).collect();
     let appended = state.writer.submit(append).await?;
     let metrics = Arc::clone(&state.metrics);
     Ok(async move {
         let outcome = appended.await?;
-        let recorded = if outcome.duplicate { &[][..] } else { &request.events[..] };
-        metrics
-            .appended(recorded.iter().filter_map(|e| e.body.as_ref()).map(|body| rapport_wire::kind_of(body).name()));
+        let recorded = if outcome.duplicate { &[][..] } else { &kinds[..] };
+        metrics.appended(recorded.iter().map(|kind| kind.name()));
         Ok(outcome.to_wire())
     })
 }
